@@ -1,0 +1,48 @@
+# Everyday targets. `make help` lists them.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help setup test test-fast lint format typecheck crd dev bench kind-e2e helm-lint clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: ## venv, TensorFlow, node packages, chromium, helm (fresh machine)
+	./scripts/setup.sh
+
+test: ## the whole test suite (what CI runs)
+	$(PY) -m pytest -q -ra
+
+test-fast: ## skip the slow tests (TensorFlow, node, browser)
+	$(PY) -m pytest -q -m "not slow"
+
+lint: ## ruff + mypy
+	$(VENV)/bin/ruff check operator trainer tests bench
+	$(VENV)/bin/ruff format --check operator trainer tests bench
+	$(VENV)/bin/mypy
+
+format: ## apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix operator trainer tests bench
+	$(VENV)/bin/ruff format operator trainer tests bench
+
+typecheck: ## mypy only
+	$(VENV)/bin/mypy
+
+crd: ## regenerate deploy/crds from the pydantic models
+	$(VENV)/bin/channelmodel crd -o deploy/crds/channelmodels.ml.dukarun.io.yaml
+
+dev: ## the whole loop locally, no cluster needed
+	$(VENV)/bin/channelmodel dev
+
+bench: ## run every benchmark (minutes); figures go to docs/benchmarks.md
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+kind-e2e: ## real cluster: kind, images, chart, a trained model (needs docker)
+	./scripts/kind-e2e.sh
+
+helm-lint: ## lint the chart
+	helm lint deploy/helm/channelmodel
+
+clean:
+	rm -rf .mypy_cache .ruff_cache .pytest_cache build dist

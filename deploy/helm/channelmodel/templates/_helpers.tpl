@@ -1,0 +1,182 @@
+{{/* Chart name, truncated to the 63 characters of a DNS label. */}}
+{{- define "channelmodel.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Release-qualified name; component suffixes below keep it at 48 characters. */}}
+{{- define "channelmodel.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 48 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 48 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 48 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "channelmodel.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels on every object. */}}
+{{- define "channelmodel.labels" -}}
+helm.sh/chart: {{ include "channelmodel.chart" . }}
+app.kubernetes.io/name: {{ include "channelmodel.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: channelmodel
+{{- end -}}
+
+{{/* Selector labels of one component: pass (dict "ctx" $ "component" "operator"). */}}
+{{- define "channelmodel.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "channelmodel.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "channelmodel.componentLabels" -}}
+{{ include "channelmodel.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "channelmodel.operatorName" -}}
+{{- printf "%s-operator" (include "channelmodel.fullname" .) -}}
+{{- end -}}
+
+{{- define "channelmodel.serverName" -}}
+{{- printf "%s-server" (include "channelmodel.fullname" .) -}}
+{{- end -}}
+
+{{- define "channelmodel.operatorServiceAccountName" -}}
+{{- default (include "channelmodel.operatorName" .) .Values.operator.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "channelmodel.trainerServiceAccountName" -}}
+{{- default (printf "%s-trainer" (include "channelmodel.fullname" .)) .Values.trainer.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "channelmodel.claimName" -}}
+{{- default (printf "%s-models" (include "channelmodel.fullname" .)) .Values.store.pvc.existingClaim -}}
+{{- end -}}
+
+{{- define "channelmodel.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "channelmodel.trainerImage" -}}
+{{- $variant := ternary "gpu" "cpu" .Values.trainer.gpu.enabled -}}
+{{- printf "%s:%s" .Values.trainer.image.repository (default (printf "%s-%s" .Chart.AppVersion $variant) .Values.trainer.image.tag) -}}
+{{- end -}}
+
+{{/* Namespaces whose ChannelModels are watched in namespaced mode. */}}
+{{- define "channelmodel.watchedNamespaces" -}}
+{{- if .Values.watch.namespaces -}}
+{{- join "," (uniq .Values.watch.namespaces) -}}
+{{- else -}}
+{{- .Release.Namespace -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Namespaces where training Jobs run and so need the trainer ServiceAccount (comma list). */}}
+{{- define "channelmodel.workloadNamespaces" -}}
+{{- if .Values.watch.clusterWide -}}
+{{- join "," (uniq (prepend .Values.watch.namespaces .Release.Namespace)) -}}
+{{- else -}}
+{{- include "channelmodel.watchedNamespaces" . -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "channelmodel.storeUri" -}}
+{{- if eq .Values.store.type "s3" -}}
+{{- $prefix := trimAll "/" .Values.store.s3.prefix -}}
+{{- if $prefix -}}
+{{- printf "s3://%s/%s" .Values.store.s3.bucket $prefix -}}
+{{- else -}}
+{{- printf "s3://%s" .Values.store.s3.bucket -}}
+{{- end -}}
+{{- else -}}
+{{- printf "file://%s" .Values.store.pvc.path -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "channelmodel.publicBaseUrl" -}}
+{{- if .Values.operator.publicBaseUrl -}}
+{{- .Values.operator.publicBaseUrl | trimSuffix "/" -}}
+{{- else if .Values.server.ingress.enabled -}}
+{{- printf "%s://%s" (ternary "https" "http" .Values.server.ingress.tls.enabled) .Values.server.ingress.host -}}
+{{- else -}}
+{{- printf "http://%s.%s.svc:%d" (include "channelmodel.serverName" .) .Release.Namespace (int .Values.server.service.port) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Refuse combinations values.schema.json cannot express. */}}
+{{- define "channelmodel.validate" -}}
+{{- if eq .Values.store.type "pvc" -}}
+{{- if or .Values.watch.clusterWide (ne (include "channelmodel.watchedNamespaces" .) .Release.Namespace) -}}
+{{- fail (printf "store.type=pvc keeps models on a claim in namespace %q, but training Jobs run in each ChannelModel's namespace and can mount the claim only there: watch only the release namespace (watch.clusterWide=false, watch.namespaces=[]) or use store.type=s3" .Release.Namespace) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* S3 connection env shared by the operator and the model server. */}}
+{{- define "channelmodel.s3Env" -}}
+{{- if eq .Values.store.type "s3" }}
+- name: AWS_REGION
+  value: {{ .Values.store.s3.region | quote }}
+- name: CHANNELMODEL_S3_ADDRESSING_STYLE
+  value: {{ .Values.store.s3.addressingStyle | quote }}
+{{- with .Values.store.s3.endpointUrl }}
+- name: CHANNELMODEL_S3_ENDPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.store.s3.existingSecret }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: AWS_ACCESS_KEY_ID
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: AWS_SECRET_ACCESS_KEY
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "channelmodel.storeVolumeMount" -}}
+{{- if eq .ctx.Values.store.type "pvc" }}
+- name: models
+  mountPath: {{ .ctx.Values.store.pvc.path }}
+  readOnly: {{ .readOnly }}
+{{- end }}
+{{- end -}}
+
+{{- define "channelmodel.storeVolume" -}}
+{{- if eq .Values.store.type "pvc" }}
+- name: models
+  persistentVolumeClaim:
+    claimName: {{ include "channelmodel.claimName" . }}
+{{- end }}
+{{- end -}}
+
+{{- define "channelmodel.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsGroup }}
+fsGroup: {{ .Values.securityContext.fsGroup }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "channelmodel.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities:
+  drop: [ALL]
+{{- end -}}

@@ -1,0 +1,5 @@
+import sys
+
+from channelmodel.cli import main
+
+sys.exit(main())

@@ -1,0 +1,23 @@
+"""Annotation keys the backend (or a person) writes on a ChannelModel."""
+
+from enum import StrEnum
+
+PREFIX = "ml.dukarun.io"
+INVENTORY_CHANGED_AT = f"{PREFIX}/inventory-changed-at"
+INVENTORY_CHANGE = f"{PREFIX}/inventory-change"
+RETRAIN_REQUESTED_AT = f"{PREFIX}/retrain-requested-at"
+
+
+class ChangeKind(StrEnum):
+    PRODUCT_ADDED = "productAdded"
+    PRODUCT_DELETED = "productDeleted"
+    IMAGE_CHANGED = "imageChanged"
+
+
+class TriggerKind(StrEnum):
+    """What may start a retrain; `schedule` is the nightly fallback run."""
+
+    PRODUCT_ADDED = "productAdded"
+    PRODUCT_DELETED = "productDeleted"
+    IMAGE_CHANGED = "imageChanged"
+    SCHEDULE = "schedule"

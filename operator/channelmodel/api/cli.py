@@ -1,0 +1,21 @@
+"""`channelmodel crd`: print or write the generated CRD."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from channelmodel.api.crd import render_crd_yaml
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", "-o", type=Path, help="Write to this file instead of stdout.")
+
+
+def run(args: argparse.Namespace) -> int:
+    text = render_crd_yaml()
+    if args.output:
+        args.output.write_text(text)
+    else:
+        print(text, end="")
+    return 0

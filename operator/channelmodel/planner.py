@@ -1,0 +1,512 @@
+"""The operator's decisions, as a pure function.
+
+`plan(PlanInput) -> Plan` looks at one ChannelModel (spec, status, annotations),
+the observed state of its training Job, the fleet-wide capacity and the time,
+and returns the status it should have and the side effects to run. It does no
+I/O and reads no clock, so debounce, cooldown, schedules and the concurrency
+cap are tested with plain values (tests/operator/test_planner.py).
+
+Every pending decision is derivable from the object itself: the change times
+live in annotations, what has been covered or attempted lives in status. An
+operator restarted at any point re-plans to the same result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from channelmodel import conditions as cond
+from channelmodel import schedule as cron
+from channelmodel.api import annotations as ann
+from channelmodel.api.models import (
+    ChannelModelSpec,
+    ChannelModelStatus,
+    JobRef,
+    RunMetrics,
+    TrainingStatus,
+    VersionRecord,
+    VersionState,
+)
+from channelmodel.versions import newest_first, next_version
+
+MAX_JOB_NAME = 63  # Job names become label values (job-name), which stop at 63
+
+
+class JobPhase(StrEnum):
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    MISSING = "Missing"
+
+
+class Trigger(StrEnum):
+    INITIAL = "initial"
+    SPEC = "spec"
+    EVENT = "event"
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True)
+class JobObservation:
+    """What the handler saw of the Job named in status.currentJob."""
+
+    phase: JobPhase
+    result: Mapping[str, Any] | None = None  # the trainer's termination message
+    reason: str = ""  # Job failure reason (BackoffLimitExceeded, DeadlineExceeded, ...)
+    published: bool = True  # the version the Job reports is committed in the store
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The cross-channel view the concurrency cap needs."""
+
+    cap: int
+    running: int = 0  # training Jobs in flight across all channels
+    queued_ahead: int = 0  # channels ready to start that were queued before this one
+
+    @property
+    def may_start(self) -> bool:
+        free = self.cap - self.running
+        return free > 0 and self.queued_ahead < free
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    name: str
+    spec: ChannelModelSpec
+    status: ChannelModelStatus
+    annotations: Mapping[str, str]
+    now: datetime
+    fleet: Fleet
+    model_base_url: Any  # Callable[[str, str], str]: (channelId, version) -> URL
+    generation: int | None = None
+    job: JobObservation | None = None
+    quality_margin: float = 0.05
+    blocked: str | None = None  # why a Job cannot be started (e.g. missing Secret)
+
+
+@dataclass(frozen=True)
+class StartJob:
+    name: str
+    version: str
+    trigger: Trigger
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class Plan:
+    status: ChannelModelStatus
+    start_job: StartJob | None = None
+    delete_versions: list[str] = field(default_factory=list)
+    serve_version: str | None = None  # write the store's serving pointer
+    events: list[Event] = field(default_factory=list)
+
+
+def spec_hash(spec: ChannelModelSpec) -> str:
+    """Hash of the fields that shape a model: a change retrains at once."""
+    relevant = spec.model_dump(mode="json", include={"channelId", "manifest", "training"})
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def job_name(name: str, attempt: int) -> str:
+    suffix = f"-train-{attempt}"
+    if len(name) + len(suffix) <= MAX_JOB_NAME:
+        return name + suffix
+    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
+    return f"{name[: MAX_JOB_NAME - len(suffix) - 7].rstrip('-.')}-{digest}{suffix}"
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None  # RFC 3339 requires an offset
+
+
+@dataclass(frozen=True)
+class _Want:
+    trigger: Trigger
+    ready_at: datetime
+
+
+def plan(inp: PlanInput) -> Plan:
+    status = inp.status.model_copy(deep=True)
+    result = Plan(status=status)
+    status.observedGeneration = inp.generation
+
+    if status.currentJob is not None and inp.job is not None:
+        _follow_job(inp, result, status.currentJob, inp.job)
+
+    _serve(inp, result)
+
+    if status.currentJob is None:
+        _decide_training(inp, result)
+
+    _set_conditions(inp, result)
+    return result
+
+
+# --- following a running Job -------------------------------------------------
+
+
+def _follow_job(inp: PlanInput, result: Plan, job: JobRef, obs: JobObservation) -> None:
+    status = result.status
+    if obs.phase == JobPhase.RUNNING:
+        status.trainingStatus = TrainingStatus.TRAINING
+        return
+
+    status.attemptedChangeAt = job.changeAt
+    status.currentJob = None
+    report = dict(obs.result or {})
+    metrics = _metrics(report)
+    if metrics is not None:
+        status.lastRun = metrics
+
+    if obs.phase == JobPhase.SUCCEEDED and report.get("ok", True) and obs.published:
+        _accept_or_reject(inp, result, job, metrics)
+        return
+
+    if obs.phase == JobPhase.MISSING:
+        reason = f"training Job {job.name} disappeared before it finished"
+    elif obs.phase == JobPhase.SUCCEEDED and not obs.published:
+        reason = f"trainer reported success but version {job.version} is not in the store"
+    else:
+        reason = str(report.get("error") or obs.reason or "training Job failed")
+    status.trainingStatus = TrainingStatus.FAILED
+    status.lastError = reason
+    result.events.append(Event("Warning", "TrainingFailed", f"{job.version}: {reason}"))
+
+
+def _metrics(report: Mapping[str, Any]) -> RunMetrics | None:
+    raw = report.get("metrics")
+    if not isinstance(raw, Mapping):
+        return None
+    try:
+        return RunMetrics.model_validate({k: raw.get(k) for k in RunMetrics.model_fields})
+    except ValueError:
+        return None
+
+
+def _accept_or_reject(
+    inp: PlanInput, result: Plan, job: JobRef, metrics: RunMetrics | None
+) -> None:
+    status = result.status
+    accuracy = metrics.accuracy if metrics else None
+    served = next((v for v in status.versions if v.version == status.modelVersion), None)
+    rejection = None
+    if accuracy is not None and accuracy < inp.spec.minAccuracy:
+        rejection = f"accuracy {accuracy:.3f} is below minAccuracy {inp.spec.minAccuracy:.3f}"
+    elif (
+        accuracy is not None
+        and served is not None
+        and served.accuracy is not None
+        and accuracy < served.accuracy - inp.quality_margin
+    ):
+        rejection = (
+            f"accuracy {accuracy:.3f} is more than {inp.quality_margin:.3f} below "
+            f"the served {served.version} ({served.accuracy:.3f})"
+        )
+    record = VersionRecord(
+        version=job.version,
+        createdAt=inp.now,
+        accuracy=accuracy,
+        state=VersionState.REJECTED if rejection else VersionState.RETAINED,
+        reason=rejection,
+    )
+    status.versions = [record, *(v for v in status.versions if v.version != job.version)]
+    status.latestVersion = job.version
+    if rejection:
+        status.trainingStatus = TrainingStatus.FAILED
+        status.lastError = f"{job.version} rejected by the quality gate: {rejection}"
+        result.events.append(Event("Warning", "ModelRejected", status.lastError))
+        return
+    status.trainingStatus = TrainingStatus.SUCCEEDED
+    status.lastError = None
+    status.lastTrained = inp.now
+    status.coveredChangeAt = job.changeAt
+    result.events.append(Event("Normal", "TrainingSucceeded", f"trained {job.version}"))
+
+
+# --- serving, pinning, retention ---------------------------------------------
+
+
+def _serve(inp: PlanInput, result: Plan) -> None:
+    status = result.status
+    pinned = inp.spec.pinnedVersion
+    known = {v.version for v in status.versions}
+    if pinned and pinned in known:
+        target: str | None = pinned
+    else:
+        target = next(
+            (v.version for v in status.versions if v.state != VersionState.REJECTED), None
+        )
+        if pinned and pinned not in known:
+            # Pinning to something that is not there keeps the current model.
+            target = status.modelVersion if status.modelVersion in known else target
+
+    if target is not None and target != status.modelVersion:
+        result.serve_version = target
+        reason = "VersionPinned" if target == pinned else "VersionServed"
+        result.events.append(Event("Normal", reason, f"serving {target}"))
+    status.modelVersion = target
+    status.modelBaseUrl = inp.model_base_url(inp.spec.channelId, target) if target else None
+
+    keep = {target, pinned} | set(
+        newest_first([v.version for v in status.versions])[: inp.spec.retainVersions]
+    )
+    result.delete_versions = [v.version for v in status.versions if v.version not in keep]
+    status.versions = [
+        v.model_copy(
+            update={
+                "state": VersionState.SERVED
+                if v.version == target
+                else (
+                    VersionState.REJECTED
+                    if v.state == VersionState.REJECTED
+                    else VersionState.RETAINED
+                )
+            }
+        )
+        for v in status.versions
+        if v.version in keep
+    ]
+
+
+# --- deciding whether to train -----------------------------------------------
+
+
+def _decide_training(inp: PlanInput, result: Plan) -> None:
+    status = result.status
+    want = _wanted_run(inp, status)
+    if want is None:
+        if status.trainingStatus in (TrainingStatus.QUEUED, TrainingStatus.TRAINING):
+            status.trainingStatus = (
+                TrainingStatus.SUCCEEDED if status.modelVersion else TrainingStatus.IDLE
+            )
+        status.queuedAt = status.trainAfter = status.queuedTrigger = None
+        return
+
+    if status.queuedAt is None:
+        status.queuedAt = inp.now
+        result.events.append(
+            Event("Normal", "Queued", f"{want.trigger} retrain after {_iso(want.ready_at)}")
+        )
+    status.trainingStatus = TrainingStatus.QUEUED
+    status.trainAfter = want.ready_at
+    status.queuedTrigger = want.trigger.value
+
+    if inp.spec.suspend or inp.blocked or want.ready_at > inp.now or not inp.fleet.may_start:
+        return
+
+    attempt = status.attempts + 1
+    version = next_version(status.latestVersion)
+    start = StartJob(name=job_name(inp.name, attempt), version=version, trigger=want.trigger)
+    result.start_job = start
+    status.attempts = attempt
+    status.attemptedSpecHash = spec_hash(inp.spec)
+    status.currentJob = JobRef(
+        name=start.name,
+        version=version,
+        trigger=want.trigger.value,
+        startedAt=inp.now,
+        changeAt=parse_time(inp.annotations.get(ann.INVENTORY_CHANGED_AT)),
+    )
+    requested = parse_time(inp.annotations.get(ann.RETRAIN_REQUESTED_AT))
+    if requested is not None:
+        status.handledRetrainRequestAt = requested  # this run covers any manual request so far
+    status.trainingStatus = TrainingStatus.TRAINING
+    status.queuedAt = status.trainAfter = status.queuedTrigger = None
+    result.events.append(
+        Event(
+            "Normal", "TrainingStarted", f"{want.trigger} training of {version} in Job {start.name}"
+        )
+    )
+
+
+def _wanted_run(inp: PlanInput, status: ChannelModelStatus) -> _Want | None:
+    """The earliest-ready reason to train now or later, or None."""
+    spec, now = inp.spec, inp.now
+    wants: list[_Want] = []
+    cooldown_end = (
+        status.lastTrained + timedelta(seconds=spec.cooldownSeconds) if status.lastTrained else now
+    )
+
+    requested = parse_time(inp.annotations.get(ann.RETRAIN_REQUESTED_AT))
+    if requested and (
+        status.handledRetrainRequestAt is None or requested > status.handledRetrainRequestAt
+    ):
+        wants.append(_Want(Trigger.MANUAL, now))  # skips debounce and cooldown
+
+    if status.attemptedSpecHash != spec_hash(spec):
+        wants.append(_Want(Trigger.INITIAL if status.attempts == 0 else Trigger.SPEC, now))
+
+    changed_at = parse_time(inp.annotations.get(ann.INVENTORY_CHANGED_AT))
+    seen = max((t for t in (status.coveredChangeAt, status.attemptedChangeAt) if t), default=None)
+    kind = inp.annotations.get(ann.INVENTORY_CHANGE)
+    kind_enabled = (
+        kind in spec.retrainTriggers
+        if kind
+        else any(t != ann.TriggerKind.SCHEDULE for t in spec.retrainTriggers)
+    )
+    if spec.autoRetrain and kind_enabled and changed_at and (seen is None or changed_at > seen):
+        debounce_end = changed_at + timedelta(seconds=spec.debounceSeconds)
+        wants.append(_Want(Trigger.EVENT, max(debounce_end, cooldown_end, now)))
+
+    schedule_want = _scheduled_run(inp, status, changed_at, cooldown_end)
+    if schedule_want:
+        wants.append(schedule_want)
+
+    return min(wants, key=lambda w: w.ready_at, default=None)
+
+
+def _scheduled_run(
+    inp: PlanInput, status: ChannelModelStatus, changed_at: datetime | None, cooldown_end: datetime
+) -> _Want | None:
+    spec = inp.spec
+    enabled = spec.autoRetrain and ann.TriggerKind.SCHEDULE in spec.retrainTriggers
+    already_queued = status.queuedTrigger == Trigger.SCHEDULE.value  # a fired schedule stays queued
+    try:
+        fired = cron.last_fire_at_or_before(spec.schedule.cron, spec.schedule.timeZone, inp.now)
+    except cron.ScheduleError:
+        fired = None  # reported as a SpecValid condition
+    previous = status.lastScheduleAt
+    new_fire = (
+        fired is not None
+        and previous is not None
+        and fired > previous
+        and not cron.same_wall_clock(
+            fired, previous, spec.schedule.timeZone
+        )  # DST fall-back repeat
+    )
+    if fired is not None:
+        status.lastScheduleAt = fired
+    # However many fires were missed while the operator was down, this is one decision.
+    if enabled and (new_fire or already_queued) and _uncovered(status, changed_at):
+        return _Want(Trigger.SCHEDULE, max(cooldown_end, inp.now))
+    return None
+
+
+def _uncovered(status: ChannelModelStatus, changed_at: datetime | None) -> bool:
+    """The inventory changed since the change the served model covers (any kind)."""
+    return changed_at is not None and (
+        status.coveredChangeAt is None or changed_at > status.coveredChangeAt
+    )
+
+
+# --- conditions ----------------------------------------------------------------
+
+
+def _set_conditions(inp: PlanInput, result: Plan) -> None:
+    status, now, gen = result.status, inp.now, inp.generation
+    conds = status.conditions
+
+    problem = inp.blocked or _schedule_problem(inp.spec)
+    if problem:
+        conds = cond.set_condition(conds, cond.SPEC_VALID, False, "InvalidSpec", problem, now, gen)
+        if cond.get_condition(inp.status.conditions, cond.SPEC_VALID) is None or (
+            cond.get_condition(inp.status.conditions, cond.SPEC_VALID).status == "True"  # type: ignore[union-attr]
+        ):
+            result.events.append(Event("Warning", "InvalidSpec", problem))
+    else:
+        conds = cond.set_condition(conds, cond.SPEC_VALID, True, "Valid", "", now, gen)
+
+    if status.modelVersion:
+        pinned = inp.spec.pinnedVersion
+        if pinned and pinned != status.modelVersion:
+            conds = cond.set_condition(
+                conds,
+                cond.READY,
+                True,
+                "PinnedVersionMissing",
+                f"pinnedVersion {pinned} is not a retained version; serving {status.modelVersion}",
+                now,
+                gen,
+            )
+        else:
+            reason = "VersionPinned" if pinned else "ModelServed"
+            conds = cond.set_condition(
+                conds, cond.READY, True, reason, f"serving {status.modelVersion}", now, gen
+            )
+    elif status.trainingStatus == TrainingStatus.FAILED:
+        conds = cond.set_condition(
+            conds, cond.READY, False, "TrainingFailed", status.lastError or "", now, gen
+        )
+    else:
+        conds = cond.set_condition(
+            conds, cond.READY, False, "NoModelYet", "no model trained yet", now, gen
+        )
+
+    if status.currentJob:
+        conds = cond.set_condition(
+            conds,
+            cond.TRAINING,
+            True,
+            "JobRunning",
+            f"Job {status.currentJob.name} trains {status.currentJob.version}",
+            now,
+            gen,
+        )
+    elif inp.spec.suspend:
+        conds = cond.set_condition(
+            conds, cond.TRAINING, False, "Suspended", "spec.suspend is true", now, gen
+        )
+    elif status.trainingStatus == TrainingStatus.QUEUED:
+        waiting = (
+            "capacity" if status.trainAfter and status.trainAfter <= now else "debounce/cooldown"
+        )
+        conds = cond.set_condition(
+            conds,
+            cond.TRAINING,
+            False,
+            "Queued",
+            f"{status.queuedTrigger} retrain waiting for {waiting} until {_iso(status.trainAfter)}",
+            now,
+            gen,
+        )
+    else:
+        conds = cond.set_condition(conds, cond.TRAINING, False, "Idle", "", now, gen)
+
+    if status.trainingStatus == TrainingStatus.FAILED and status.lastError:
+        reason = "QualityGateRejected" if "quality gate" in status.lastError else "TrainingFailed"
+        conds = cond.set_condition(
+            conds, cond.LAST_RUN_SUCCEEDED, False, reason, status.lastError, now, gen
+        )
+    elif status.lastTrained and status.trainingStatus == TrainingStatus.SUCCEEDED:
+        conds = cond.set_condition(
+            conds,
+            cond.LAST_RUN_SUCCEEDED,
+            True,
+            "TrainingSucceeded",
+            f"trained {status.latestVersion}",
+            now,
+            gen,
+        )
+    status.conditions = conds
+
+
+def _schedule_problem(spec: ChannelModelSpec) -> str | None:
+    try:
+        cron.validate(spec.schedule.cron, spec.schedule.timeZone)
+    except cron.ScheduleError as exc:
+        return f"spec.schedule: {exc}"
+    return None
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat().replace("+00:00", "Z") if value else "-"

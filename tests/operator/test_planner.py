@@ -1,0 +1,342 @@
+"""The planner's decisions, driven by a fake clock (see sim.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from channelmodel.api.models import ConditionStatus, TrainingStatus, VersionState
+from channelmodel.conditions import get_condition
+from channelmodel.planner import Fleet, JobPhase, Trigger, job_name
+
+from .sim import T0, Sim, make_spec
+
+
+def test_new_channel_trains_first_version_at_once() -> None:
+    sim = Sim()
+    p = sim.tick()
+    assert p.start_job is not None
+    assert p.start_job.version == "1.0.0"
+    assert p.start_job.trigger == Trigger.INITIAL
+    assert p.start_job.name == "shop-1-train-1"
+    assert sim.status.trainingStatus == TrainingStatus.TRAINING
+    assert get_condition(sim.status.conditions, "Training").status == ConditionStatus.TRUE  # type: ignore[union-attr]
+
+
+def test_success_publishes_version_url_and_ready_condition() -> None:
+    sim = Sim()
+    sim.tick()
+    sim.now += timedelta(seconds=30)
+    p = sim.finish(accuracy=0.8)
+    assert sim.status.modelVersion == "1.0.0"
+    assert sim.status.modelBaseUrl == "http://models.test/assets/ml-models/shop-1/v1.0.0/"
+    assert sim.status.trainingStatus == TrainingStatus.SUCCEEDED
+    assert sim.status.lastTrained == sim.now
+    assert sim.status.lastRun is not None and sim.status.lastRun.accuracy == 0.8
+    assert p.serve_version == "1.0.0"
+    ready = get_condition(sim.status.conditions, "Ready")
+    assert ready is not None and ready.status == ConditionStatus.TRUE and ready.reason == "ModelServed"
+    assert [e.reason for e in p.events] == ["TrainingSucceeded", "VersionServed"]
+
+
+def test_steady_state_plans_no_change() -> None:
+    sim = Sim()
+    sim.trained_once()
+    before = sim.status.model_dump(mode="json")
+    sim.now += timedelta(hours=1)
+    p = sim.tick()
+    assert p.start_job is None and not p.events and p.serve_version is None
+    assert p.status.model_dump(mode="json") == before
+
+
+def test_second_training_bumps_patch_and_failure_keeps_previous_model() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=0))
+    sim.trained_once()
+    sim.change()
+    sim.tick()
+    assert sim.started[-1][1].version == "1.0.1"
+    sim.finish()
+    assert sim.status.modelVersion == "1.0.1"
+    sim.now += timedelta(seconds=1)
+    sim.change()
+    sim.tick()
+    assert sim.started[-1][1].version == "1.0.2"
+    sim.finish(ok=False, error="manifest has a single product")
+    assert sim.status.trainingStatus == TrainingStatus.FAILED
+    assert sim.status.modelVersion == "1.0.1"
+    assert sim.status.lastError == "manifest has a single product"
+    last = get_condition(sim.status.conditions, "LastRunSucceeded")
+    assert last is not None and last.status == ConditionStatus.FALSE
+    assert last.message == "manifest has a single product"
+    # a failed run is not retried in a loop: the same change is already attempted
+    sim.advance(30)
+    assert len(sim.started) == 3
+    # and the failed version number is reused by the next attempt
+    sim.change()
+    sim.tick()
+    assert sim.started[-1][1].version == "1.0.2"
+    assert sim.started[-1][1].name == "shop-1-train-4"
+
+
+def test_burst_of_changes_is_debounced_into_one_run() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=3, cooldownSeconds=0))
+    sim.trained_once()
+    start = sim.now
+    for i in range(50):  # 50 changes spread over 10 s
+        sim.now = start + timedelta(seconds=i * 10 / 49)
+        sim.change()
+        sim.tick()
+        assert sim.status.trainingStatus == TrainingStatus.QUEUED
+    last_change = sim.now
+    assert sim.status.trainAfter == last_change + timedelta(seconds=3)
+    sim.advance(10, step=0.25)
+    assert len(sim.started) == 2
+    started_at, job = sim.started[-1]
+    assert job.trigger == Trigger.EVENT
+    assert last_change + timedelta(seconds=3) <= started_at <= last_change + timedelta(seconds=3.25)
+
+
+def test_cooldown_delays_the_next_run_to_its_end() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=5))
+    sim.trained_once()
+    finished = sim.status.lastTrained
+    assert finished is not None
+    sim.now += timedelta(seconds=1)
+    sim.change()
+    sim.tick()
+    assert sim.status.trainAfter == finished + timedelta(seconds=5)
+    sim.advance(3.5)
+    assert len(sim.started) == 1
+    for _ in range(3):  # more changes during the cooldown: still one run
+        sim.change()
+        sim.advance(0.5)
+    sim.advance(3)
+    assert len(sim.started) == 2
+    assert sim.started[-1][0] == finished + timedelta(seconds=5)
+
+
+def test_change_during_training_queues_exactly_one_follow_up() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=2, cooldownSeconds=0))
+    sim.tick()  # initial run in flight
+    for _ in range(5):
+        sim.now += timedelta(seconds=1)
+        sim.change()
+        sim.tick()
+    assert len(sim.started) == 1
+    sim.finish()
+    sim.advance(10)
+    assert len(sim.started) == 2
+    sim.finish()
+    sim.advance(60)
+    assert len(sim.started) == 2
+
+
+def test_manual_retrain_skips_cooldown_but_not_suspend_or_cap() -> None:
+    sim = Sim(spec=make_spec(cooldownSeconds=3600))
+    sim.trained_once()
+    sim.now += timedelta(seconds=5)
+    sim.request_retrain()
+    sim.fleet = Fleet(cap=1, running=1)
+    sim.tick()
+    assert len(sim.started) == 1 and sim.status.trainingStatus == TrainingStatus.QUEUED
+    sim.fleet = Fleet(cap=1)
+    sim.tick()
+    assert len(sim.started) == 2 and sim.started[-1][1].trigger == Trigger.MANUAL
+    sim.finish()
+    sim.spec = make_spec(cooldownSeconds=3600, suspend=True)
+    sim.now += timedelta(seconds=5)
+    sim.request_retrain()
+    sim.advance(5)
+    assert len(sim.started) == 2
+    training = get_condition(sim.status.conditions, "Training")
+    assert training is not None and training.reason == "Suspended"
+    sim.spec = make_spec(cooldownSeconds=3600)  # unsuspend: the request was kept
+    sim.tick()
+    assert len(sim.started) == 3
+
+
+def test_auto_retrain_off_and_disabled_kinds_do_not_queue() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=0, autoRetrain=False))
+    sim.trained_once()
+    sim.change()
+    sim.advance(5)
+    assert len(sim.started) == 1
+    sim.spec = make_spec(debounceSeconds=0, cooldownSeconds=0, retrainTriggers=["productAdded"])
+    sim.change("imageChanged")
+    sim.advance(5)
+    assert len(sim.started) == 1
+    sim.change("productAdded")
+    sim.advance(1)
+    assert len(sim.started) == 2
+
+
+def test_schedule_runs_only_when_inventory_changed() -> None:
+    spec = make_spec(retrainTriggers=["productAdded", "schedule"], cooldownSeconds=0, schedule={"cron": "0 2 * * *"})
+    sim = Sim(spec=spec, now=datetime(2026, 11, 20, 1, 0, tzinfo=UTC))
+    sim.trained_once()
+    sim.advance(3600, step=60)  # 02:00 passes without changes
+    assert len(sim.started) == 1
+    sim.change("imageChanged")  # not an event trigger, but remembered for the schedule
+    sim.advance(3600 * 20, step=60)
+    assert len(sim.started) == 1
+    sim.advance(3600 * 4, step=60)  # the next 02:00
+    assert len(sim.started) == 2
+    started_at, job = sim.started[-1]
+    assert job.trigger == Trigger.SCHEDULE
+    fire = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
+    assert fire <= started_at < fire + timedelta(minutes=1)  # at the first tick after the fire
+
+
+def test_missed_schedule_fires_during_downtime_run_once() -> None:
+    spec = make_spec(retrainTriggers=["schedule"], cooldownSeconds=0, schedule={"cron": "0 * * * *"})
+    sim = Sim(spec=spec)
+    sim.trained_once()
+    sim.change("productAdded")
+    sim.now += timedelta(hours=5)  # operator down across five fires
+    sim.tick()
+    assert len(sim.started) == 2
+    sim.finish()
+    sim.advance(600, step=30)
+    assert len(sim.started) == 2
+
+
+@pytest.mark.parametrize(
+    ("day", "expected_utc"),
+    [
+        # Europe/Berlin springs forward at 02:00 on 2026-03-29: 02:30 does not exist.
+        (datetime(2026, 3, 28, 22, 0, tzinfo=UTC), [datetime(2026, 3, 29, 1, 0, tzinfo=UTC)]),
+        # ... and falls back on 2026-10-25: 02:30 happens twice, the run happens once.
+        (datetime(2026, 10, 24, 22, 0, tzinfo=UTC), [datetime(2026, 10, 25, 0, 30, tzinfo=UTC)]),
+    ],
+)
+def test_schedule_is_dst_correct(day: datetime, expected_utc: list[datetime]) -> None:
+    spec = make_spec(
+        retrainTriggers=["schedule"], cooldownSeconds=0, schedule={"cron": "30 2 * * *", "timeZone": "Europe/Berlin"}
+    )
+    sim = Sim(spec=spec, now=day)
+    sim.trained_once()
+    runs: list[datetime] = []
+    for _ in range(6 * 60):  # six hours, a tick a minute, a change before every tick
+        sim.now += timedelta(minutes=1)
+        if sim.status.currentJob is None:
+            sim.change("productAdded", at=sim.now - timedelta(seconds=1))
+        sim.tick()
+        if sim.status.currentJob is not None and sim.job_phase == JobPhase.RUNNING:
+            runs.append(sim.now.replace(second=0))  # ticks run 10 s past the minute
+            sim.finish()
+    assert runs == expected_utc
+
+
+def test_concurrency_cap_blocks_start_until_slot_and_turn() -> None:
+    sim = Sim(fleet=Fleet(cap=2, running=2))
+    sim.tick()
+    assert not sim.started and sim.status.trainingStatus == TrainingStatus.QUEUED
+    sim.fleet = Fleet(cap=2, running=1, queued_ahead=1)  # someone older goes first
+    sim.tick()
+    assert not sim.started
+    sim.fleet = Fleet(cap=2, running=1, queued_ahead=0)
+    sim.tick()
+    assert len(sim.started) == 1
+
+
+def test_quality_gate_rejects_and_keeps_served_model() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=0, minAccuracy=0.5))
+    sim.trained_once()
+    sim.change()
+    sim.tick()
+    p = sim.finish(accuracy=0.3)
+    assert sim.status.modelVersion == "1.0.0"
+    assert sim.status.latestVersion == "1.0.1"
+    rejected = next(v for v in sim.status.versions if v.version == "1.0.1")
+    assert rejected.state == VersionState.REJECTED and "minAccuracy" in (rejected.reason or "")
+    assert "ModelRejected" in [e.reason for e in p.events]
+    sim.now += timedelta(seconds=1)
+    sim.change()
+    sim.tick()
+    assert sim.started[-1][1].version == "1.0.2"  # a stored version number is never reused
+    sim.finish(accuracy=0.7)  # more than 0.05 below 0.9 served: rejected by the margin
+    assert sim.status.modelVersion == "1.0.0"
+
+
+def test_retention_pinning_and_rollback() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=0, retainVersions=2))
+    sim.trained_once()
+    deleted: list[str] = []
+    for _ in range(3):
+        sim.now += timedelta(seconds=1)
+        sim.change()
+        sim.tick()
+        deleted += sim.finish().delete_versions
+    assert [v.version for v in sim.status.versions] == ["1.0.3", "1.0.2"]
+    assert deleted == ["1.0.0", "1.0.1"]
+    sim.spec = make_spec(debounceSeconds=0, cooldownSeconds=0, retainVersions=2, pinnedVersion="1.0.2")
+    p = sim.tick()
+    assert p.serve_version == "1.0.2" and sim.status.modelVersion == "1.0.2"
+    assert sim.status.modelBaseUrl is not None and sim.status.modelBaseUrl.endswith("/v1.0.2/")
+    # newer versions keep coming; the pinned one is retained and stays served
+    for _ in range(3):
+        sim.now += timedelta(seconds=1)
+        sim.change()
+        sim.tick()
+        sim.finish()
+    assert sim.status.modelVersion == "1.0.2"
+    assert {v.version for v in sim.status.versions} == {"1.0.6", "1.0.5", "1.0.2"}
+    p = sim.tick()
+    sim.spec = make_spec(debounceSeconds=0, cooldownSeconds=0, retainVersions=2, pinnedVersion="0.9.0")
+    p = sim.tick()
+    ready = get_condition(sim.status.conditions, "Ready")
+    assert ready is not None and ready.reason == "PinnedVersionMissing"
+    assert sim.status.modelVersion == "1.0.2"
+    sim.spec = make_spec(debounceSeconds=0, cooldownSeconds=0, retainVersions=2)
+    p = sim.tick()
+    assert p.serve_version == "1.0.6"
+
+
+def test_spec_change_retrains_and_blocked_start_reports_condition() -> None:
+    sim = Sim()
+    sim.trained_once()
+    sim.spec = make_spec(training={"epochs": 5})
+    p = sim.tick(blocked="Secret shop-token not found")
+    assert p.start_job is None and sim.status.trainingStatus == TrainingStatus.QUEUED
+    valid = get_condition(sim.status.conditions, "SpecValid")
+    assert valid is not None and valid.status == ConditionStatus.FALSE
+    assert "shop-token" in valid.message
+    p = sim.tick()
+    assert p.start_job is not None and p.start_job.trigger == Trigger.SPEC
+
+
+def test_invalid_time_zone_is_a_condition_not_a_crash() -> None:
+    sim = Sim(spec=make_spec(schedule={"timeZone": "Mars/Olympus"}))
+    sim.tick()
+    valid = get_condition(sim.status.conditions, "SpecValid")
+    assert valid is not None and valid.status == ConditionStatus.FALSE and "Mars/Olympus" in valid.message
+
+
+def test_missing_job_counts_as_failure() -> None:
+    sim = Sim()
+    sim.tick()
+    sim.job_phase = JobPhase.MISSING
+    sim.tick()
+    assert sim.status.trainingStatus == TrainingStatus.FAILED
+    assert "disappeared" in (sim.status.lastError or "")
+
+
+def test_job_names_are_deterministic_and_short() -> None:
+    assert job_name("shop-1", 3) == "shop-1-train-3"
+    long = job_name("a" * 80, 12)
+    assert len(long) <= 63 and long.endswith("-train-12") and long == job_name("a" * 80, 12)
+    assert job_name("a" * 80, 12) != job_name("a" * 79 + "b", 12)
+
+
+def test_restart_replans_identically() -> None:
+    """Whatever the planner decided is in status: a fresh process decides the same."""
+    sim = Sim(spec=make_spec(debounceSeconds=30, cooldownSeconds=0))
+    sim.trained_once()
+    sim.change()
+    sim.tick()
+    queued = sim.status.model_copy(deep=True)
+    restarted = Sim(spec=sim.spec, now=sim.now + timedelta(seconds=31), status=queued, annotations=dict(sim.annotations))
+    restarted.tick()
+    assert len(restarted.started) == 1 and restarted.started[0][1].version == "1.0.1"
+    assert T0 < restarted.started[0][0]

@@ -1,0 +1,115 @@
+"""What only the S3 backend can get wrong: commit record, conditional writes, config."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from store_helpers import model_files
+
+from channelmodel.store import NotFound, StoreError, VersionExists, open_store
+from channelmodel.store.s3 import S3Store
+from channelmodel.store.testing import S3_TEST_ENV, create_bucket
+
+
+@pytest.fixture
+def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    for key, value in S3_TEST_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("CHANNELMODEL_S3_ENDPOINT_URL", s3_endpoint)
+    return s3_endpoint
+
+
+@pytest.fixture
+def store(s3_env: str) -> S3Store:
+    store = open_store(f"s3://{create_bucket(s3_env)}/models/")
+    assert isinstance(store, S3Store)
+    return store
+
+
+def recorded_requests(store: S3Store, operation: str) -> list[Any]:
+    requests: list[Any] = []
+    store.client.meta.events.register(f"before-send.s3.{operation}", lambda request, **_: requests.append(request))
+    return requests
+
+
+def test_uri_parsing(s3_env: str) -> None:
+    store = S3Store.from_uri("s3://bucket/a/b/")
+    assert (store.bucket, store.prefix, store.uri) == ("bucket", "a/b", "s3://bucket/a/b")
+    assert S3Store.from_uri("s3://bucket").prefix == ""
+    for bad in ("s3://", "s3:///prefix", "s3://bucket/p?x=1"):
+        with pytest.raises(StoreError):
+            S3Store.from_uri(bad)
+
+
+def test_endpoint_and_path_style_come_from_the_environment(store: S3Store, s3_env: str) -> None:
+    puts = recorded_requests(store, "PutObject")
+    store.put_blob("k", b"v")
+    assert puts[0].url == f"{s3_env}/{store.bucket}/models/_cache/k"
+
+
+def test_bad_addressing_style_is_refused(s3_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHANNELMODEL_S3_ADDRESSING_STYLE", "sideways")
+    with pytest.raises(StoreError, match="ADDRESSING_STYLE"):
+        S3Store.from_uri("s3://bucket/p")
+
+
+def test_commit_record_is_written_last_and_lists_every_file(store: S3Store) -> None:
+    puts = recorded_requests(store, "PutObject")
+    files = model_files()
+    store.publish_version("shop-1", "1.0.0", files)
+
+    keys = [request.url.rsplit("/v1.0.0/", 1)[1] for request in puts]
+    assert keys == ["model.json", "weights.bin", "metadata.json", ".committed"]
+    assert puts[-1].headers["If-None-Match"] == "*"
+    record = json.loads(store.client.get_object(Bucket=store.bucket, Key="models/shop-1/v1.0.0/.committed")["Body"].read())
+    assert {name: entry["size"] for name, entry in record["files"].items()} == {n: len(d) for n, d in files.items()}
+
+
+def test_objects_without_commit_record_are_invisible(store: S3Store) -> None:
+    for name, data in model_files().items():
+        store.client.put_object(Bucket=store.bucket, Key=f"models/shop-1/v1.0.0/{name}", Body=data)
+    assert store.list_versions("shop-1") == []
+    assert store.list_channels() == []
+    with pytest.raises(NotFound):
+        store.iter_file("shop-1", "1.0.0", "weights.bin")
+
+
+def test_losing_a_commit_race_raises_version_exists(store: S3Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = model_files(seed=1)
+    store.publish_version("shop-1", "1.0.0", first)
+    # The second publisher checked before the first committed: only the conditional put stops it.
+    monkeypatch.setattr(store, "_exists", lambda key: False)
+    with pytest.raises(VersionExists):
+        store.publish_version("shop-1", "1.0.0", model_files(seed=2))
+    assert store.list_versions("shop-1") == ["1.0.0"]
+    # Its files landed on the committed keys: readers get an error, never the mix.
+    with pytest.raises(StoreError, match="changed after"):
+        store.read_file("shop-1", "1.0.0", "weights.bin")
+
+
+def test_a_file_replaced_after_commit_is_refused(store: S3Store) -> None:
+    files = model_files()
+    store.publish_version("shop-1", "1.0.0", files)
+    store.client.put_object(Bucket=store.bucket, Key="models/shop-1/v1.0.0/model.json", Body=b'{"evil": 1}')
+    with pytest.raises(StoreError, match="changed after"):
+        store.read_file("shop-1", "1.0.0", "model.json")
+    assert store.read_file("shop-1", "1.0.0", "weights.bin") == files["weights.bin"]
+
+
+def test_delete_removes_the_commit_record_first(store: S3Store) -> None:
+    store.publish_version("shop-1", "1.0.0", model_files())
+    deletes = recorded_requests(store, "DeleteObjects")
+    store.delete_version("shop-1", "1.0.0")
+
+    first_batch = deletes[0].body.decode() if isinstance(deletes[0].body, bytes) else str(deletes[0].body)
+    assert "v1.0.0/.committed" in first_batch
+    assert "weights.bin" not in first_batch
+    listed = store.client.list_objects_v2(Bucket=store.bucket, Prefix="models/shop-1/")
+    assert listed.get("KeyCount", 0) == 0
+
+
+def test_ping_fails_for_a_missing_bucket(s3_env: str) -> None:
+    with pytest.raises(StoreError, match="not reachable"):
+        S3Store.from_uri("s3://no-such-bucket/p").ping()

@@ -1,0 +1,134 @@
+"""Manifest fetching and validation: clear errors for bad input, token handling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from trainer_testlib import CatalogServer
+
+from channelmodel_trainer.errors import ManifestError
+from channelmodel_trainer.manifest import load_manifest, origin, redact
+
+
+def write_manifest(folder: Path, data: object) -> Path:
+    path = folder / "manifest.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def products(*ids: str) -> list[dict[str, object]]:
+    return [{"id": product_id, "images": [f"{product_id}.jpg"]} for product_id in ids]
+
+
+def test_local_manifest_resolves_relative_images_against_its_folder(tmp_path: Path) -> None:
+    path = write_manifest(tmp_path, {"channelId": "c1", "products": products("a", "b")})
+
+    loaded = load_manifest(str(path))
+    refs, rejected = loaded.image_refs()
+
+    assert loaded.manifest.channel_id == "c1"
+    assert [(ref.product_id, ref.location, ref.is_url) for ref in refs] == [
+        ("a", str(tmp_path / "a.jpg"), False),
+        ("b", str(tmp_path / "b.jpg"), False),
+    ]
+    assert rejected == {}
+    assert loaded.token_origin is None
+
+
+def test_file_url_is_local_mode(tmp_path: Path) -> None:
+    path = write_manifest(tmp_path, {"channelId": "c1", "products": products("a", "b")})
+    assert load_manifest(path.as_uri()).local_root == tmp_path
+
+
+def test_numeric_ids_become_text_labels(tmp_path: Path) -> None:
+    path = write_manifest(
+        tmp_path, {"channelId": 7, "products": [{"id": 1, "images": []}, {"id": 2}]}
+    )
+    manifest = load_manifest(str(path)).manifest
+    assert manifest.channel_id == "7"
+    assert [p.id for p in manifest.products] == ["1", "2"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"channelId": "c1", "products": products("a", "b", "a")}, "duplicate product IDs: a"),
+        ({"channelId": "c1", "products": products("only")}, "at least 2 items"),
+        ({"channelId": "c1", "products": []}, "at least 2 items"),
+        ({"channelId": "-bad", "products": products("a", "b")}, "channelId"),
+        ({"products": products("a", "b")}, "channelId: Field required"),
+        ({"channelId": "c1", "products": [{"id": "", "images": []}, {"id": "b"}]}, "products.0.id"),
+        ([1, 2], "Input should be a valid dictionary"),
+    ],
+)
+def test_invalid_manifest_is_a_clear_one_line_error(
+    tmp_path: Path, data: object, message: str
+) -> None:
+    path = write_manifest(tmp_path, data)
+    with pytest.raises(ManifestError, match="invalid manifest") as caught:
+        load_manifest(str(path))
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_not_json_and_missing_file_are_errors(tmp_path: Path) -> None:
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(ManifestError, match="is not JSON"):
+        load_manifest(str(tmp_path / "broken.json"))
+    with pytest.raises(ManifestError, match="cannot read manifest"):
+        load_manifest(str(tmp_path / "absent.json"))
+
+
+def test_unsupported_scheme_is_refused() -> None:
+    with pytest.raises(ManifestError, match="unsupported manifest location scheme 'ftp'"):
+        load_manifest("ftp://shop.example/manifest.json")
+
+
+def test_http_manifest_sends_token_and_keeps_only_http_images(
+    catalog_server: CatalogServer,
+) -> None:
+    manifest = {
+        "channelId": "c1",
+        "products": [
+            {
+                "id": "a",
+                "images": ["https://cdn.example/a.jpg", "img/a2.jpg", "file:///etc/passwd"],
+            },
+            {"id": "b", "images": ["data:image/png;base64,AAAA"]},
+        ],
+    }
+    url = catalog_server.add(
+        "shop/manifest.json", json.dumps(manifest).encode(), "application/json"
+    )
+
+    loaded = load_manifest(url + "?page=1", token="s3cret")
+    refs, rejected = loaded.image_refs()
+
+    assert catalog_server.requests == [("/shop/manifest.json", "Bearer s3cret")]
+    assert [ref.location for ref in refs] == [
+        "https://cdn.example/a.jpg",
+        catalog_server.url("shop/img/a2.jpg"),
+    ]
+    assert all(ref.is_url for ref in refs)
+    # A remote manifest may never make the trainer read local files.
+    assert rejected == {"a": 1, "b": 1}
+    assert loaded.token_origin == origin(catalog_server.base_url)
+
+
+def test_http_manifest_error_status_names_the_url_without_secrets(
+    catalog_server: CatalogServer,
+) -> None:
+    with pytest.raises(ManifestError, match=r"answered HTTP 404") as caught:
+        load_manifest(catalog_server.url("missing.json?sig=SECRET"), token="s3cret")
+    assert "SECRET" not in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
+def test_origin_and_redact() -> None:
+    assert origin("HTTPS://Shop.Example/x") == "https://shop.example:443"
+    assert origin("http://shop.example:8080/x") == "http://shop.example:8080"
+    assert (
+        redact("https://user:pw@shop.example:8443/a/b?token=1#f") == "https://shop.example:8443/a/b"
+    )

@@ -1,0 +1,126 @@
+"""The frozen, pretrained image base: MobileNetV2 alpha 0.35, 224x224, cut at
+`out_relu`, global-average pooled to a 1280-float embedding (Teachable Machine's base).
+
+Two sources give the same architecture (built by `tf_keras.applications`):
+- `imagenet`: Keras's own ImageNet weights (downloaded once, or baked into the
+  trainer image under ~/.keras/models);
+- a Teachable Machine / TF.js layers export (zip, folder or model.json): its
+  MobileNetV2 weights are read by tensorflowjs's loader and copied layer by layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from channelmodel_trainer import tfcompat
+from channelmodel_trainer.errors import BaseModelError
+
+ALPHA = 0.35
+IMAGE_SIZE = 224
+EMBEDDING_SIZE = 1280
+MOBILENET_NAME = "mobilenetv2_0.35_224"
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """`model` maps (n, 224, 224, 3) floats in [-1, 1] to (n, 1280) embeddings."""
+
+    model: Any
+    identity: str  # names the weights: part of every embedding cache key
+    source: str
+
+
+def load_base_model(spec: str) -> BaseModel:
+    """Load the base named by `spec`: "imagenet" or a path to a TF.js / TM export."""
+    keras = tfcompat.tf_keras()
+    mobilenet = _mobilenet(keras, weights="imagenet" if spec == "imagenet" else None)
+    if spec != "imagenet":
+        _copy_weights_from_tfjs(Path(spec), mobilenet)
+    mobilenet.trainable = False
+    base = keras.Sequential(
+        [mobilenet, keras.layers.GlobalAveragePooling2D(name="global_average_pooling2d")],
+        name="base",
+    )
+    base.trainable = False
+    return BaseModel(model=base, identity=_identity(mobilenet), source=spec)
+
+
+def _mobilenet(keras: Any, weights: str | None) -> Any:
+    try:
+        return keras.applications.MobileNetV2(
+            input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+            alpha=ALPHA,
+            include_top=False,
+            weights=weights,
+        )
+    except Exception as exc:  # Keras raises bare Exception on download failure
+        raise BaseModelError(
+            f"cannot load ImageNet weights for MobileNetV2 {ALPHA} ({exc.__class__.__name__}); "
+            "bake them into the image or pass --base-model PATH to a Teachable Machine export"
+        ) from exc
+
+
+def _copy_weights_from_tfjs(path: Path, target: Any) -> None:
+    with tempfile.TemporaryDirectory(prefix="channelmodel-base-") as tmp:
+        model_json = _model_json_path(path, Path(tmp))
+        tfjs = tfcompat.tensorflowjs()
+        try:
+            source = tfjs.converters.load_keras_model(str(model_json))
+        except Exception as exc:
+            raise BaseModelError(f"cannot load TF.js model {path}: {exc}") from exc
+    layers = {layer.name: layer for layer in _all_layers(source) if layer.weights}
+    missing = [layer.name for layer in target.layers if layer.weights and layer.name not in layers]
+    if missing:
+        raise BaseModelError(
+            f"{path} is not a MobileNetV2 {ALPHA} export: no weights for {len(missing)} layers, e.g. {missing[0]}"
+        )
+    for layer in target.layers:
+        if layer.weights:
+            try:
+                layer.set_weights(layers[layer.name].get_weights())
+            except ValueError as exc:
+                raise BaseModelError(
+                    f"{path}: layer {layer.name} does not match MobileNetV2 {ALPHA}: {exc}"
+                ) from exc
+
+
+def _model_json_path(path: Path, scratch: Path) -> Path:
+    if not path.exists():
+        raise BaseModelError(f"base model {path} does not exist")
+    if path.is_dir():
+        path = path / "model.json"
+    elif zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            for name in ("model.json", "weights.bin"):
+                if name not in archive.namelist():
+                    raise BaseModelError(f"{path} has no {name}: not a Teachable Machine export")
+            for member in archive.namelist():
+                # Only flat names: an archive cannot write outside the scratch folder.
+                if "/" not in member and "\\" not in member and member not in ("", ".", ".."):
+                    (scratch / member).write_bytes(archive.read(member))
+        path = scratch / "model.json"
+    if not path.is_file():
+        raise BaseModelError(f"{path} not found")
+    return path
+
+
+def _all_layers(model: Any) -> list[Any]:
+    """Layers of a model and of every model nested in it (TM nests two levels)."""
+    found: list[Any] = []
+    for layer in model.layers:
+        found.append(layer)
+        if hasattr(layer, "layers"):
+            found.extend(_all_layers(layer))
+    return found
+
+
+def _identity(mobilenet: Any) -> str:
+    digest = hashlib.sha256()
+    for weight in mobilenet.weights:
+        digest.update(weight.numpy().tobytes())
+    return f"mobilenetv2-{ALPHA}-{IMAGE_SIZE}-{digest.hexdigest()[:16]}"

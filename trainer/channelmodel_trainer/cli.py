@@ -1,0 +1,121 @@
+"""`channelmodel train`: train one model version from a manifest and publish it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+
+from channelmodel_trainer.errors import TrainerError
+from channelmodel_trainer.pipeline import DEFAULT_VIEWS, TrainingRequest
+from channelmodel_trainer.result import failure_result, success_result, write_result
+from channelmodel_trainer.train import HeadRecipe
+
+TOKEN_ENV = "CHANNELMODEL_MANIFEST_TOKEN"
+BASE_MODEL_ENV = "CHANNELMODEL_BASE_MODEL"
+_VERSION = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+
+log = logging.getLogger("channelmodel_trainer")
+
+
+def _version(value: str) -> str:
+    if not _VERSION.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a semantic version X.Y.Z")
+    return value
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--manifest", required=True, help="manifest URL (http/https) or local path / file:// URL"
+    )
+    parser.add_argument(
+        "--channel", required=True, help="channel ID; must match the manifest's channelId"
+    )
+    parser.add_argument("--version", required=True, type=_version, help="version to publish, X.Y.Z")
+    parser.add_argument(
+        "--store", required=True, help="artifact store: file:///path or s3://bucket/prefix"
+    )
+    parser.add_argument(
+        "--base-model",
+        default=os.environ.get(BASE_MODEL_ENV, "imagenet"),
+        help="'imagenet' (Keras weights) or a Teachable Machine / TF.js export: zip, folder or model.json",
+    )
+    parser.add_argument(
+        "--epochs", type=_positive, default=HeadRecipe.epochs, help="head training epochs"
+    )
+    parser.add_argument(
+        "--views",
+        type=int,
+        default=DEFAULT_VIEWS,
+        help="augmented views per photo at embedding time (0: none)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed for the split, views and head initialisation"
+    )
+    parser.add_argument(
+        "--result-file",
+        help="result JSON path (default: $CHANNELMODEL_TERMINATION_LOG or /dev/termination-log)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+    try:
+        result = _train(args)
+    except TrainerError as exc:
+        result = failure_result(str(exc))
+    except Exception as exc:  # an unexpected bug still ends as a one-line reason
+        log.exception("training failed")
+        result = failure_result(f"internal error: {exc.__class__.__name__}: {exc}")
+    write_result(result, args.result_file)
+    if result["ok"]:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"channelmodel train: {result['error']}", file=sys.stderr)
+    return 1
+
+
+def _train(args: argparse.Namespace) -> dict[str, object]:
+    # Imported here: TensorFlow takes seconds to load, argument errors should not wait.
+    from dataclasses import replace
+
+    from channelmodel_trainer.pipeline import run_training
+    from channelmodel_trainer.progress import progress_for
+    from channelmodel_trainer.publish import open_artifact_store
+
+    store = open_artifact_store(args.store)
+    request = TrainingRequest(
+        manifest=args.manifest,
+        channel_id=args.channel,
+        version=args.version,
+        base_model=args.base_model,
+        recipe=replace(HeadRecipe(), epochs=args.epochs, seed=args.seed),
+        views=max(0, args.views),
+        token=os.environ.get(TOKEN_ENV) or None,
+    )
+    progress = progress_for()
+    try:
+        outcome = run_training(request, store, progress)
+    finally:
+        progress.close()
+    return success_result(
+        channel_id=outcome.channel_id,
+        version=outcome.version,
+        metrics=outcome.metrics,
+        skipped=outcome.skipped,
+        timings=outcome.timings,
+        without_images=outcome.products_without_images,
+        extra={"embedded": outcome.embedded, "cacheHits": outcome.cache_hits},
+    )

@@ -1,0 +1,180 @@
+"""Downloaded bytes to cached-or-computed embeddings, overlapped.
+
+Download workers hash each image, look it up in the embedding cache and, on a
+miss, decode it (and draw its augmented views) in a thread pool; one consumer
+batches decoded images through the base model in another thread while the
+workers go on. The bounded queue between them keeps memory flat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import Counter
+from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from channelmodel_trainer.augment import augmented_views
+from channelmodel_trainer.base_model import BaseModel
+from channelmodel_trainer.cache import EmbeddingCache
+from channelmodel_trainer.decode import DecodeError, decode_image
+from channelmodel_trainer.download import Downloaded
+from channelmodel_trainer.embed import Embedder
+from channelmodel_trainer.progress import Progress
+
+if TYPE_CHECKING:
+    from channelmodel.store.base import ArtifactStore
+
+STAGE = "embedding"
+
+
+@dataclass
+class Collected:
+    """Per product, the content hashes of its usable images; per hash, its embeddings."""
+
+    images: dict[str, list[str]] = field(default_factory=dict)
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    skipped: Counter[str] = field(default_factory=Counter)  # per product
+    reasons: Counter[str] = field(default_factory=Counter)  # per reason
+    embedded: int = 0  # images run through the base model
+    cache_hits: int = 0
+
+
+@dataclass
+class _Decoded:
+    sha256: str
+    pixels: np.ndarray  # (1 + views, 224, 224, 3) uint8
+
+
+class EmbeddingStage:
+    def __init__(
+        self,
+        base: Awaitable[BaseModel],
+        *,
+        views: int,
+        cache_id_suffix: str,
+        cache_store: ArtifactStore | None,
+        progress: Progress,
+        batch_size: int = 32,
+        decode_threads: int = 2,
+    ) -> None:
+        self.result = Collected()
+        self._base_awaitable = base
+        self._base: BaseModel | None = None
+        self._embedder: Embedder | None = None
+        self._cache: EmbeddingCache | None = None
+        self._cache_store = cache_store
+        self._cache_suffix = cache_id_suffix
+        self._views = views
+        self._progress = progress
+        self._batch_size = batch_size
+        self._pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
+        self._queue: asyncio.Queue[_Decoded | None] = asyncio.Queue(
+            maxsize=max(4, 2 * batch_size // (1 + views))
+        )
+        self._in_flight: set[str] = set()
+        self._consumer: asyncio.Task[None] | None = None
+        self._failure: Exception | None = None
+
+    async def _ready(self) -> tuple[EmbeddingCache, Embedder]:
+        if self._base is None:
+            self._base = await self._base_awaitable
+        if self._cache is None or self._embedder is None:
+            base_id = f"{self._base.identity}-{self._cache_suffix}"
+            self._cache = EmbeddingCache(self._cache_store, base_id)
+            self._embedder = Embedder(self._base, self._batch_size)
+            self._consumer = asyncio.create_task(self._consume())
+        return self._cache, self._embedder
+
+    async def add(self, item: Downloaded) -> None:
+        """Download sink: account for one image, embedding it unless cached."""
+        product = item.image.product_id
+        if item.data is None:
+            self._skip(product, item.reason or "unavailable")
+            return
+        sha256 = hashlib.sha256(item.data).hexdigest()
+        if sha256 in self.result.embeddings or sha256 in self._in_flight:
+            self.result.images.setdefault(product, []).append(sha256)  # same photo twice
+            self._progress.advance(STAGE)
+            return
+        cache, _ = await self._ready()
+        cached = await asyncio.to_thread(cache.get, sha256, 1 + self._views)
+        if cached is not None:
+            self.result.embeddings[sha256] = cached
+            self.result.images.setdefault(product, []).append(sha256)
+            self.result.cache_hits += 1
+            self._progress.advance(STAGE)
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            pixels = await loop.run_in_executor(self._pool, self._decode, item.data, sha256)
+        except DecodeError as error:
+            self._skip(product, str(error))
+            return
+        self._in_flight.add(sha256)
+        self.result.images.setdefault(product, []).append(sha256)
+        await self._queue.put(_Decoded(sha256, pixels))
+
+    async def finish(self) -> Collected:
+        """Embed what is still queued; then every recorded hash has embeddings."""
+        if self._consumer is not None:
+            await self._queue.put(None)
+            await self._consumer
+        self._pool.shutdown(wait=True)
+        if self._failure is not None:
+            raise self._failure
+        return self.result
+
+    def _decode(self, data: bytes, sha256: str) -> np.ndarray:
+        plain = decode_image(data)
+        if not self._views:
+            return plain[np.newaxis]
+        views = augmented_views(plain, self._views, seed=int(sha256[:8], 16))
+        return np.concatenate([plain[np.newaxis], views])
+
+    def _skip(self, product: str, reason: str) -> None:
+        self.result.skipped[product] += 1
+        self.result.reasons[reason] += 1
+        self._progress.advance(STAGE)
+
+    async def _consume(self) -> None:
+        try:
+            await self._consume_batches()
+        except Exception as exc:
+            self._failure = exc
+            # Keep draining so download workers blocked on put() can finish.
+            while await self._queue.get() is not None:
+                pass
+
+    async def _consume_batches(self) -> None:
+        pending: list[_Decoded] = []
+        rows = 0
+        while True:
+            item = await self._queue.get()
+            if item is not None:
+                pending.append(item)
+                rows += len(item.pixels)
+            if pending and (item is None or rows >= self._batch_size):
+                await self._embed(pending)
+                pending, rows = [], 0
+            if item is None:
+                return
+
+    async def _embed(self, batch: list[_Decoded]) -> None:
+        assert self._embedder is not None
+        assert self._cache is not None
+        pixels = np.concatenate([item.pixels for item in batch])
+        vectors = await asyncio.to_thread(self._embedder.embed, pixels)
+        start = 0
+        for item in batch:
+            rows = vectors[start : start + len(item.pixels)]
+            start += len(item.pixels)
+            self.result.embeddings[item.sha256] = rows
+            self._in_flight.discard(item.sha256)
+            await asyncio.to_thread(self._cache.put, item.sha256, rows)
+        self.result.embedded += len(batch)
+        self._progress.advance(STAGE, len(batch))

@@ -1,0 +1,53 @@
+"""Turn image bytes into the model's input: Teachable Machine's preprocessing
+(EXIF orientation applied, RGB, centre square crop, 224x224), as uint8 pixels.
+The `x/127 - 1` scaling happens inside the embedding graph.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from channelmodel_trainer.base_model import IMAGE_SIZE
+
+# Far above any phone camera (48 MP) and below what would exhaust memory when decoded.
+DEFAULT_MAX_PIXELS = 64_000_000
+
+
+class DecodeError(Exception):
+    """Not a usable image; the message is a short reason."""
+
+
+def decode_image(
+    data: bytes, *, size: int = IMAGE_SIZE, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """(size, size, 3) uint8 pixels of the centre square of the image."""
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel limit applies; Pillow's warning below its hard limit is noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as probe:
+                width, height = probe.size
+                if width * height > max_pixels:
+                    raise DecodeError(f"{width}x{height} pixels is over the {max_pixels} limit")
+                probe.verify()
+            with Image.open(io.BytesIO(data)) as image:
+                # JPEG: let libjpeg scale down while decoding (never below `size`).
+                image.draft("RGB", (size, size))
+                upright = ImageOps.exif_transpose(image)
+                square = ImageOps.fit(
+                    upright.convert("RGB"), (size, size), method=Image.Resampling.BILINEAR
+                )
+                return np.asarray(square, dtype=np.uint8)
+    except DecodeError:
+        raise
+    except Image.DecompressionBombError:
+        raise DecodeError("decompression bomb") from None
+    except UnidentifiedImageError:
+        raise DecodeError("not an image") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        # Truncated or corrupt data: Pillow raises these from verify() and load().
+        raise DecodeError(f"corrupt image: {str(exc)[:80]}") from None

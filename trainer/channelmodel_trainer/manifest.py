@@ -1,0 +1,198 @@
+"""Fetch and validate the channel's product manifest.
+
+    {"channelId": "123", "products": [{"id": "prod-1", "images": ["https://shop/img/1.jpg"]}]}
+
+Over http(s) the bearer token (from the Job's secret) is sent with the manifest
+request and, later, only with image requests to the manifest's own origin. A
+local path or `file://` URL is local mode: image entries may then also be
+paths, relative ones resolved against the manifest's folder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import unquote, urljoin, urlsplit
+
+import httpx
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from channelmodel_trainer.errors import ManifestError
+
+MAX_PRODUCTS = 5000
+MAX_IMAGES_PER_PRODUCT = 500
+MAX_MANIFEST_BYTES = 32 * 1024 * 1024
+CHANNEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
+HTTP_SCHEMES = ("http", "https")
+
+
+def _id_as_text(value: object) -> object:
+    # Shop backends often serialise numeric IDs as numbers; labels are text.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+ProductId = Annotated[
+    str,
+    BeforeValidator(_id_as_text),
+    Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$"),
+]
+
+
+class Product(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: ProductId
+    images: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
+        default_factory=list, max_length=MAX_IMAGES_PER_PRODUCT
+    )
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    channel_id: Annotated[str, BeforeValidator(_id_as_text)] = Field(
+        alias="channelId", pattern=CHANNEL_ID_PATTERN
+    )
+    # A classifier needs at least two classes.
+    products: list[Product] = Field(min_length=2, max_length=MAX_PRODUCTS)
+
+    @field_validator("products")
+    @classmethod
+    def _unique_ids(cls, products: list[Product]) -> list[Product]:
+        counts = Counter(product.id for product in products)
+        duplicates = sorted(product_id for product_id, count in counts.items() if count > 1)
+        if duplicates:
+            raise ValueError(f"duplicate product IDs: {', '.join(duplicates[:5])}")
+        return products
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One image entry: `location` is an http(s) URL or, in local mode, a file path."""
+
+    product_id: str
+    location: str
+    is_url: bool
+
+
+@dataclass(frozen=True)
+class LoadedManifest:
+    manifest: Manifest
+    source: str  # manifest URL or path, for messages
+    local_root: Path | None  # set in local mode
+    token_origin: str | None  # scheme://host:port that may receive the token
+
+    def image_refs(self) -> tuple[list[ImageRef], dict[str, int]]:
+        """Every image entry resolved, plus per-product counts of unusable entries."""
+        refs: list[ImageRef] = []
+        rejected: dict[str, int] = {}
+        for product in self.manifest.products:
+            for entry in product.images:
+                ref = self._resolve(product.id, entry)
+                if ref is None:
+                    rejected[product.id] = rejected.get(product.id, 0) + 1
+                else:
+                    refs.append(ref)
+        return refs, rejected
+
+    def _resolve(self, product_id: str, entry: str) -> ImageRef | None:
+        scheme = urlsplit(entry).scheme.lower()
+        if scheme in HTTP_SCHEMES:
+            return ImageRef(product_id, entry, is_url=True)
+        if self.local_root is None:
+            if scheme:
+                return None  # no file:, ftp:, data: ... from a remote manifest
+            return ImageRef(product_id, urljoin(self.source, entry), is_url=True)
+        if scheme == "file":
+            return ImageRef(product_id, unquote(urlsplit(entry).path), is_url=False)
+        if scheme and len(scheme) > 1:  # one letter is a Windows drive
+            return None
+        return ImageRef(product_id, str(self.local_root / entry), is_url=False)
+
+
+def origin(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"
+
+
+def redact(url: str) -> str:
+    """A URL fit for logs: no credentials, query or fragment."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+def load_manifest(
+    location: str, *, token: str | None = None, timeout_seconds: float = 30.0
+) -> LoadedManifest:
+    """Fetch (http/https) or read (path, file://) the manifest and validate it."""
+    scheme = urlsplit(location).scheme.lower()
+    if scheme in HTTP_SCHEMES:
+        raw = _fetch(location, token, timeout_seconds)
+        return LoadedManifest(_parse(raw, redact(location)), location, None, origin(location))
+    if scheme == "file":
+        path = Path(unquote(urlsplit(location).path))
+    elif not scheme or len(scheme) == 1:
+        path = Path(location)
+    else:
+        raise ManifestError(
+            f"unsupported manifest location scheme {scheme!r}: use http(s), a path or file://"
+        )
+    try:
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ManifestError(f"manifest {path} is larger than {MAX_MANIFEST_BYTES} bytes")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ManifestError(f"cannot read manifest {path}: {exc.strerror or exc}") from exc
+    return LoadedManifest(_parse(raw, str(path)), str(path), path.resolve().parent, None)
+
+
+def _fetch(url: str, token: str | None, timeout_seconds: float) -> bytes:
+    headers = {"Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    shown = redact(url)
+    try:
+        # follow_redirects stays off: a redirect would carry the token elsewhere.
+        with (
+            httpx.Client(
+                timeout=timeout_seconds, transport=httpx.HTTPTransport(retries=2)
+            ) as client,
+            client.stream("GET", url, headers=headers) as response,
+        ):
+            if response.status_code != 200:
+                raise ManifestError(f"manifest {shown} answered HTTP {response.status_code}")
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_MANIFEST_BYTES:
+                    raise ManifestError(
+                        f"manifest {shown} is larger than {MAX_MANIFEST_BYTES} bytes"
+                    )
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except httpx.HTTPError as exc:
+        raise ManifestError(f"cannot fetch manifest {shown}: {exc.__class__.__name__}") from exc
+
+
+def _parse(raw: bytes, shown: str) -> Manifest:
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"manifest {shown} is not JSON: {exc}") from exc
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'manifest'}: {error['msg']}"
+            for error in exc.errors()[:3]
+        )
+        more = f" (+{exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
+        raise ManifestError(f"invalid manifest {shown}: {problems}{more}") from exc

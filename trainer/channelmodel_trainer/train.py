@@ -1,0 +1,152 @@
+"""Train the classification head on base embeddings.
+
+Head: Dense(100, relu) + Dense(N, softmax, no bias), Teachable Machine's. The
+split, the balancing and the use of augmented views are the recipe's; the
+quality benchmark (bench/trainer_quality.py) measures each choice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from channelmodel_trainer import tfcompat
+from channelmodel_trainer.base_model import EMBEDDING_SIZE
+
+HIDDEN_UNITS = 100
+
+
+@dataclass(frozen=True)
+class HeadRecipe:
+    epochs: int = 20
+    batch_size: int = 16
+    learning_rate: float = 0.001
+    validation_fraction: float = 0.15  # per class, as Teachable Machine holds out
+    balance_classes: bool = True  # weight classes by inverse frequency
+    use_views: bool = True  # train on the augmented views as well as the photo
+    refit_on_all: bool = True  # after measuring, train the exported head on every photo
+    seed: int = 0
+
+
+# Teachable Machine's own recipe (teachable-mobilenet.ts): 50 epochs, batch 16,
+# Adam 0.001, 15% held out, no balancing, photos only.
+TM_RECIPE = HeadRecipe(epochs=50, balance_classes=False, use_views=False, refit_on_all=False)
+
+
+@dataclass(frozen=True)
+class TrainedHead:
+    model: Any  # tf_keras Sequential: (n, 1280) embeddings to (n, classes) probabilities
+    accuracy: float | None  # top-1 on held-out photos; None when no class had enough photos
+    train_images: int
+    validation_images: int
+
+
+def split_per_class(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of training and validation photos: each class keeps ceil((1 - f) n) for training."""
+    rng = np.random.default_rng(seed)
+    train: list[int] = []
+    validation: list[int] = []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        keep = math.ceil(len(members) * (1 - fraction))
+        train.extend(members[:keep].tolist())
+        validation.extend(members[keep:].tolist())
+    return np.array(sorted(train), dtype=np.int64), np.array(sorted(validation), dtype=np.int64)
+
+
+def build_head(num_classes: int, seed: int) -> Any:
+    keras = tfcompat.tf_keras()
+    # TM's initialiser: VarianceScaling(scale 1, fan_in, normal).
+    init = keras.initializers.VarianceScaling(
+        scale=1.0, mode="fan_in", distribution="normal", seed=seed
+    )
+    return keras.Sequential(
+        [
+            keras.Input((EMBEDDING_SIZE,)),
+            keras.layers.Dense(HIDDEN_UNITS, activation="relu", kernel_initializer=init),
+            keras.layers.Dense(
+                num_classes, activation="softmax", use_bias=False, kernel_initializer=init
+            ),
+        ],
+        name="head",
+    )
+
+
+def train_head(
+    embeddings: Sequence[np.ndarray],
+    labels: np.ndarray,
+    num_classes: int,
+    recipe: HeadRecipe,
+    on_epoch: Any = None,
+) -> TrainedHead:
+    """`embeddings[i]` is photo i's (1 + views, 1280) array, plain view first."""
+    train_idx, val_idx = split_per_class(labels, recipe.validation_fraction, recipe.seed)
+    head = _fit(embeddings, labels, train_idx, num_classes, recipe, on_epoch)
+    accuracy: float | None = None
+    if len(val_idx):
+        plain = np.stack([embeddings[i][0] for i in val_idx])
+        predicted = head.predict(plain, verbose=0, batch_size=256).argmax(axis=1)
+        accuracy = float(np.mean(predicted == labels[val_idx]))
+    if recipe.refit_on_all and len(val_idx):
+        head = _fit(embeddings, labels, np.arange(len(labels)), num_classes, recipe, on_epoch)
+    return TrainedHead(head, accuracy, len(train_idx), len(val_idx))
+
+
+def _fit(
+    embeddings: Sequence[np.ndarray],
+    labels: np.ndarray,
+    indices: np.ndarray,
+    num_classes: int,
+    recipe: HeadRecipe,
+    on_epoch: Any,
+) -> Any:
+    keras = tfcompat.tf_keras()
+    keras.utils.set_random_seed(recipe.seed)
+    features, targets = _training_rows(embeddings, labels, indices, recipe.use_views)
+    head = build_head(num_classes, recipe.seed)
+    head.compile(
+        optimizer=keras.optimizers.Adam(recipe.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=on_epoch)] if on_epoch else []
+    head.fit(
+        features,
+        targets,
+        epochs=recipe.epochs,
+        batch_size=recipe.batch_size,
+        shuffle=True,
+        class_weight=_class_weights(targets, num_classes) if recipe.balance_classes else None,
+        verbose=0,
+        callbacks=callbacks,
+    )
+    return head
+
+
+def _training_rows(
+    embeddings: Sequence[np.ndarray], labels: np.ndarray, indices: np.ndarray, use_views: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    rows = [embeddings[i] if use_views else embeddings[i][:1] for i in indices]
+    features = np.concatenate(rows).astype(np.float32, copy=False)
+    targets = np.concatenate(
+        [np.full(len(row), labels[i]) for row, i in zip(rows, indices, strict=True)]
+    )
+    return features, targets.astype(np.int64)
+
+
+def _class_weights(targets: np.ndarray, num_classes: int) -> dict[int, float]:
+    counts = np.bincount(targets, minlength=num_classes)
+    total = counts.sum()
+    return {
+        label: float(total / (num_classes * count)) for label, count in enumerate(counts) if count
+    }
+
+
+def with_epochs(recipe: HeadRecipe, epochs: int | None) -> HeadRecipe:
+    return recipe if epochs is None else replace(recipe, epochs=epochs)
