@@ -52,10 +52,16 @@ def test_crd_carries_contract_features() -> None:
     assert crd["spec"]["names"]["shortNames"] == ["chm"]
     assert version["subresources"] == {"status": {}}
     assert [c["name"] for c in version["additionalPrinterColumns"]] == [
-        "Channel", "Version", "Status", "Last Trained", "Age",
+        "Channel",
+        "Version",
+        "Status",
+        "Last Trained",
+        "Age",
     ]
     channel = spec["properties"]["channelId"]
-    assert channel["x-kubernetes-validations"] == [{"rule": "self == oldSelf", "message": "channelId is immutable"}]
+    assert channel["x-kubernetes-validations"] == [
+        {"rule": "self == oldSelf", "message": "channelId is immutable"}
+    ]
     assert spec["properties"]["debounceSeconds"]["default"] == 60
     assert spec["properties"]["cooldownSeconds"]["default"] == 3600
     assert spec["properties"]["schedule"]["properties"]["cron"]["default"] == "0 2 * * *"

@@ -38,24 +38,38 @@ CASES: list[Values] = [
         },
     ),
     Values("kueue", {"kueue": {"enabled": True, "localQueue": {"clusterQueue": "gpu-queue"}}}),
-    Values("servicemonitor", {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}}),
-    Values("metrics-off", {"operator": {"metricsPort": 0}, "metrics": {"serviceMonitor": {"enabled": True}}}),
+    Values(
+        "servicemonitor",
+        {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}},
+    ),
+    Values(
+        "metrics-off",
+        {"operator": {"metricsPort": 0}, "metrics": {"serviceMonitor": {"enabled": True}}},
+    ),
     Values(
         "existing-claim-rwx",
         {"store": {"pvc": {"existingClaim": "nfs-models", "accessMode": "ReadWriteMany"}}},
     ),
     Values(
         "storage-class",
-        {"store": {"pvc": {"storageClass": "fast-rwx", "accessMode": "ReadWriteMany", "size": "50Gi"}}},
+        {
+            "store": {
+                "pvc": {"storageClass": "fast-rwx", "accessMode": "ReadWriteMany", "size": "50Gi"}
+            }
+        },
     ),
     Values(
         "everything",
         {
             "watch": {"clusterWide": True, "namespaces": ["shop-a", "shop-b"]},
             "store": S3,
-            "trainer": {"gpu": {"enabled": False}, "serviceAccount": {"annotations": {"iam": "role"}}},
+            "trainer": {
+                "gpu": {"enabled": False},
+                "serviceAccount": {"annotations": {"iam": "role"}},
+            },
             "server": {
                 "replicas": 2,
+                "serviceAccount": {"annotations": {"iam": "server-role"}},
                 "corsOrigins": ["https://pos.shop.example", "http://localhost:5173"],
                 "ingress": {"enabled": True, "host": "models.shop.example"},
             },

@@ -57,14 +57,22 @@ def run_helm(args: Iterable[str], *, check: bool = True) -> subprocess.Completed
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "HELM_CACHE_HOME": "/tmp/helm-cache", "HELM_CONFIG_HOME": "/tmp/helm-config"},
+        env={
+            **os.environ,
+            "HELM_CACHE_HOME": "/tmp/helm-cache",
+            "HELM_CONFIG_HOME": "/tmp/helm-config",
+        },
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        raise AssertionError(
+            f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
+        )
     return result
 
 
-def template_args(values_file: Path | None, *, namespace: str = NAMESPACE, chart: Path = CHART_DIR) -> list[str]:
+def template_args(
+    values_file: Path | None, *, namespace: str = NAMESPACE, chart: Path = CHART_DIR
+) -> list[str]:
     args = ["template", RELEASE, str(chart), "--namespace", namespace, "--include-crds"]
     if values_file is not None:
         args += ["--values", str(values_file)]
@@ -95,7 +103,9 @@ def select(objects: Iterable[Manifest], kind: str, name: str | None = None) -> l
 
 def only(objects: Iterable[Manifest], kind: str, name: str | None = None) -> Manifest:
     found = select(objects, kind, name)
-    assert len(found) == 1, f"expected one {kind} {name or ''}, got {[o['metadata']['name'] for o in found]}"
+    assert len(found) == 1, (
+        f"expected one {kind} {name or ''}, got {[o['metadata']['name'] for o in found]}"
+    )
     return found[0]
 
 
@@ -142,10 +152,14 @@ def rendered_notes(overrides: Mapping[str, Any], tmp_path: Path) -> str:
     shutil.copytree(CHART_DIR, chart)
     notes = (chart / "templates" / "NOTES.txt").read_text()
     (chart / "templates" / "NOTES.txt").unlink()
-    (chart / "templates" / "_notes_probe.tpl").write_text('{{- define "probe.notes" -}}\n' + notes + "{{- end -}}\n")
+    (chart / "templates" / "_notes_probe.tpl").write_text(
+        '{{- define "probe.notes" -}}\n' + notes + "{{- end -}}\n"
+    )
     (chart / "templates" / "notes-probe.yaml").write_text(
         'kind: NotesProbe\ntext: {{ include "probe.notes" . | toJson }}\n'
     )
     values_file = Values("notes", overrides).write(tmp_path)
-    output = run_helm(template_args(values_file, chart=chart) + ["--show-only", "templates/notes-probe.yaml"]).stdout
+    output = run_helm(
+        [*template_args(values_file, chart=chart), "--show-only", "templates/notes-probe.yaml"]
+    ).stdout
     return str(yaml.safe_load(output)["text"])

@@ -9,6 +9,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+
 from tests.deploy.cases import CASE_IDS, CASES
 from tests.deploy.chart_render import (
     CHART_DIR,
@@ -50,7 +51,9 @@ FOREIGN_SCHEMAS: dict[str, dict[str, Any]] = {
                     },
                     "namespaceSelector": {
                         "type": "object",
-                        "properties": {"matchNames": {"type": "array", "items": {"type": "string"}}},
+                        "properties": {
+                            "matchNames": {"type": "array", "items": {"type": "string"}}
+                        },
                     },
                     "endpoints": {
                         "type": "array",
@@ -63,7 +66,10 @@ FOREIGN_SCHEMAS: dict[str, dict[str, Any]] = {
                                 "port": {"type": "string", "minLength": 1},
                                 "path": {"type": "string", "pattern": "^/"},
                                 "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
-                                "scrapeTimeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                                "scrapeTimeout": {
+                                    "type": "string",
+                                    "pattern": "^[0-9]+(ms|s|m|h)$",
+                                },
                             },
                         },
                     },
@@ -79,7 +85,12 @@ FOREIGN_SCHEMAS: dict[str, dict[str, Any]] = {
                 "type": "object",
                 "additionalProperties": False,
                 "required": ["clusterQueue"],
-                "properties": {"clusterQueue": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"}},
+                "properties": {
+                    "clusterQueue": {
+                        "type": "string",
+                        "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+                    }
+                },
             }
         },
     },
@@ -103,7 +114,9 @@ def _validate(obj: Manifest) -> None:
         try:
             kubernetes_validate.validate(obj, version, strict=True)
         except kubernetes_validate.ValidationError as error:
-            pytest.fail(f"{key} {obj['metadata']['name']} invalid for Kubernetes {version}: {error.message} at {list(error.path)}")
+            pytest.fail(
+                f"{key} {obj['metadata']['name']} invalid for Kubernetes {version}: {error.message} at {list(error.path)}"
+            )
 
 
 @pytest.fixture(params=CASES, ids=CASE_IDS)
@@ -113,7 +126,17 @@ def case(request: pytest.FixtureRequest) -> Values:
 
 
 def test_helm_lint_strict(case: Values, tmp_path: Path) -> None:
-    result = run_helm(["lint", "--strict", str(CHART_DIR), "--namespace", NAMESPACE, "--values", str(case.write(tmp_path))])
+    result = run_helm(
+        [
+            "lint",
+            "--strict",
+            str(CHART_DIR),
+            "--namespace",
+            NAMESPACE,
+            "--values",
+            str(case.write(tmp_path)),
+        ]
+    )
     assert "0 chart(s) failed" in result.stdout
 
 
@@ -131,7 +154,11 @@ def test_every_object_carries_the_standard_labels(case: Values, tmp_path: Path) 
         missing = [label for label in STANDARD_LABELS if label not in labels]
         if obj["kind"] == "CustomResourceDefinition":
             # Shared by every release, so no release-specific labels.
-            missing = [label for label in missing if label in ("app.kubernetes.io/name", "app.kubernetes.io/part-of")]
+            missing = [
+                label
+                for label in missing
+                if label in ("app.kubernetes.io/name", "app.kubernetes.io/part-of")
+            ]
         assert not missing, f"{obj['kind']} {obj['metadata']['name']} lacks {missing}"
 
 
@@ -140,9 +167,13 @@ def test_services_select_the_pods_of_their_deployment(case: Values, tmp_path: Pa
     for service in select(objects, "Service"):
         selector = service["spec"]["selector"]
         targets = [
-            d for d in select(objects, "Deployment") if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+            d
+            for d in select(objects, "Deployment")
+            if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
         ]
-        assert len(targets) == 1, f"Service {service['metadata']['name']} selects {len(targets)} Deployments"
+        assert len(targets) == 1, (
+            f"Service {service['metadata']['name']} selects {len(targets)} Deployments"
+        )
         port_names = {p["name"] for p in container(targets[0]).get("ports", [])}
         assert {p["targetPort"] for p in service["spec"]["ports"]} <= port_names
 
@@ -150,21 +181,34 @@ def test_services_select_the_pods_of_their_deployment(case: Values, tmp_path: Pa
 def test_service_monitors_scrape_existing_metrics_ports(tmp_path: Path) -> None:
     for overrides, expected in (
         ({"metrics": {"serviceMonitor": {"enabled": True}}}, {"operator", "server"}),
-        ({"operator": {"metricsPort": 0}, "metrics": {"serviceMonitor": {"enabled": True}}}, {"server"}),
+        (
+            {"operator": {"metricsPort": 0}, "metrics": {"serviceMonitor": {"enabled": True}}},
+            {"server"},
+        ),
         ({}, set()),
     ):
         objects = render(Values("sm", overrides), tmp_path)
         monitors = select(objects, "ServiceMonitor")
-        assert {m["metadata"]["labels"]["app.kubernetes.io/component"] for m in monitors} == expected
+        assert {
+            m["metadata"]["labels"]["app.kubernetes.io/component"] for m in monitors
+        } == expected
         for monitor in monitors:
             selector = monitor["spec"]["selector"]["matchLabels"]
-            services = [s for s in select(objects, "Service") if selector.items() <= s["metadata"]["labels"].items()]
+            services = [
+                s
+                for s in select(objects, "Service")
+                if selector.items() <= s["metadata"]["labels"].items()
+            ]
             assert len(services) == 1
-            assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {p["name"] for p in services[0]["spec"]["ports"]}
+            assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {
+                p["name"] for p in services[0]["spec"]["ports"]
+            }
 
 
 def test_chart_crd_is_the_generated_crd() -> None:
-    assert CRD_FILE.is_file(), "deploy/crds is generated by `channelmodel crd -o deploy/crds/channelmodels.ml.dukarun.io.yaml`"
+    assert CRD_FILE.is_file(), (
+        "deploy/crds is generated by `channelmodel crd -o deploy/crds/channelmodels.ml.dukarun.io.yaml`"
+    )
     chart_copy = CHART_DIR / "crds" / CRD_FILE.name
     assert chart_copy.read_text() == CRD_FILE.read_text(), (
         f"the chart's CRD differs from {CRD_FILE.relative_to(CHART_DIR.parents[2])}: cp {CRD_FILE} {chart_copy}"
@@ -211,11 +255,14 @@ def test_model_server_serves_the_store_read_only_without_api_token(tmp_path: Pat
     assert int(env["CHANNELMODEL_SERVER_PORT"]) == main["ports"][0]["containerPort"]
     assert main["readinessProbe"]["httpGet"]["path"] == "/readyz"
     store_mounts = [m for m in main["volumeMounts"] if m["name"] == "models"]
-    assert store_mounts and all(m["readOnly"] for m in store_mounts)
+    assert store_mounts
+    assert all(m["readOnly"] for m in store_mounts)
 
 
 def test_pvc_store_mounts_the_claim_everywhere_at_the_uri_path(tmp_path: Path) -> None:
-    overrides = {"store": {"pvc": {"storageClass": "fast", "accessMode": "ReadWriteMany", "size": "20Gi"}}}
+    overrides = {
+        "store": {"pvc": {"storageClass": "fast", "accessMode": "ReadWriteMany", "size": "20Gi"}}
+    }
     objects = render(Values("pvc", overrides), tmp_path)
     claim = only(objects, "PersistentVolumeClaim")
     assert claim["spec"]["storageClassName"] == "fast"
@@ -227,7 +274,11 @@ def test_pvc_store_mounts_the_claim_everywhere_at_the_uri_path(tmp_path: Path) -
     path = operator_env["CHANNELMODEL_STORE_URI"].removeprefix("file://")
     for component in ("operator", "server"):
         pod = deployment(objects, component)["spec"]["template"]["spec"]
-        claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
+        claims = {
+            v["name"]: v["persistentVolumeClaim"]["claimName"]
+            for v in pod["volumes"]
+            if "persistentVolumeClaim" in v
+        }
         mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
         assert claims[mounts[path]] == claim["metadata"]["name"]
 
@@ -235,7 +286,9 @@ def test_pvc_store_mounts_the_claim_everywhere_at_the_uri_path(tmp_path: Path) -
 def test_no_storage_class_and_existing_claim(tmp_path: Path) -> None:
     objects = render(Values("none", {"store": {"pvc": {"storageClass": "-"}}}), tmp_path)
     assert only(objects, "PersistentVolumeClaim")["spec"]["storageClassName"] == ""
-    objects = render(Values("existing", {"store": {"pvc": {"existingClaim": "nfs-models"}}}), tmp_path)
+    objects = render(
+        Values("existing", {"store": {"pvc": {"existingClaim": "nfs-models"}}}), tmp_path
+    )
     assert select(objects, "PersistentVolumeClaim") == []
     env = plain_env(container(deployment(objects, "operator")))
     assert env["CHANNELMODEL_STORE_VOLUME_CLAIM"] == "nfs-models"
@@ -255,16 +308,38 @@ def test_s3_store_takes_credentials_from_the_existing_secret(tmp_path: Path) -> 
         assert env["AWS_REGION"] == "eu-central-1"
         assert not any(m["name"] == "models" for m in main["volumeMounts"])
     # No credentials anywhere in clear text.
-    assert "AWS_SECRET_ACCESS_KEY" not in yaml.safe_dump([o for o in objects if o["kind"] == "Secret"])
+    assert "AWS_SECRET_ACCESS_KEY" not in yaml.safe_dump(
+        [o for o in objects if o["kind"] == "Secret"]
+    )
 
 
 def test_gpu_off_picks_the_cpu_trainer_image(tmp_path: Path) -> None:
     gpu = plain_env(container(deployment(render(None, tmp_path), "operator")))
-    cpu = plain_env(container(deployment(render(Values("cpu", {"trainer": {"gpu": {"enabled": False}}}), tmp_path), "operator")))
+    cpu = plain_env(
+        container(
+            deployment(
+                render(Values("cpu", {"trainer": {"gpu": {"enabled": False}}}), tmp_path),
+                "operator",
+            )
+        )
+    )
     assert gpu["CHANNELMODEL_TRAINER_IMAGE"] == "channelmodel-trainer:0.1.0-gpu"
     assert cpu["CHANNELMODEL_TRAINER_IMAGE"] == "channelmodel-trainer:0.1.0-cpu"
-    pinned = Values("pinned", {"trainer": {"gpu": {"enabled": False}, "image": {"repository": "r.example/t", "tag": "v9"}}})
-    assert plain_env(container(deployment(render(pinned, tmp_path), "operator")))["CHANNELMODEL_TRAINER_IMAGE"] == "r.example/t:v9"
+    pinned = Values(
+        "pinned",
+        {
+            "trainer": {
+                "gpu": {"enabled": False},
+                "image": {"repository": "r.example/t", "tag": "v9"},
+            }
+        },
+    )
+    assert (
+        plain_env(container(deployment(render(pinned, tmp_path), "operator")))[
+            "CHANNELMODEL_TRAINER_IMAGE"
+        ]
+        == "r.example/t:v9"
+    )
 
 
 def test_ingress_publishes_only_the_artifacts_and_sets_the_public_url(tmp_path: Path) -> None:
@@ -275,7 +350,9 @@ def test_ingress_publishes_only_the_artifacts_and_sets_the_public_url(tmp_path: 
     (path,) = rule["http"]["paths"]
     assert path["path"] == "/assets/ml-models"
     service = only(objects, "Service", path["backend"]["service"]["name"])
-    assert path["backend"]["service"]["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+    assert path["backend"]["service"]["port"]["name"] in {
+        p["name"] for p in service["spec"]["ports"]
+    }
     assert ingress["spec"]["tls"][0]["hosts"] == ["models.shop.example"]
     env = plain_env(container(deployment(objects, "operator")))
     assert env["CHANNELMODEL_PUBLIC_BASE_URL"] == "https://models.shop.example"
@@ -291,13 +368,23 @@ def test_kueue_creates_a_local_queue_where_jobs_run(tmp_path: Path) -> None:
     queues = select(objects, "LocalQueue")
     assert {q["metadata"]["namespace"] for q in queues} == {"shop-a", "shop-b"}
     assert {q["spec"]["clusterQueue"] for q in queues} == {"gpus"}
-    trainers = [sa for sa in select(objects, "ServiceAccount") if sa["metadata"]["labels"]["app.kubernetes.io/component"] == "trainer"]
+    trainers = [
+        sa
+        for sa in select(objects, "ServiceAccount")
+        if sa["metadata"]["labels"]["app.kubernetes.io/component"] == "trainer"
+    ]
     assert {sa["metadata"]["namespace"] for sa in trainers} == {"shop-a", "shop-b"}
     assert select(render(None, tmp_path), "LocalQueue") == []
 
 
 def test_notes_explain_a_first_channel_model_that_the_crd_accepts(tmp_path: Path) -> None:
-    cases = ({}, {"trainer": {"gpu": {"enabled": False}}, "kueue": {"enabled": True, "localQueue": {"clusterQueue": "q"}}})
+    cases: tuple[dict[str, Any], ...] = (
+        {},
+        {
+            "trainer": {"gpu": {"enabled": False}},
+            "kueue": {"enabled": True, "localQueue": {"clusterQueue": "q"}},
+        },
+    )
     for index, overrides in enumerate(cases):
         (tmp_path / str(index)).mkdir()
         notes = rendered_notes(overrides, tmp_path / str(index))
@@ -306,7 +393,9 @@ def test_notes_explain_a_first_channel_model_that_the_crd_accepts(tmp_path: Path
         schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
         jsonschema.validate(sample, schema)
         assert sample["kind"] == crd["spec"]["names"]["kind"]
-        assert sample["apiVersion"] == f"{crd['spec']['group']}/{crd['spec']['versions'][0]['name']}"
+        assert (
+            sample["apiVersion"] == f"{crd['spec']['group']}/{crd['spec']['versions'][0]['name']}"
+        )
         gpus_expected = 1 if not overrides else 0
         assert sample["spec"]["training"]["gpus"] == gpus_expected
         assert ("queueName" in sample["spec"]["training"]) == bool(overrides)
@@ -319,7 +408,10 @@ BAD_VALUES = [
     ({"store": {"type": "s3"}}, ["store.s3.bucket"]),
     ({"store": {"pvc": {"accessMode": "ReadOnlyMany"}}}, ["store.pvc.accessMode"]),
     ({"store": {"pvc": {"size": "lots"}}}, ["store.pvc.size"]),
-    ({"operator": {"maxConcurrentTrainings": 0}}, ["operator.maxConcurrentTrainings", "greater than or equal to 1"]),
+    (
+        {"operator": {"maxConcurrentTrainings": 0}},
+        ["operator.maxConcurrentTrainings", "greater than or equal to 1"],
+    ),
     ({"operator": {"qualityMargin": 2}}, ["operator.qualityMargin"]),
     ({"operator": {"publicBaseUrl": "models.shop.example"}}, ["operator.publicBaseUrl"]),
     ({"server": {"corsOrigins": ["https://pos.example/path"]}}, ["server.corsOrigins"]),
@@ -336,8 +428,12 @@ BAD_VALUES = [
 ]
 
 
-@pytest.mark.parametrize(("overrides", "messages"), BAD_VALUES, ids=[str(i) for i in range(len(BAD_VALUES))])
-def test_bad_values_are_refused_with_a_clear_message(overrides: dict[str, Any], messages: list[str], tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "messages"), BAD_VALUES, ids=[str(i) for i in range(len(BAD_VALUES))]
+)
+def test_bad_values_are_refused_with_a_clear_message(
+    overrides: dict[str, Any], messages: list[str], tmp_path: Path
+) -> None:
     error = render_error(Values("bad", overrides), tmp_path)
     for message in messages:
         assert message in error, f"{message!r} not in helm's error:\n{error}"

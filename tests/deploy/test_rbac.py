@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+
 from tests.deploy.cases import S3
 from tests.deploy.chart_render import NAMESPACE, Manifest, Values, deployment, render, select
 
@@ -34,12 +35,16 @@ RBAC_KINDS = ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
 def grants(role: Manifest) -> set[Grant]:
     found: set[Grant] = set()
     for rule in role["rules"]:
-        assert "resourceNames" not in rule or rule["resourceNames"], "empty resourceNames grants everything"
+        assert "resourceNames" not in rule or rule["resourceNames"], (
+            "empty resourceNames grants everything"
+        )
         assert "nonResourceURLs" not in rule
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
                 for verb in rule["verbs"]:
-                    assert "*" not in (group, resource, verb), f"wildcard in {role['metadata']['name']}: {rule}"
+                    assert "*" not in (group, resource, verb), (
+                        f"wildcard in {role['metadata']['name']}: {rule}"
+                    )
                     found.add((group, resource, verb))
     return found
 
@@ -50,7 +55,9 @@ def operator_service_account(objects: Iterable[Manifest]) -> tuple[str, str]:
 
 
 def bound_subjects(binding: Manifest) -> set[tuple[str, str]]:
-    return {(s["name"], s["namespace"]) for s in binding["subjects"] if s["kind"] == "ServiceAccount"}
+    return {
+        (s["name"], s["namespace"]) for s in binding["subjects"] if s["kind"] == "ServiceAccount"
+    }
 
 
 @pytest.mark.parametrize(
@@ -61,7 +68,9 @@ def bound_subjects(binding: Manifest) -> set[tuple[str, str]]:
     ],
     ids=["release-namespace", "listed-namespaces"],
 )
-def test_namespaced_mode_grants_nothing_cluster_wide(overrides: dict[str, object], namespaces: set[str], tmp_path: Path) -> None:
+def test_namespaced_mode_grants_nothing_cluster_wide(
+    overrides: dict[str, object], namespaces: set[str], tmp_path: Path
+) -> None:
     objects = render(Values("namespaced", overrides), tmp_path)
     assert select(objects, "ClusterRole") == []
     assert select(objects, "ClusterRoleBinding") == []
@@ -72,15 +81,27 @@ def test_namespaced_mode_grants_nothing_cluster_wide(overrides: dict[str, object
     subject = operator_service_account(objects)
     for role in roles:
         granted = grants(role)
-        assert granted == NAMESPACED_GRANTS, f"unexpected: {granted - NAMESPACED_GRANTS}, missing: {NAMESPACED_GRANTS - granted}"
-        assert not {verb for group, resource, verb in granted if resource == "secrets"} & {"list", "watch"}
+        assert granted == NAMESPACED_GRANTS, (
+            f"unexpected: {granted - NAMESPACED_GRANTS}, missing: {NAMESPACED_GRANTS - granted}"
+        )
+        assert not {verb for group, resource, verb in granted if resource == "secrets"} & {
+            "list",
+            "watch",
+        }
     for binding in bindings:
         assert binding["roleRef"]["kind"] == "Role"
         assert bound_subjects(binding) == {subject}
-        role_names = {r["metadata"]["name"] for r in roles if r["metadata"]["namespace"] == binding["metadata"]["namespace"]}
+        role_names = {
+            r["metadata"]["name"]
+            for r in roles
+            if r["metadata"]["namespace"] == binding["metadata"]["namespace"]
+        }
         assert binding["roleRef"]["name"] in role_names
     # The operator watches exactly the namespaces it has Roles in.
-    env = {e["name"]: e.get("value") for e in deployment(objects, "operator")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment(objects, "operator")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert set(env["CHANNELMODEL_NAMESPACES"].split(",")) == namespaces
 
 
@@ -92,20 +113,40 @@ def test_cluster_wide_mode_adds_only_crd_reads(tmp_path: Path) -> None:
     (binding,) = select(objects, "ClusterRoleBinding")
     assert grants(role) == NAMESPACED_GRANTS | CLUSTER_ONLY_GRANTS
     assert ("", "secrets", "list") not in grants(role)
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role["metadata"]["name"]}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
     assert bound_subjects(binding) == {operator_service_account(objects)}
     # Cluster-scoped names carry the namespace: two releases in two namespaces never collide.
     assert NAMESPACE in role["metadata"]["name"]
-    env = {e["name"]: e.get("value") for e in deployment(objects, "operator")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment(objects, "operator")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert env["CHANNELMODEL_NAMESPACES"] == ""
 
 
-@pytest.mark.parametrize("overrides", [{}, {"watch": {"clusterWide": True, "namespaces": ["shop-a"]}, "store": S3}], ids=["namespaced", "cluster-wide"])
-def test_trainer_service_account_has_no_token_and_no_rights(overrides: dict[str, object], tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"watch": {"clusterWide": True, "namespaces": ["shop-a"]}, "store": S3}],
+    ids=["namespaced", "cluster-wide"],
+)
+def test_trainer_service_account_has_no_token_and_no_rights(
+    overrides: dict[str, object], tmp_path: Path
+) -> None:
     objects = render(Values("trainer", overrides), tmp_path)
-    trainers = [sa for sa in select(objects, "ServiceAccount") if sa["metadata"]["labels"]["app.kubernetes.io/component"] == "trainer"]
+    trainers = [
+        sa
+        for sa in select(objects, "ServiceAccount")
+        if sa["metadata"]["labels"]["app.kubernetes.io/component"] == "trainer"
+    ]
     assert trainers
-    operator_env = {e["name"]: e.get("value") for e in deployment(objects, "operator")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    operator_env = {
+        e["name"]: e.get("value")
+        for e in deployment(objects, "operator")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     for account in trainers:
         assert account["automountServiceAccountToken"] is False
         assert account["metadata"]["name"] == operator_env["CHANNELMODEL_TRAINER_SERVICE_ACCOUNT"]

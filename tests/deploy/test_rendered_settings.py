@@ -10,6 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic_settings import BaseSettings
+
+from channelmodel.server.settings import ServerSettings
+from channelmodel.settings import OperatorSettings
 from tests.deploy.cases import CASE_IDS, CASES
 from tests.deploy.chart_render import (
     NAMESPACE,
@@ -21,13 +25,14 @@ from tests.deploy.chart_render import (
     rendered_operator_environment,
     select,
 )
-from pydantic_settings import BaseSettings
-
-from channelmodel.server.settings import ServerSettings
-from channelmodel.settings import OperatorSettings
 
 # Read by the store and botocore rather than by a settings class.
-STORE_ENV = {"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "CHANNELMODEL_S3_ADDRESSING_STYLE"}
+STORE_ENV = {
+    "AWS_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "CHANNELMODEL_S3_ADDRESSING_STYLE",
+}
 PROCESS_ENV = {"HOME"}
 # Shared by both processes; parsed by OperatorSettings' twin fields elsewhere.
 SERVER_ALSO_READS = {"CHANNELMODEL_S3_ENDPOINT_URL", "CHANNELMODEL_LOG_FORMAT"}
@@ -56,11 +61,17 @@ def case(request: pytest.FixtureRequest) -> Values:
     return value
 
 
-def test_operator_env_parses_as_operator_settings(case: Values, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_operator_env_parses_as_operator_settings(
+    case: Values, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     objects = render(case, tmp_path)
     operator = container(deployment(objects, "operator"))
     env = plain_env(operator)
-    unknown = {n for n in env if n.startswith("CHANNELMODEL_")} - field_env_names(OperatorSettings) - STORE_ENV
+    unknown = (
+        {n for n in env if n.startswith("CHANNELMODEL_")}
+        - field_env_names(OperatorSettings)
+        - STORE_ENV
+    )
     assert not unknown, f"the chart sets variables OperatorSettings does not read: {unknown}"
     assert set(env) - field_env_names(OperatorSettings) <= STORE_ENV | PROCESS_ENV
     with only_env(monkeypatch, env):
@@ -75,13 +86,19 @@ def test_operator_env_parses_as_operator_settings(case: Values, tmp_path: Path, 
         assert select(objects, "ClusterRoleBinding")
         assert NAMESPACE in workload_namespaces
     else:
-        assert set(settings.namespaces) == {r["metadata"]["namespace"] for r in select(objects, "RoleBinding")}
+        assert set(settings.namespaces) == {
+            r["metadata"]["namespace"] for r in select(objects, "RoleBinding")
+        }
         assert set(settings.namespaces) == workload_namespaces
     if settings.store_uri.startswith("file://"):
         claim = settings.store_volume_claim
         assert claim is not None
         pod = deployment(objects, "operator")["spec"]["template"]["spec"]
-        claims = {v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
+        claims = {
+            v["persistentVolumeClaim"]["claimName"]
+            for v in pod["volumes"]
+            if "persistentVolumeClaim" in v
+        }
         assert claims == {claim}
     else:
         assert settings.store_volume_claim is None
@@ -94,42 +111,94 @@ def test_operator_env_parses_as_operator_settings(case: Values, tmp_path: Path, 
     assert settings.trainer_image.startswith("channelmodel-trainer:")
 
 
-def test_server_env_parses_as_server_settings(case: Values, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_server_env_parses_as_server_settings(
+    case: Values, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     objects = render(case, tmp_path)
     server = container(deployment(objects, "server"))
     env = plain_env(server)
-    unknown = {n for n in env if n.startswith("CHANNELMODEL_")} - field_env_names(ServerSettings) - STORE_ENV - SERVER_ALSO_READS
+    unknown = (
+        {n for n in env if n.startswith("CHANNELMODEL_")}
+        - field_env_names(ServerSettings)
+        - STORE_ENV
+        - SERVER_ALSO_READS
+    )
     assert not unknown, f"the chart sets variables ServerSettings does not read: {unknown}"
     with only_env(monkeypatch, env):
         settings = ServerSettings()
         operator_settings = OperatorSettings()  # the server's view of shared variables
     assert settings.server_port == server["ports"][0]["containerPort"]
-    assert settings.store_uri == plain_env(container(deployment(objects, "operator")))["CHANNELMODEL_STORE_URI"]
-    assert settings.public_base_url == plain_env(container(deployment(objects, "operator")))["CHANNELMODEL_PUBLIC_BASE_URL"]
+    assert (
+        settings.store_uri
+        == plain_env(container(deployment(objects, "operator")))["CHANNELMODEL_STORE_URI"]
+    )
+    assert (
+        settings.public_base_url
+        == plain_env(container(deployment(objects, "operator")))["CHANNELMODEL_PUBLIC_BASE_URL"]
+    )
     assert operator_settings.store_uri == settings.store_uri
 
 
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({}, {"namespaces": [NAMESPACE], "public_base_url": f"http://shop-channelmodel-server.{NAMESPACE}.svc:80"}),
         (
-            {"watch": {"clusterWide": True}, "store": {"type": "s3", "s3": {"bucket": "b-1", "prefix": "/x/y/"}}},
+            {},
+            {
+                "namespaces": [NAMESPACE],
+                "public_base_url": f"http://shop-channelmodel-server.{NAMESPACE}.svc:80",
+            },
+        ),
+        (
+            {
+                "watch": {"clusterWide": True},
+                "store": {"type": "s3", "s3": {"bucket": "b-1", "prefix": "/x/y/"}},
+            },
             {"namespaces": [], "store_uri": "s3://b-1/x/y", "s3_credentials_secret": None},
         ),
         (
-            {"operator": {"maxConcurrentTrainings": 7, "qualityMargin": 0.5, "reconcileIntervalSeconds": 2.5, "jobTtlSeconds": 0}},
-            {"max_concurrent_trainings": 7, "quality_margin": 0.5, "reconcile_interval_seconds": 2.5, "job_ttl_seconds": 0},
+            {
+                "operator": {
+                    "maxConcurrentTrainings": 7,
+                    "qualityMargin": 0.5,
+                    "reconcileIntervalSeconds": 2.5,
+                    "jobTtlSeconds": 0,
+                }
+            },
+            {
+                "max_concurrent_trainings": 7,
+                "quality_margin": 0.5,
+                "reconcile_interval_seconds": 2.5,
+                "job_ttl_seconds": 0,
+            },
         ),
         (
-            {"trainer": {"image": {"pullPolicy": "Always"}, "baseModel": "/models/tm/model.json"}, "operator": {"logFormat": "text"}},
-            {"trainer_image_pull_policy": "Always", "base_model": "/models/tm/model.json", "log_format": "text"},
+            {
+                "trainer": {
+                    "image": {"pullPolicy": "Always"},
+                    "baseModel": "/models/tm/model.json",
+                },
+                "operator": {"logFormat": "text"},
+            },
+            {
+                "trainer_image_pull_policy": "Always",
+                "base_model": "/models/tm/model.json",
+                "log_format": "text",
+            },
         ),
-        ({"operator": {"publicBaseUrl": "https://cdn.example/shop/"}}, {"public_base_url": "https://cdn.example/shop"}),
+        (
+            {"operator": {"publicBaseUrl": "https://cdn.example/shop/"}},
+            {"public_base_url": "https://cdn.example/shop"},
+        ),
     ],
     ids=["defaults", "cluster-wide-s3", "tuning", "trainer", "public-url"],
 )
-def test_values_reach_the_settings(overrides: dict[str, Any], expected: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_values_reach_the_settings(
+    overrides: dict[str, Any],
+    expected: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     command, env = rendered_operator_environment(overrides, tmp_path)
     assert command[:2] == ["channelmodel", "run"]
     with only_env(monkeypatch, env):

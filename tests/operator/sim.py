@@ -22,7 +22,10 @@ def base_url(channel: str, version: str) -> str:
 
 
 def make_spec(**overrides: Any) -> ChannelModelSpec:
-    raw: dict[str, Any] = {"channelId": "shop-1", "manifest": {"url": "http://backend.test/manifest"}}
+    raw: dict[str, Any] = {
+        "channelId": "shop-1",
+        "manifest": {"url": "http://backend.test/manifest"},
+    }
     raw.update(overrides)
     return ChannelModelSpec.model_validate(raw)
 
@@ -74,7 +77,10 @@ class Sim:
     def finish(self, ok: bool = True, accuracy: float = 0.9, error: str = "boom") -> Plan:
         if ok:
             self.job_phase = JobPhase.SUCCEEDED
-            self.job_result = {"ok": True, "metrics": {"accuracy": accuracy, "classes": 3, "images": 30}}
+            self.job_result = {
+                "ok": True,
+                "metrics": {"accuracy": accuracy, "classes": 3, "images": 30},
+            }
         else:
             self.job_phase = JobPhase.FAILED
             self.job_result = {"ok": False, "error": error}

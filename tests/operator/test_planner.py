@@ -36,7 +36,9 @@ def test_success_publishes_version_url_and_ready_condition() -> None:
     assert sim.status.lastRun is not None and sim.status.lastRun.accuracy == 0.8
     assert p.serve_version == "1.0.0"
     ready = get_condition(sim.status.conditions, "Ready")
-    assert ready is not None and ready.status == ConditionStatus.TRUE and ready.reason == "ModelServed"
+    assert (
+        ready is not None and ready.status == ConditionStatus.TRUE and ready.reason == "ModelServed"
+    )
     assert [e.reason for e in p.events] == ["TrainingSucceeded", "VersionServed"]
 
 
@@ -172,7 +174,11 @@ def test_auto_retrain_off_and_disabled_kinds_do_not_queue() -> None:
 
 
 def test_schedule_runs_only_when_inventory_changed() -> None:
-    spec = make_spec(retrainTriggers=["productAdded", "schedule"], cooldownSeconds=0, schedule={"cron": "0 2 * * *"})
+    spec = make_spec(
+        retrainTriggers=["productAdded", "schedule"],
+        cooldownSeconds=0,
+        schedule={"cron": "0 2 * * *"},
+    )
     sim = Sim(spec=spec, now=datetime(2026, 11, 20, 1, 0, tzinfo=UTC))
     sim.trained_once()
     sim.advance(3600, step=60)  # 02:00 passes without changes
@@ -189,7 +195,9 @@ def test_schedule_runs_only_when_inventory_changed() -> None:
 
 
 def test_missed_schedule_fires_during_downtime_run_once() -> None:
-    spec = make_spec(retrainTriggers=["schedule"], cooldownSeconds=0, schedule={"cron": "0 * * * *"})
+    spec = make_spec(
+        retrainTriggers=["schedule"], cooldownSeconds=0, schedule={"cron": "0 * * * *"}
+    )
     sim = Sim(spec=spec)
     sim.trained_once()
     sim.change("productAdded")
@@ -212,7 +220,9 @@ def test_missed_schedule_fires_during_downtime_run_once() -> None:
 )
 def test_schedule_is_dst_correct(day: datetime, expected_utc: list[datetime]) -> None:
     spec = make_spec(
-        retrainTriggers=["schedule"], cooldownSeconds=0, schedule={"cron": "30 2 * * *", "timeZone": "Europe/Berlin"}
+        retrainTriggers=["schedule"],
+        cooldownSeconds=0,
+        schedule={"cron": "30 2 * * *", "timeZone": "Europe/Berlin"},
     )
     sim = Sim(spec=spec, now=day)
     sim.trained_once()
@@ -270,7 +280,9 @@ def test_retention_pinning_and_rollback() -> None:
         deleted += sim.finish().delete_versions
     assert [v.version for v in sim.status.versions] == ["1.0.3", "1.0.2"]
     assert deleted == ["1.0.0", "1.0.1"]
-    sim.spec = make_spec(debounceSeconds=0, cooldownSeconds=0, retainVersions=2, pinnedVersion="1.0.2")
+    sim.spec = make_spec(
+        debounceSeconds=0, cooldownSeconds=0, retainVersions=2, pinnedVersion="1.0.2"
+    )
     p = sim.tick()
     assert p.serve_version == "1.0.2" and sim.status.modelVersion == "1.0.2"
     assert sim.status.modelBaseUrl is not None and sim.status.modelBaseUrl.endswith("/v1.0.2/")
@@ -283,7 +295,9 @@ def test_retention_pinning_and_rollback() -> None:
     assert sim.status.modelVersion == "1.0.2"
     assert {v.version for v in sim.status.versions} == {"1.0.6", "1.0.5", "1.0.2"}
     p = sim.tick()
-    sim.spec = make_spec(debounceSeconds=0, cooldownSeconds=0, retainVersions=2, pinnedVersion="0.9.0")
+    sim.spec = make_spec(
+        debounceSeconds=0, cooldownSeconds=0, retainVersions=2, pinnedVersion="0.9.0"
+    )
     p = sim.tick()
     ready = get_condition(sim.status.conditions, "Ready")
     assert ready is not None and ready.reason == "PinnedVersionMissing"
@@ -310,7 +324,11 @@ def test_invalid_time_zone_is_a_condition_not_a_crash() -> None:
     sim = Sim(spec=make_spec(schedule={"timeZone": "Mars/Olympus"}))
     sim.tick()
     valid = get_condition(sim.status.conditions, "SpecValid")
-    assert valid is not None and valid.status == ConditionStatus.FALSE and "Mars/Olympus" in valid.message
+    assert (
+        valid is not None
+        and valid.status == ConditionStatus.FALSE
+        and "Mars/Olympus" in valid.message
+    )
 
 
 def test_missing_job_counts_as_failure() -> None:
@@ -336,7 +354,12 @@ def test_restart_replans_identically() -> None:
     sim.change()
     sim.tick()
     queued = sim.status.model_copy(deep=True)
-    restarted = Sim(spec=sim.spec, now=sim.now + timedelta(seconds=31), status=queued, annotations=dict(sim.annotations))
+    restarted = Sim(
+        spec=sim.spec,
+        now=sim.now + timedelta(seconds=31),
+        status=queued,
+        annotations=dict(sim.annotations),
+    )
     restarted.tick()
     assert len(restarted.started) == 1 and restarted.started[0][1].version == "1.0.1"
     assert T0 < restarted.started[0][0]

@@ -25,7 +25,9 @@ def s3_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture(params=BACKENDS)
-def store_uri(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def store_uri(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
     if request.param == "file":
         return (tmp_path / "models").as_uri()
     endpoint = request.getfixturevalue("s3_endpoint")
@@ -38,4 +40,3 @@ def store_uri(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
 @pytest.fixture
 def store(store_uri: str) -> ArtifactStore:
     return open_store(store_uri)
-

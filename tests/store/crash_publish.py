@@ -38,7 +38,11 @@ def main(uri: str, crash_at: int) -> int:
         os.fsync = fsync  # type: ignore[assignment]
     elif isinstance(store, S3Store):
         store.client.meta.events.register("before-send.s3.PutObject", count_write)
-    files = {"model.json": b'{"crashed": true}', "weights.bin": b"\0" * 1024, "metadata.json": b"{}"}
+    files = {
+        "model.json": b'{"crashed": true}',
+        "weights.bin": b"\0" * 1024,
+        "metadata.json": b"{}",
+    }
     store.publish_version("shop-1", "1.0.0", files)
     return 0
 

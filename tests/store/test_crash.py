@@ -20,7 +20,10 @@ CRASHED = 17
 @pytest.mark.parametrize("crash_at", [1, 2, 3, 4])
 def test_crash_before_write_leaves_no_version(store_uri: str, crash_at: int) -> None:
     result = subprocess.run(
-        [sys.executable, str(HELPER), store_uri, str(crash_at)], capture_output=True, text=True, timeout=120
+        [sys.executable, str(HELPER), store_uri, str(crash_at)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == CRASHED, result.stderr
 

@@ -46,7 +46,9 @@ def test_from_uri() -> None:
         open_store("ftp://x/y")
 
 
-def test_symlinked_channel_directory_is_not_followed(store: FileStore, root: Path, secret: Path) -> None:
+def test_symlinked_channel_directory_is_not_followed(
+    store: FileStore, root: Path, secret: Path
+) -> None:
     root.mkdir()
     (root / "shop-1").symlink_to(secret.parent, target_is_directory=True)
     assert store.list_versions("shop-1") == []
@@ -56,7 +58,9 @@ def test_symlinked_channel_directory_is_not_followed(store: FileStore, root: Pat
         store.iter_file("shop-1", "1.0.0", "weights.bin")
 
 
-def test_symlinked_version_directory_is_not_followed(store: FileStore, root: Path, secret: Path) -> None:
+def test_symlinked_version_directory_is_not_followed(
+    store: FileStore, root: Path, secret: Path
+) -> None:
     (root / "shop-1").mkdir(parents=True)
     (root / "shop-1" / "v1.0.0").symlink_to(secret, target_is_directory=True)
     assert store.list_versions("shop-1") == []
@@ -64,7 +68,9 @@ def test_symlinked_version_directory_is_not_followed(store: FileStore, root: Pat
         store.read_file("shop-1", "1.0.0", "weights.bin")
 
 
-def test_symlinked_file_inside_a_version_is_not_followed(store: FileStore, root: Path, secret: Path) -> None:
+def test_symlinked_file_inside_a_version_is_not_followed(
+    store: FileStore, root: Path, secret: Path
+) -> None:
     store.publish_version("shop-1", "1.0.0", model_files())
     weights = root / "shop-1" / "v1.0.0" / "weights.bin"
     weights.unlink()
@@ -98,7 +104,12 @@ def test_publish_leaves_only_the_version_directory(store: FileStore, root: Path)
     store.set_pointer("shop-1", {"version": "1.0.0"})
     store.set_pointer("shop-1", {"version": "1.0.0", "pinned": True})
     assert sorted(os.listdir(root / "shop-1")) == ["served.json", "v1.0.0"]
-    assert sorted(os.listdir(root / "shop-1" / "v1.0.0")) == [".committed", "metadata.json", "model.json", "weights.bin"]
+    assert sorted(os.listdir(root / "shop-1" / "v1.0.0")) == [
+        ".committed",
+        "metadata.json",
+        "model.json",
+        "weights.bin",
+    ]
 
 
 def test_open_local_file_gives_the_committed_bytes(store: FileStore) -> None:

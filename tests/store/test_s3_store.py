@@ -30,7 +30,9 @@ def store(s3_env: str) -> S3Store:
 
 def recorded_requests(store: S3Store, operation: str) -> list[Any]:
     requests: list[Any] = []
-    store.client.meta.events.register(f"before-send.s3.{operation}", lambda request, **_: requests.append(request))
+    store.client.meta.events.register(
+        f"before-send.s3.{operation}", lambda request, **_: requests.append(request)
+    )
     return requests
 
 
@@ -62,9 +64,15 @@ def test_commit_record_is_written_last_and_lists_every_file(store: S3Store) -> N
 
     keys = [request.url.rsplit("/v1.0.0/", 1)[1] for request in puts]
     assert keys == ["model.json", "weights.bin", "metadata.json", ".committed"]
-    assert puts[-1].headers["If-None-Match"] == "*"
-    record = json.loads(store.client.get_object(Bucket=store.bucket, Key="models/shop-1/v1.0.0/.committed")["Body"].read())
-    assert {name: entry["size"] for name, entry in record["files"].items()} == {n: len(d) for n, d in files.items()}
+    assert puts[-1].headers["If-None-Match"] in ("*", b"*")
+    record = json.loads(
+        store.client.get_object(Bucket=store.bucket, Key="models/shop-1/v1.0.0/.committed")[
+            "Body"
+        ].read()
+    )
+    assert {name: entry["size"] for name, entry in record["files"].items()} == {
+        n: len(d) for n, d in files.items()
+    }
 
 
 def test_objects_without_commit_record_are_invisible(store: S3Store) -> None:
@@ -76,7 +84,9 @@ def test_objects_without_commit_record_are_invisible(store: S3Store) -> None:
         store.iter_file("shop-1", "1.0.0", "weights.bin")
 
 
-def test_losing_a_commit_race_raises_version_exists(store: S3Store, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_losing_a_commit_race_raises_version_exists(
+    store: S3Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = model_files(seed=1)
     store.publish_version("shop-1", "1.0.0", first)
     # The second publisher checked before the first committed: only the conditional put stops it.
@@ -92,7 +102,9 @@ def test_losing_a_commit_race_raises_version_exists(store: S3Store, monkeypatch:
 def test_a_file_replaced_after_commit_is_refused(store: S3Store) -> None:
     files = model_files()
     store.publish_version("shop-1", "1.0.0", files)
-    store.client.put_object(Bucket=store.bucket, Key="models/shop-1/v1.0.0/model.json", Body=b'{"evil": 1}')
+    store.client.put_object(
+        Bucket=store.bucket, Key="models/shop-1/v1.0.0/model.json", Body=b'{"evil": 1}'
+    )
     with pytest.raises(StoreError, match="changed after"):
         store.read_file("shop-1", "1.0.0", "model.json")
     assert store.read_file("shop-1", "1.0.0", "weights.bin") == files["weights.bin"]
@@ -103,7 +115,9 @@ def test_delete_removes_the_commit_record_first(store: S3Store) -> None:
     deletes = recorded_requests(store, "DeleteObjects")
     store.delete_version("shop-1", "1.0.0")
 
-    first_batch = deletes[0].body.decode() if isinstance(deletes[0].body, bytes) else str(deletes[0].body)
+    first_batch = (
+        deletes[0].body.decode() if isinstance(deletes[0].body, bytes) else str(deletes[0].body)
+    )
     assert "v1.0.0/.committed" in first_batch
     assert "weights.bin" not in first_batch
     listed = store.client.list_objects_v2(Bucket=store.bucket, Prefix="models/shop-1/")

@@ -22,7 +22,8 @@ def test_published_files_read_back_with_size_and_etag(store: ArtifactStore) -> N
         info = store.stat_file("shop-1", "1.0.0", name)
         assert info.size == len(data)
         assert info.etag == etag_of(data)
-        assert info.etag.startswith('"') and info.etag.endswith('"')
+        assert info.etag.startswith('"')
+        assert info.etag.endswith('"')
 
 
 def test_same_bytes_give_the_same_etag_different_bytes_another(store: ArtifactStore) -> None:
@@ -67,14 +68,40 @@ def test_a_version_is_never_overwritten(store: ArtifactStore) -> None:
     ],
     ids=["missing-file", "extra-file", "traversal-name"],
 )
-def test_publish_takes_exactly_the_three_model_files(store: ArtifactStore, files: dict[str, bytes]) -> None:
+def test_publish_takes_exactly_the_three_model_files(
+    store: ArtifactStore, files: dict[str, bytes]
+) -> None:
     with pytest.raises(InvalidName):
         store.publish_version("shop-1", "1.0.0", files)
     assert store.list_versions("shop-1") == []
 
 
-BAD_CHANNELS = ["", "..", "../x", "a/b", "a\\b", ".hidden", "_cache", "-x", "a\x00b", "é", "x" * 64, "a b", "shop\n"]
-BAD_VERSIONS = ["", "1.0", "v1.0.0", "01.0.0", "1.0.0-rc.1", "1.0.0/..", "..", "1.0.0\n", "1.0.0\x00"]
+BAD_CHANNELS = [
+    "",
+    "..",
+    "../x",
+    "a/b",
+    "a\\b",
+    ".hidden",
+    "_cache",
+    "-x",
+    "a\x00b",
+    "é",
+    "x" * 64,
+    "a b",
+    "shop\n",
+]
+BAD_VERSIONS = [
+    "",
+    "1.0",
+    "v1.0.0",
+    "01.0.0",
+    "1.0.0-rc.1",
+    "1.0.0/..",
+    "..",
+    "1.0.0\n",
+    "1.0.0\x00",
+]
 
 
 @pytest.mark.parametrize("channel", BAD_CHANNELS)
@@ -155,7 +182,9 @@ def test_a_deleted_version_can_be_published_again(store: ArtifactStore) -> None:
     assert read_all(store, "shop-1", "1.0.0") == again
 
 
-def test_delete_channel_removes_versions_and_pointer_only_of_that_channel(store: ArtifactStore) -> None:
+def test_delete_channel_removes_versions_and_pointer_only_of_that_channel(
+    store: ArtifactStore,
+) -> None:
     for channel in ("shop-1", "shop-2"):
         store.publish_version(channel, "1.0.0", model_files())
         store.publish_version(channel, "1.0.1", model_files())
@@ -182,7 +211,9 @@ def test_serving_pointer_round_trip_and_replace(store: ArtifactStore) -> None:
 
 
 @pytest.mark.parametrize("pointer", [{}, {"version": 3}, {"version": "latest"}, {"pinned": True}])
-def test_invalid_pointers_are_refused_and_the_old_one_stays(store: ArtifactStore, pointer: dict[str, object]) -> None:
+def test_invalid_pointers_are_refused_and_the_old_one_stays(
+    store: ArtifactStore, pointer: dict[str, object]
+) -> None:
     store.set_pointer("shop-1", {"version": "1.0.0"})
     with pytest.raises(InvalidName):
         store.set_pointer("shop-1", pointer)
@@ -198,7 +229,9 @@ def test_cache_blobs(store: ArtifactStore) -> None:
     assert store.list_channels() == []
 
 
-@pytest.mark.parametrize("key", ["", "../x", "a/../../x", "/abs", "a//b", "a\\b", ".hidden", "a\x00"])
+@pytest.mark.parametrize(
+    "key", ["", "../x", "a/../../x", "/abs", "a//b", "a\\b", ".hidden", "a\x00"]
+)
 def test_invalid_cache_keys_are_refused(store: ArtifactStore, key: str) -> None:
     with pytest.raises(InvalidName):
         store.put_blob(key, b"x")

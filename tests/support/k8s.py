@@ -34,7 +34,7 @@ class WaitTimeout(AssertionError):
 
 
 def wait_for(
-    predicate: Callable[[], T | None | bool],
+    predicate: Callable[[], T | bool | None],
     timeout: float = 30.0,
     interval: float = 0.05,
     message: str | Callable[[], str] = "condition",
@@ -95,22 +95,41 @@ class Cluster:
         return kubernetes.client.BatchV1Api(self.api_client)
 
     # ChannelModel shortcuts -------------------------------------------------------------
-    def create_channelmodel(self, name: str, spec: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ChannelModel", "metadata": {"name": name}, "spec": spec}
+    def create_channelmodel(
+        self, name: str, spec: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ChannelModel",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
         return dict(
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace or self.namespace, PLURAL, body)
+            self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace or self.namespace, PLURAL, body
+            )
         )
 
     def get_channelmodel(self, name: str, namespace: str | None = None) -> dict[str, Any]:
-        return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace or self.namespace, PLURAL, name))
-
-    def patch_channelmodel(self, name: str, patch: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         return dict(
-            self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace or self.namespace, PLURAL, name, patch)
+            self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace or self.namespace, PLURAL, name
+            )
+        )
+
+    def patch_channelmodel(
+        self, name: str, patch: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
+        return dict(
+            self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace or self.namespace, PLURAL, name, patch
+            )
         )
 
     def delete_channelmodel(self, name: str, namespace: str | None = None) -> None:
-        self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace or self.namespace, PLURAL, name)
+        self.custom.delete_namespaced_custom_object(
+            GROUP, VERSION, namespace or self.namespace, PLURAL, name
+        )
 
     def jobs(self, namespace: str | None = None) -> list[dict[str, Any]]:
         return self.call(lambda emulator: emulator.list_objects("batch/v1", "jobs", namespace))
@@ -120,7 +139,7 @@ class Cluster:
 
     # Request counting -------------------------------------------------------------------
     def request_mark(self) -> int:
-        return self.call(lambda emulator: len(emulator.request_log))
+        return self.call(lambda emulator: emulator.requests_served)
 
     def count_requests(self, since: int = 0, **filters: Any) -> int:
         return self.call(lambda emulator: emulator.count_requests(since=since, **filters))
@@ -154,7 +173,12 @@ def start_job_runner(k8s: Cluster, tmp_path: Path) -> JobRunnerFactory:
     """Start the local job runner against `k8s`; `stand_in=` swaps every Job's command."""
 
     def start(stand_in: StandIn | None = None, **options: Any) -> JobRunner:
-        runner = JobRunner(k8s.url, stand_in=stand_in, work_dir=tmp_path / f"jobrunner-{len(k8s._runners)}", **options)
+        runner = JobRunner(
+            k8s.url,
+            stand_in=stand_in,
+            work_dir=tmp_path / f"jobrunner-{len(k8s._runners)}",
+            **options,
+        )
         k8s.thread.spawn(runner.run)
         k8s.thread.run(runner.wait_started(), timeout=10)
         k8s._runners.append(runner)

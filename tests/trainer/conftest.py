@@ -83,21 +83,26 @@ def file_store(tmp_path: Path) -> Any:
 
 
 @pytest.fixture(scope="session")
-def grocery_run(grocery_dir: Path, base_model: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def grocery_run(
+    grocery_dir: Path, base_model: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Any:
     """One real training on a few grocery products (local manifest), shared by slow tests."""
     import json
 
-    from channelmodel_trainer.pipeline import TrainingRequest, run_training
-
     from channelmodel.store import open_store
+    from channelmodel_trainer.pipeline import TrainingRequest, run_training
 
     folder = tmp_path_factory.mktemp("grocery")
     photos = grocery_images(grocery_dir, "train", GROCERY_CLASSES, GROCERY_PHOTOS_PER_PRODUCT)
     manifest = {
         "channelId": "grocery",
-        "products": [{"id": f"class-{c}", "images": [str(p) for p in paths]} for c, paths in photos.items()],
+        "products": [
+            {"id": f"class-{c}", "images": [str(p) for p in paths]} for c, paths in photos.items()
+        ],
     }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     store = open_store((folder / "store").as_uri())
-    request = TrainingRequest(manifest=str(folder / "manifest.json"), channel_id="grocery", version="1.0.0")
+    request = TrainingRequest(
+        manifest=str(folder / "manifest.json"), channel_id="grocery", version="1.0.0"
+    )
     return run_training(request, store, base=base_model)

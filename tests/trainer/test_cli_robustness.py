@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from channelmodel.cli import main
-from channelmodel.store import open_store
 from PIL import Image
 from trainer_testlib import CatalogServer, Route, patterned_jpeg
+
+from channelmodel.cli import main
+from channelmodel.store import open_store
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +78,10 @@ def test_messy_catalog_skips_and_counts_every_bad_entry(
     manifest = {
         "channelId": "shop-1",
         "products": [
-            {"id": "apple", "images": [good("a1.jpg"), good("a2.jpg"), url("gone.jpg", b"", status=404)]},
+            {
+                "id": "apple",
+                "images": [good("a1.jpg"), good("a2.jpg"), url("gone.jpg", b"", status=404)],
+            },
             {
                 "id": "pear",
                 "images": [
@@ -92,7 +96,9 @@ def test_messy_catalog_skips_and_counts_every_bad_entry(
                 "images": [
                     good("l1.jpg"),
                     good("l2.jpg"),
-                    url("huge.jpg", b"\xff\xd8" + b"\0" * (17 * 1024 * 1024)),  # over the 16 MiB limit
+                    url(
+                        "huge.jpg", b"\xff\xd8" + b"\0" * (17 * 1024 * 1024)
+                    ),  # over the 16 MiB limit
                     url("bomb.png", png_bomb(8200), "image/png"),  # 67 M pixels
                 ],
             },
@@ -101,7 +107,9 @@ def test_messy_catalog_skips_and_counts_every_bad_entry(
         ],
     }
 
-    code, result, stderr = train(catalog_server, manifest, tmp_path, reference_export, monkeypatch, capsys)
+    code, result, stderr = train(
+        catalog_server, manifest, tmp_path, reference_export, monkeypatch, capsys
+    )
 
     assert code == 0, stderr
     assert result["ok"] is True
@@ -110,7 +118,15 @@ def test_messy_catalog_skips_and_counts_every_bad_entry(
     assert result["metrics"]["skippedImages"] == 6
     assert result["skipped"] == {"pear": 2, "plum": 2, "apple": 1, "ghost": 1}
     assert result["productsWithoutImages"] == ["ghost", "empty"]
-    assert set(result["timings"]) >= {"manifest", "baseModel", "images", "train", "export", "publish", "total"}
+    assert set(result["timings"]) >= {
+        "manifest",
+        "baseModel",
+        "images",
+        "train",
+        "export",
+        "publish",
+        "total",
+    }
     # The token went with every request to the manifest's origin (all of them here).
     assert {auth for _, auth in catalog_server.requests} == {"Bearer tok-123"}
     assert "tok-123" not in stderr
@@ -140,7 +156,9 @@ def test_invalid_manifest_fails_with_one_line(
 ) -> None:
     manifest = {"channelId": "shop-1", "products": products}
 
-    code, result, stderr = train(catalog_server, manifest, tmp_path, reference_export, monkeypatch, capsys)
+    code, result, stderr = train(
+        catalog_server, manifest, tmp_path, reference_export, monkeypatch, capsys
+    )
 
     assert code != 0
     assert result["ok"] is False
@@ -165,10 +183,15 @@ def test_too_few_usable_products_is_an_error_not_a_model(
         ],
     }
 
-    code, result, _ = train(catalog_server, manifest, tmp_path, reference_export, monkeypatch, capsys)
+    code, result, _ = train(
+        catalog_server, manifest, tmp_path, reference_export, monkeypatch, capsys
+    )
 
     assert code != 0
-    assert result == {"ok": False, "error": "only 1 product(s) have usable images; a classifier needs 2"}
+    assert result == {
+        "ok": False,
+        "error": "only 1 product(s) have usable images; a classifier needs 2",
+    }
 
 
 def test_manifest_for_another_channel_is_refused(
@@ -179,6 +202,8 @@ def test_manifest_for_another_channel_is_refused(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     manifest = {"channelId": "shop-2", "products": [{"id": "a"}, {"id": "b"}]}
-    code, result, _ = train(catalog_server, manifest, tmp_path, reference_export, monkeypatch, capsys)
+    code, result, _ = train(
+        catalog_server, manifest, tmp_path, reference_export, monkeypatch, capsys
+    )
     assert code != 0
     assert result["error"] == "manifest is for channel 'shop-2', not 'shop-1'"

@@ -56,7 +56,9 @@ def _explain(error: jsonschema.ValidationError) -> str:
     if error.validator == "required":
         return f"Required value: {error.message.split(' is a required')[0]} is required"
     if error.validator in ("minimum", "maximum"):
-        word = "greater than or equal to" if error.validator == "minimum" else "less than or equal to"
+        word = (
+            "greater than or equal to" if error.validator == "minimum" else "less than or equal to"
+        )
         return f"Invalid value: {error.instance!r}: should be {word} {error.validator_value}"
     if error.validator == "additionalProperties":
         return f"Unknown field: {error.message}"

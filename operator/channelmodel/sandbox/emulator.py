@@ -28,15 +28,13 @@ request is atomic without locks.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import copy
 import json
 import logging
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,93 +43,27 @@ import attrs
 import kmock
 from kmock._internal import rendering
 
-from channelmodel.sandbox import patching, tables
+from channelmodel.sandbox import discovery, patching, tables
+from channelmodel.sandbox.apierrors import ApiError, already_exists, conflict, invalid, not_found
 from channelmodel.sandbox.requests import ApiPath, RequestRecord, parse_api_path, verb_of
 from channelmodel.sandbox.resources import Registry, ResourceType, builtin_types, crd_types
 from channelmodel.sandbox.schema import FieldError, unsupported_rules
-from channelmodel.sandbox.selectors import Matcher, SelectorError, object_matcher
+from channelmodel.sandbox.selectors import SelectorError, object_matcher
+from channelmodel.sandbox.watching import WatchHub
 
 logger = logging.getLogger(__name__)
 
 CRD_KEY = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 NAMESPACE_KEY = ("", "v1", "namespaces")
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-SERVER_VERSION = {
-    "major": "1",
-    "minor": "32",
-    "gitVersion": "v1.32.0-channelmodel-emulator",
-    "gitCommit": "0000000000000000000000000000000000000000",
-    "gitTreeState": "clean",
-    "buildDate": "2026-01-01T00:00:00Z",
-    "goVersion": "go1.23",
-    "compiler": "gc",
-    "platform": "linux/amd64",
-}
 _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 ObjectKey = tuple[str | None, str]  # (namespace, name)
 Obj = dict[str, Any]
 
 
-class ApiError(Exception):
-    """An error answered as a Kubernetes `Status` object."""
-
-    def __init__(
-        self, code: int, reason: str, message: str, details: Mapping[str, Any] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.reason = reason
-        self.message = message
-        self.details = dict(details or {})
-
-    def status(self) -> Obj:
-        body: Obj = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
-        if self.details:
-            body["details"] = self.details
-        return body
-
-
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _not_found(rtype: ResourceType, name: str) -> ApiError:
-    return ApiError(
-        404,
-        "NotFound",
-        f'{rtype.group_resource} "{name}" not found',
-        {"name": name, "group": rtype.group, "kind": rtype.plural},
-    )
-
-
-def _conflict(rtype: ResourceType, name: str) -> ApiError:
-    return ApiError(
-        409,
-        "Conflict",
-        f'Operation cannot be fulfilled on {rtype.group_resource} "{name}": '
-        "the object has been modified; please apply your changes to the latest version and try again",
-        {"name": name, "group": rtype.group, "kind": rtype.plural},
-    )
-
-
-def _invalid(rtype: ResourceType, name: str, errors: list[FieldError]) -> ApiError:
-    what = f"{rtype.kind}.{rtype.group}" if rtype.group else rtype.kind
-    joined = errors[0].message if len(errors) == 1 else "[" + ", ".join(e.message for e in errors) + "]"
-    return ApiError(
-        422,
-        "Invalid",
-        f'{what} "{name}" is invalid: {joined}',
-        {"name": name, "group": rtype.group, "kind": rtype.kind, "causes": [e.cause() for e in errors]},
-    )
 
 
 def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -144,21 +76,15 @@ def _body_without(obj: Mapping[str, Any], keys: Iterable[str]) -> Obj:
     return {key: value for key, value in obj.items() if key not in skip}
 
 
-@dataclass(eq=False)
-class _Watcher:
-    key: tuple[str, str, str]
-    namespace: str | None
-    matcher: Matcher
-    queue: asyncio.Queue[Obj]
-
-
 @attrs.define(kw_only=True)
-class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
+class KubernetesAPIEmulator(kmock.KubernetesEmulator):
     """The emulated API server. Serve it with `kmock.Server(emulator)` or `EmulatorThread`."""
 
     auto_create_namespaces: bool = True
-    event_history: int = 20000
-    request_log_limit: int | None = 200_000
+    # Bounds keep a long `channelmodel dev` session's memory flat.
+    event_history: int = 20_000  # writes a watch can resume across
+    request_log_limit: int = 100_000  # RequestRecords for counting
+    kmock_request_limit: int = 5_000  # full kmock.Request objects for its DSL assertions
 
     _registry: Registry = attrs.field(factory=Registry, init=False)
     _store: dict[tuple[str, str, str], dict[ObjectKey, Obj]] = attrs.field(
@@ -166,14 +92,14 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     )
     _uids: dict[str, tuple[tuple[str, str, str], ObjectKey]] = attrs.field(factory=dict, init=False)
     _rv: int = attrs.field(default=1000, init=False)
-    _events: collections.deque[tuple[int, tuple[str, str, str], str, Obj]] = attrs.field(init=False)
-    _watchers: set[_Watcher] = attrs.field(factory=set, init=False)
+    _hub: WatchHub = attrs.field(init=False)
     request_log: collections.deque[RequestRecord] = attrs.field(init=False)
+    requests_served: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
         # kmock's own fallbacks (its simplistic object store) are deliberately not registered:
         # everything not caught by a user-defined reaction goes to `_serve`.
-        self._events = collections.deque(maxlen=self.event_history)
+        self._hub = WatchHub(self.event_history)
         self.request_log = collections.deque(maxlen=self.request_log_limit)
         for rtype in builtin_types():
             self._registry.add(rtype)
@@ -199,17 +125,23 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             raise KeyError(f"no resource {kind_or_plural!r} in {api_version!r}")
         return rtype
 
-    def get_object(self, api_version: str, kind_or_plural: str, namespace: str | None, name: str) -> Obj | None:
+    def get_object(
+        self, api_version: str, kind_or_plural: str, namespace: str | None, name: str
+    ) -> Obj | None:
         """The stored object, or None. Call on the emulator's event loop thread."""
         rtype = self.resource_type(api_version, kind_or_plural)
         obj = self._store[rtype.key].get((namespace if rtype.namespaced else None, name))
         return copy.deepcopy(obj) if obj is not None else None
 
-    def list_objects(self, api_version: str, kind_or_plural: str, namespace: str | None = None) -> list[Obj]:
+    def list_objects(
+        self, api_version: str, kind_or_plural: str, namespace: str | None = None
+    ) -> list[Obj]:
         rtype = self.resource_type(api_version, kind_or_plural)
         return [
             copy.deepcopy(obj)
-            for (ns, _), obj in sorted(self._store[rtype.key].items(), key=lambda item: (item[0][0] or "", item[0][1]))
+            for (ns, _), obj in sorted(
+                self._store[rtype.key].items(), key=lambda item: (item[0][0] or "", item[0][1])
+            )
             if namespace is None or ns == namespace
         ]
 
@@ -222,7 +154,9 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         if existing is None:
             return self.create_object(rtype, namespace, dict(obj))
         merged = copy.deepcopy(dict(obj))
-        merged.setdefault("metadata", {})["resourceVersion"] = existing["metadata"]["resourceVersion"]
+        merged.setdefault("metadata", {})["resourceVersion"] = existing["metadata"][
+            "resourceVersion"
+        ]
         return self.update_object(rtype, namespace, meta["name"], merged, subresource=None)
 
     def count_requests(
@@ -233,18 +167,21 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         user_agent: str | None = None,
         since: int = 0,
     ) -> int:
-        """Requests in the log (from index `since`) by verb, resource and User-Agent substring."""
+        """Requests since the mark `since` (see `requests_served`), by verb, resource, User-Agent."""
         wanted = set(verbs) if verbs is not None else None
         return sum(
             1
-            for record in list(self.request_log)[since:]
-            if (wanted is None or record.verb in wanted)
+            for record in self.request_log
+            if record.seq >= since
+            and (wanted is None or record.verb in wanted)
             and (resource is None or record.resource == resource)
             and (user_agent is None or user_agent in record.user_agent)
         )
 
     def requests_by_method(self, *, since: int = 0) -> dict[str, int]:
-        return dict(collections.Counter(record.method for record in list(self.request_log)[since:]))
+        return dict(
+            collections.Counter(record.method for record in self.request_log if record.seq >= since)
+        )
 
     # ------------------------------------------------------------------ HTTP entry point
 
@@ -259,6 +196,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             if api.subresource:
                 resource_name += f"/{api.subresource}"
         record = RequestRecord(
+            seq=self.requests_served,
             method=raw_request.method,
             path=raw_request.path,
             verb=verb,
@@ -268,6 +206,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             user_agent=raw_request.headers.get("User-Agent", ""),
         )
         self.request_log.append(record)
+        self.requests_served += 1
         try:
             data = json.loads(body) if body else None
         except ValueError as error:
@@ -289,14 +228,16 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             text=body.decode("utf-8", errors="replace"),
             data=data,
             action=_KMOCK_ACTIONS.get(verb or ""),
-            resource=kmock.resource(api.group, api.version, api.plural) if api and api.plural else None,
+            resource=kmock.resource(api.group, api.version, api.plural)
+            if api and api.plural
+            else None,
             namespace=api.namespace if api else None,
             name=api.name if api else None,
             subresource=api.subresource if api else None,
         )
         self._requests.append(request)
-        if self.request_log_limit and len(self._requests) > self.request_log_limit:
-            del self._requests[: len(self._requests) - self.request_log_limit]
+        if len(self._requests) > self.kmock_request_limit:
+            del self._requests[: len(self._requests) - self.kmock_request_limit]
         try:
             response = await self._handle(request)
         except Exception as error:
@@ -323,7 +264,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         try:
             api = parse_api_path(path)
             if api is None or api.plural is None:
-                return self._json(self._non_resource(path, api, raw))
+                return self._json(discovery.document(path, self._registry, raw.host))
             rtype = self._registry.get(api.group, api.version, api.plural)
             if rtype is None:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -333,81 +274,91 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         except SelectorError as error:
             return self._error_response(ApiError(400, "BadRequest", str(error)))
 
-    def _non_resource(self, path: str, api: ApiPath | None, raw: aiohttp.web.BaseRequest) -> Obj:
-        if path == "/version":
-            return SERVER_VERSION
-        if path == "/api":
-            return {
-                "kind": "APIVersions",
-                "versions": ["v1"],
-                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": raw.host}],
-            }
-        if path == "/apis":
-            return self._registry.api_group_list()
-        if path in ("/healthz", "/readyz", "/livez"):
-            return {"status": "ok"}
-        if path == "/":
-            paths = {"/api", "/api/v1", "/apis", "/version", "/healthz"}
-            for group, versions in self._registry.groups().items():
-                if group:
-                    paths.add(f"/apis/{group}")
-                    paths.update(f"/apis/{group}/{version}" for version in versions)
-            return {"paths": sorted(paths)}
-        if api is not None:
-            found = self._registry.api_resource_list(api.group, api.version)
-            if found is not None:
-                return found
-        elif path.startswith("/apis/") and path.count("/") == 2:
-            group_doc = self._registry.api_group(path.split("/")[2])
-            if group_doc is not None:
-                return {"kind": "APIGroup", "apiVersion": "v1", **group_doc}
-        raise ApiError(404, "NotFound", "the server could not find the requested resource")
-
     async def _serve_resource(
-        self, request: rendering.Request, raw: aiohttp.web.BaseRequest, api: ApiPath, rtype: ResourceType
+        self,
+        request: rendering.Request,
+        raw: aiohttp.web.BaseRequest,
+        api: ApiPath,
+        rtype: ResourceType,
     ) -> aiohttp.web.StreamResponse:
         method = raw.method.upper()
         query = raw.query
         namespace = api.namespace if rtype.namespaced else None
-        if api.subresource not in (None, "status") or (api.subresource == "status" and not rtype.has_status):
+        if api.subresource not in (None, "status") or (
+            api.subresource == "status" and not rtype.has_status
+        ):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if method == "GET" and query.get("watch") in ("true", "1"):
-            return await self._watch_response(raw, rtype, namespace, api.name)
+            return await self._hub.serve(
+                raw,
+                rtype,
+                namespace,
+                api.name,
+                lambda: self._objects_in(rtype, namespace),
+                self._rv,
+            )
         if method == "GET" and api.name is None:
-            items = self._select(rtype, namespace, query.get("labelSelector"), query.get("fieldSelector"))
+            items = self._select(
+                rtype, namespace, query.get("labelSelector"), query.get("fieldSelector")
+            )
             if tables.wants_table(raw.headers.get("Accept", "")):
                 return self._json(tables.table(rtype, items, self._rv))
             return self._json(self._list_body(rtype, items))
         if api.name is None:
             if method == "POST":
                 if rtype.namespaced and namespace is None:
-                    raise ApiError(405, "MethodNotAllowed", "create requires a namespace in the URL")
-                obj = self.create_object(rtype, namespace, request.data, field_validation=query.get("fieldValidation"))
+                    raise ApiError(
+                        405, "MethodNotAllowed", "create requires a namespace in the URL"
+                    )
+                obj = self.create_object(
+                    rtype,
+                    namespace,
+                    request.data,
+                    field_validation=query.get("fieldValidation"),
+                    dry_run=bool(query.get("dryRun")),
+                )
                 return self._json(obj, status=201)
             if method == "DELETE":
-                items = self._select(rtype, namespace, query.get("labelSelector"), query.get("fieldSelector"))
+                items = self._select(
+                    rtype, namespace, query.get("labelSelector"), query.get("fieldSelector")
+                )
                 for item in items:
-                    self.delete_object(rtype, _meta(item).get("namespace"), _meta(item)["name"], request.data)
+                    self.delete_object(
+                        rtype, _meta(item).get("namespace"), _meta(item)["name"], request.data
+                    )
                 return self._json(self._list_body(rtype, items))
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
         name = api.name
         if method == "GET":
-            obj = self._store[rtype.key].get((namespace, name))
-            if obj is None:
-                raise _not_found(rtype, name)
+            stored = self._store[rtype.key].get((namespace, name))
+            if stored is None:
+                raise not_found(rtype, name)
+            obj = stored
             if tables.wants_table(raw.headers.get("Accept", "")):
                 return self._json(tables.table(rtype, [obj], self._rv))
             return self._json(obj)
         if method == "PUT":
             obj = self.update_object(
-                rtype, namespace, name, request.data, subresource=api.subresource, field_validation=query.get("fieldValidation")
+                rtype,
+                namespace,
+                name,
+                request.data,
+                subresource=api.subresource,
+                field_validation=query.get("fieldValidation"),
+                dry_run=bool(query.get("dryRun")),
             )
             return self._json(obj)
         if method == "PATCH":
             content_type = raw.headers.get("Content-Type", patching.MERGE_PATCH)
             obj = self.patch_object(
-                rtype, namespace, name, request.data, content_type, subresource=api.subresource,
+                rtype,
+                namespace,
+                name,
+                request.data,
+                content_type,
+                subresource=api.subresource,
                 field_validation=query.get("fieldValidation"),
+                dry_run=bool(query.get("dryRun")),
             )
             return self._json(obj)
         if method == "DELETE":
@@ -422,7 +373,13 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     # ------------------------------------------------------------------ writes
 
     def create_object(
-        self, rtype: ResourceType, namespace: str | None, body: Any, *, field_validation: str | None = None
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        body: Any,
+        *,
+        field_validation: str | None = None,
+        dry_run: bool = False,
     ) -> Obj:
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the request body must be a JSON object")
@@ -431,13 +388,17 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         obj.setdefault("kind", rtype.kind)
         if obj["apiVersion"] != rtype.api_version or obj["kind"] != rtype.kind:
             raise ApiError(
-                400, "BadRequest", f"the object is {obj['apiVersion']}/{obj['kind']}, not {rtype.api_version}/{rtype.kind}"
+                400,
+                "BadRequest",
+                f"the object is {obj['apiVersion']}/{obj['kind']}, not {rtype.api_version}/{rtype.kind}",
             )
         meta = obj.setdefault("metadata", {})
         if rtype.namespaced:
             if meta.get("namespace") not in (None, "", namespace):
                 raise ApiError(
-                    400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request"
+                    400,
+                    "BadRequest",
+                    "the namespace of the provided object does not match the namespace sent on the request",
                 )
             meta["namespace"] = namespace
             self._require_namespace(namespace)
@@ -445,31 +406,45 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             meta.pop("namespace", None)
         if not meta.get("name"):
             if not meta.get("generateName"):
-                raise _invalid(rtype, "", [FieldError("metadata.name", "FieldValueRequired", "metadata.name: Required value: name or generateName is required")])
+                raise invalid(
+                    rtype,
+                    "",
+                    [
+                        FieldError(
+                            "metadata.name",
+                            "FieldValueRequired",
+                            "metadata.name: Required value: name or generateName is required",
+                        )
+                    ],
+                )
             for _ in range(20):
-                candidate = meta["generateName"] + "".join(secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5))
+                candidate = meta["generateName"] + "".join(
+                    secrets.choice(_NAME_SUFFIX_ALPHABET) for _ in range(5)
+                )
                 if (namespace, candidate) not in self._store[rtype.key]:
                     meta["name"] = candidate
                     break
         name = meta["name"]
         if (namespace, name) in self._store[rtype.key]:
-            raise ApiError(
-                409,
-                "AlreadyExists",
-                f'{rtype.group_resource} "{name}" already exists',
-                {"name": name, "group": rtype.group, "kind": rtype.plural},
-            )
+            raise already_exists(rtype, name)
         if rtype.has_status:
             obj.pop("status", None)  # the status subresource owns it
         obj = self._admit(rtype, obj, None, field_validation)
         meta = obj["metadata"]
-        for server_field in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "uid"):
+        for server_field in (
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "resourceVersion",
+            "uid",
+        ):
             meta.pop(server_field, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
         meta["generation"] = 1
         if rtype.key == CRD_KEY:
             obj = self._register_crd(obj)
+        if dry_run:
+            return obj
         self._commit(rtype, (namespace, name), None, obj)
         return obj
 
@@ -483,16 +458,27 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         *,
         subresource: str | None = None,
         field_validation: str | None = None,
+        dry_run: bool = False,
     ) -> Obj:
         old = self._store[rtype.key].get((namespace, name))
         if old is None:
-            raise _not_found(rtype, name)
+            raise not_found(rtype, name)
         try:
             new = patching.apply_patch(old, body, content_type)
         except patching.PatchError as error:
             code = 415 if "unsupported patch type" in str(error) else 422
-            raise ApiError(code, "Invalid" if code == 422 else "UnsupportedMediaType", str(error)) from error
-        return self.update_object(rtype, namespace, name, new, subresource=subresource, field_validation=field_validation)
+            raise ApiError(
+                code, "Invalid" if code == 422 else "UnsupportedMediaType", str(error)
+            ) from error
+        return self.update_object(
+            rtype,
+            namespace,
+            name,
+            new,
+            subresource=subresource,
+            field_validation=field_validation,
+            dry_run=dry_run,
+        )
 
     def update_object(
         self,
@@ -503,19 +489,22 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         *,
         subresource: str | None,
         field_validation: str | None = None,
+        dry_run: bool = False,
     ) -> Obj:
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the request body must be a JSON object")
         old = self._store[rtype.key].get((namespace, name))
         if old is None:
-            raise _not_found(rtype, name)
+            raise not_found(rtype, name)
         new = copy.deepcopy(body)
-        new_meta = new.get("metadata") if isinstance(new.get("metadata"), dict) else {}
+        new_meta: dict[str, Any] = new["metadata"] if isinstance(new.get("metadata"), dict) else {}
         if new_meta.get("name") not in (None, name):
-            raise ApiError(400, "BadRequest", "the name of the object does not match the name on the URL")
+            raise ApiError(
+                400, "BadRequest", "the name of the object does not match the name on the URL"
+            )
         expected_rv = new_meta.get("resourceVersion")
         if expected_rv and expected_rv != old["metadata"]["resourceVersion"]:
-            raise _conflict(rtype, name)
+            raise conflict(rtype, name)
 
         if subresource == "status":
             # Writes to /status change status only; everything else stays as stored.
@@ -533,17 +522,32 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 else:
                     new.pop("status", None)
             meta = new.setdefault("metadata", {})
-            for server_field in ("uid", "creationTimestamp", "generation", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "name"):
+            for server_field in (
+                "uid",
+                "creationTimestamp",
+                "generation",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "namespace",
+                "name",
+            ):
                 if server_field in old["metadata"]:
                     meta[server_field] = old["metadata"][server_field]
                 else:
                     meta.pop(server_field, None)
             added = set(meta.get("finalizers") or []) - set(old["metadata"].get("finalizers") or [])
             if old["metadata"].get("deletionTimestamp") and added:
-                raise _invalid(rtype, name, [FieldError(
-                    "metadata.finalizers", "FieldValueForbidden",
-                    f"metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)}",
-                )])
+                raise invalid(
+                    rtype,
+                    name,
+                    [
+                        FieldError(
+                            "metadata.finalizers",
+                            "FieldValueForbidden",
+                            f"metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {sorted(added)}",
+                        )
+                    ],
+                )
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         new = self._admit(rtype, new, old, field_validation, status_only=subresource == "status")
 
@@ -551,22 +555,32 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             return old  # a no-op write: no new resourceVersion, no watch event
         if self._spec_changed(rtype, old, new):
             new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
+        if dry_run:
+            return new
         if rtype.key == CRD_KEY:
             new = self._register_crd(new)
         self._commit(rtype, (namespace, name), old, new)
         return new
 
-    def delete_object(self, rtype: ResourceType, namespace: str | None, name: str, options: Any = None) -> Obj:
+    def delete_object(
+        self, rtype: ResourceType, namespace: str | None, name: str, options: Any = None
+    ) -> Obj:
         options = options if isinstance(options, dict) else {}
         old = self._store[rtype.key].get((namespace, name))
         if old is None:
-            raise _not_found(rtype, name)
+            raise not_found(rtype, name)
         preconditions = options.get("preconditions") or {}
         if preconditions.get("uid") not in (None, old["metadata"]["uid"]):
-            raise ApiError(409, "Conflict", f"Precondition failed: UID in precondition: {preconditions['uid']}, UID in object meta: {old['metadata']['uid']}")
+            raise ApiError(
+                409,
+                "Conflict",
+                f"Precondition failed: UID in precondition: {preconditions['uid']}, UID in object meta: {old['metadata']['uid']}",
+            )
         if preconditions.get("resourceVersion") not in (None, old["metadata"]["resourceVersion"]):
-            raise _conflict(rtype, name)
-        orphan = options.get("propagationPolicy") == "Orphan" or options.get("orphanDependents") is True
+            raise conflict(rtype, name)
+        orphan = (
+            options.get("propagationPolicy") == "Orphan" or options.get("orphanDependents") is True
+        )
         if old["metadata"].get("deletionTimestamp"):
             return old
         if old["metadata"].get("finalizers"):
@@ -584,14 +598,25 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 "apiVersion": "v1",
                 "metadata": {},
                 "status": "Success",
-                "details": {"name": name, "group": rtype.group, "kind": rtype.plural, "uid": removed["metadata"]["uid"]},
+                "details": {
+                    "name": name,
+                    "group": rtype.group,
+                    "kind": rtype.plural,
+                    "uid": removed["metadata"]["uid"],
+                },
             }
         return removed
 
     # ------------------------------------------------------------------ internals
 
     def _admit(
-        self, rtype: ResourceType, obj: Obj, old: Obj | None, field_validation: str | None, *, status_only: bool = False
+        self,
+        rtype: ResourceType,
+        obj: Obj,
+        old: Obj | None,
+        field_validation: str | None,
+        *,
+        status_only: bool = False,
     ) -> Obj:
         schema = rtype.status_schema if status_only else rtype.schema
         if schema is None:
@@ -602,7 +627,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
             fields = ", ".join(f'unknown field "{path}"' for path in admission.unknown_fields)
             raise ApiError(400, "BadRequest", f"strict decoding error: {fields}")
         if admission.errors:
-            raise _invalid(rtype, name, admission.errors)
+            raise invalid(rtype, name, admission.errors)
         if status_only:
             result = copy.deepcopy(obj)
             if "status" in admission.obj:
@@ -671,7 +696,11 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         rtype = self._registry.get(*NAMESPACE_KEY)
         assert rtype is not None
         if (None, namespace) not in self._store[NAMESPACE_KEY]:
-            self.create_object(rtype, None, {"metadata": {"name": namespace}, "spec": {"finalizers": ["kubernetes"]}})
+            self.create_object(
+                rtype,
+                None,
+                {"metadata": {"name": namespace}, "spec": {"finalizers": ["kubernetes"]}},
+            )
             stored = self._store[NAMESPACE_KEY][(None, namespace)]
             stored["status"] = {"phase": "Active"}
 
@@ -679,7 +708,12 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         if namespace is None or (None, namespace) in self._store[NAMESPACE_KEY]:
             return
         if not self.auto_create_namespaces:
-            raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found', {"name": namespace, "kind": "namespaces"})
+            raise ApiError(
+                404,
+                "NotFound",
+                f'namespaces "{namespace}" not found',
+                {"name": namespace, "kind": "namespaces"},
+            )
         self._ensure_namespace(namespace)
 
     def _register_crd(self, crd: Obj) -> Obj:
@@ -687,7 +721,11 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         for rtype in types:
             if rtype.schema is not None:
                 for rule in unsupported_rules(rtype.schema.schema):
-                    logger.warning("CEL rule %r of %s is not evaluated by the emulator", rule, rtype.group_resource)
+                    logger.warning(
+                        "CEL rule %r of %s is not evaluated by the emulator",
+                        rule,
+                        rtype.group_resource,
+                    )
         name = _meta(crd).get("name", "")
         self._registry.remove_crd(name)
         for rtype in types:
@@ -697,10 +735,24 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         now = now_rfc3339()
         crd["status"] = {
             "acceptedNames": names,
-            "storedVersions": [v["name"] for v in crd.get("spec", {}).get("versions", []) if v.get("storage")],
+            "storedVersions": [
+                v["name"] for v in crd.get("spec", {}).get("versions", []) if v.get("storage")
+            ],
             "conditions": [
-                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": now},
-                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": now},
+                {
+                    "type": "NamesAccepted",
+                    "status": "True",
+                    "reason": "NoConflicts",
+                    "message": "no conflicts found",
+                    "lastTransitionTime": now,
+                },
+                {
+                    "type": "Established",
+                    "status": "True",
+                    "reason": "InitialNamesAccepted",
+                    "message": "the initial names have been accepted",
+                    "lastTransitionTime": now,
+                },
             ],
         }
         return crd
@@ -714,13 +766,20 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 gone["metadata"]["resourceVersion"] = self._next_rv()
                 self._emit(rtype, "DELETED", obj, gone)
 
-    def _select(self, rtype: ResourceType, namespace: str | None, labels: str | None, fields: str | None) -> list[Obj]:
+    def _select(
+        self, rtype: ResourceType, namespace: str | None, labels: str | None, fields: str | None
+    ) -> list[Obj]:
         matches = object_matcher(labels, fields)
         return [
             obj
-            for (ns, _), obj in sorted(self._store[rtype.key].items(), key=lambda item: (item[0][0] or "", item[0][1]))
+            for (ns, _), obj in sorted(
+                self._store[rtype.key].items(), key=lambda item: (item[0][0] or "", item[0][1])
+            )
             if (namespace is None or ns == namespace) and matches(obj)
         ]
+
+    def _objects_in(self, rtype: ResourceType, namespace: str | None) -> list[Obj]:
+        return [obj for (ns, _), obj in self._store[rtype.key].items() if namespace in (None, ns)]
 
     def _list_body(self, rtype: ResourceType, items: list[Obj]) -> Obj:
         return {
@@ -733,122 +792,15 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     # ------------------------------------------------------------------ watch
 
     def _emit(self, rtype: ResourceType, kind: str, old: Obj | None, new: Obj) -> None:
-        rv = int(new["metadata"]["resourceVersion"])
-        self._events.append((rv, rtype.key, kind, new))
-        namespace = _meta(new).get("namespace")
-        for watcher in list(self._watchers):
-            if watcher.key != rtype.key or (watcher.namespace is not None and watcher.namespace != namespace):
-                continue
-            # A selector watch sees objects enter and leave the selection as ADDED/DELETED.
-            was = old is not None and watcher.matcher(old)
-            now = watcher.matcher(new)
-            if kind == "DELETED":
-                event = "DELETED" if was or now else None
-            elif was and now:
-                event = kind
-            elif now:
-                event = "ADDED"
-            elif was:
-                event = "DELETED"
-            else:
-                event = None
-            if event:
-                watcher.queue.put_nowait({"type": event, "object": new})
-
-    async def _watch_response(
-        self, raw: aiohttp.web.BaseRequest, rtype: ResourceType, namespace: str | None, name: str | None
-    ) -> aiohttp.web.StreamResponse:
-        query = raw.query
-        field_selector = query.get("fieldSelector")
-        if name:
-            field_selector = ",".join(filter(None, [field_selector, f"metadata.name={name}"]))
-        matcher = object_matcher(query.get("labelSelector"), field_selector)
-        since = query.get("resourceVersion") or None
-        send_initial = query.get("sendInitialEvents") == "true"
-        timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else None
-
-        response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-        watcher = _Watcher(rtype.key, namespace, matcher, asyncio.Queue())
-        # Snapshot and subscription happen without an await in between: no event is lost.
-        backlog = self._watch_backlog(rtype, namespace, matcher, since, send_initial)
-        self._watchers.add(watcher)
-        try:
-            await response.prepare(raw)
-            for event in backlog:
-                await response.write(json.dumps(event).encode() + b"\n")
-            if backlog and backlog[-1]["type"] == "ERROR":
-                return response
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout if timeout is not None else None
-            while True:
-                remaining = None if deadline is None else deadline - loop.time()
-                if remaining is not None and remaining <= 0:
-                    break
-                try:
-                    event = await asyncio.wait_for(watcher.queue.get(), remaining)
-                except TimeoutError:
-                    break
-                await response.write(json.dumps(event).encode() + b"\n")
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            self._watchers.discard(watcher)
-        try:
-            await response.write_eof()
-        except ConnectionError:
-            pass
-        return response
-
-    def _watch_backlog(
-        self, rtype: ResourceType, namespace: str | None, matcher: Matcher, since: str | None, send_initial: bool
-    ) -> list[Obj]:
-        if since in (None, "0") or send_initial:
-            events: list[Obj] = [
-                {"type": "ADDED", "object": obj} for obj in self._select_matching(rtype, namespace, matcher)
-            ]
-            if send_initial:
-                events.append({
-                    "type": "BOOKMARK",
-                    "object": {
-                        "kind": rtype.kind,
-                        "apiVersion": rtype.api_version,
-                        "metadata": {"resourceVersion": str(self._rv), "annotations": {"k8s.io/initial-events-end": "true"}},
-                    },
-                })
-            return events
-        try:
-            since_rv = int(str(since))
-        except ValueError:
-            return [self._gone(since)]
-        oldest = self._events[0][0] if self._events else self._rv + 1
-        if since_rv < oldest - 1 and since_rv < self._rv:
-            return [self._gone(since)]
-        backlog: list[Obj] = []
-        for rv, key, kind, obj in self._events:
-            if rv <= since_rv or key != rtype.key:
-                continue
-            if namespace is not None and _meta(obj).get("namespace") != namespace:
-                continue
-            if matcher(obj):
-                backlog.append({"type": kind, "object": obj})
-        return backlog
-
-    def _select_matching(self, rtype: ResourceType, namespace: str | None, matcher: Matcher) -> list[Obj]:
-        return [
-            obj for (ns, _), obj in self._store[rtype.key].items() if (namespace is None or ns == namespace) and matcher(obj)
-        ]
-
-    def _gone(self, since: str | None) -> Obj:
-        return {
-            "type": "ERROR",
-            "object": ApiError(410, "Expired", f"too old resource version: {since} ({self._rv})").status(),
-        }
+        self._hub.publish(rtype.key, kind, old, new)
 
     # ------------------------------------------------------------------ responses
 
     @staticmethod
     def _json(body: Any, status: int = 200) -> aiohttp.web.Response:
-        return aiohttp.web.Response(status=status, body=json.dumps(body).encode(), content_type="application/json")
+        return aiohttp.web.Response(
+            status=status, body=json.dumps(body).encode(), content_type="application/json"
+        )
 
     def _error_response(self, error: ApiError) -> aiohttp.web.Response:
         return self._json(error.status(), status=error.code)
@@ -863,9 +815,3 @@ _KMOCK_ACTIONS: dict[str, kmock.action] = {
     "patch": kmock.action.UPDATE,
     "delete": kmock.action.DELETE,
 }
-
-
-def load_manifests(emulator: KubernetesAPIEmulator, manifests: Iterable[Mapping[str, Any]]) -> list[Obj]:
-    """Apply manifests in order (CRDs first if you pass them first)."""
-    return [emulator.apply_object(manifest) for manifest in manifests]
-

@@ -16,7 +16,12 @@ def kubeconfig_dict(server_url: str, namespace: str = "default") -> dict[str, An
         "kind": "Config",
         "clusters": [{"name": CONTEXT, "cluster": {"server": server_url}}],
         "users": [{"name": CONTEXT, "user": {"token": "emulator"}}],
-        "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": CONTEXT, "namespace": namespace}}],
+        "contexts": [
+            {
+                "name": CONTEXT,
+                "context": {"cluster": CONTEXT, "user": CONTEXT, "namespace": namespace},
+            }
+        ],
         "current-context": CONTEXT,
         "preferences": {},
     }

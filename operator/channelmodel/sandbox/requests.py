@@ -72,6 +72,7 @@ WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollectio
 class RequestRecord:
     """One served request, for request counting in tests and benchmarks."""
 
+    seq: int  # 0, 1, 2, ... in arrival order; survives the log's trimming
     method: str
     path: str
     verb: str | None

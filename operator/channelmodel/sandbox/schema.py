@@ -31,7 +31,9 @@ class FieldError:
     message: str
 
     def cause(self) -> dict[str, str]:
-        return {"reason": self.reason, "message": self.message, "field": self.field}
+        """The Status `details.causes` entry: its message does not repeat the field."""
+        detail = self.message.removeprefix(f"{self.field}: ")
+        return {"reason": self.reason, "message": detail, "field": self.field}
 
 
 @dataclass
@@ -159,7 +161,8 @@ def _error_from(error: ValidationError) -> FieldError:
         full = format_path([*parts, missing])
         return FieldError(full, "FieldValueRequired", f"{full}: Required value")
     if kind == "enum":
-        allowed = ", ".join(json.dumps(option) for option in error.validator_value)
+        options: list[Any] = list(error.validator_value)  # type: ignore[arg-type]
+        allowed = ", ".join(json.dumps(option) for option in options)
         return FieldError(
             path,
             "FieldValueNotSupported",

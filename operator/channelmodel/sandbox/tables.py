@@ -59,27 +59,47 @@ def _cell(value: Any, column_type: str) -> Any:
     return value
 
 
-def table(rtype: ResourceType, items: list[dict[str, Any]], resource_version: int) -> dict[str, Any]:
-    columns = [{"name": "Name", "type": "string", "format": "name", "description": "Name of the object", "priority": 0}]
+def table(
+    rtype: ResourceType, items: list[dict[str, Any]], resource_version: int
+) -> dict[str, Any]:
+    columns = [
+        {
+            "name": "Name",
+            "type": "string",
+            "format": "name",
+            "description": "Name of the object",
+            "priority": 0,
+        }
+    ]
     paths: list[tuple[str, str]] = []
-    printer = rtype.printer_columns or [{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]
+    printer = rtype.printer_columns or [
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+    ]
     for column in printer:
-        columns.append({
-            "name": column["name"],
-            "type": column.get("type", "string"),
-            "format": column.get("format", ""),
-            "description": column.get("description", ""),
-            "priority": column.get("priority", 0),
-        })
+        columns.append(
+            {
+                "name": column["name"],
+                "type": column.get("type", "string"),
+                "format": column.get("format", ""),
+                "description": column.get("description", ""),
+                "priority": column.get("priority", 0),
+            }
+        )
         paths.append((column["jsonPath"], column.get("type", "string")))
     rows = []
     for obj in items:
         meta = obj.get("metadata", {})
         cells = [meta.get("name")] + [_cell(json_path(obj, path), kind) for path, kind in paths]
-        rows.append({
-            "cells": cells,
-            "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta},
-        })
+        rows.append(
+            {
+                "cells": cells,
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": meta,
+                },
+            }
+        )
     return {
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",

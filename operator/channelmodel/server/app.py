@@ -105,10 +105,16 @@ async def serve_model_file(request: web.Request) -> web.StreamResponse:
     if request.method == hdrs.METH_HEAD:
         await response.prepare(request)
         return response
-    local = await _off_loop(request, store.open_local_file, channel_id, version, name)
+    try:
+        local = await _off_loop(request, store.open_local_file, channel_id, version, name)
+        if local is None:
+            chunks = await _off_loop(
+                request, store.iter_file, channel_id, version, name, CHUNK_SIZE
+            )
+    except NotFound:  # deleted since the stat, or not a regular file inside the root
+        raise web.HTTPNotFound() from None
     if local is not None:
         return await _send_local_file(request, response, local, info)
-    chunks = await _off_loop(request, store.iter_file, channel_id, version, name, CHUNK_SIZE)
     await response.prepare(request)
     try:
         while (chunk := await _off_loop(request, next, chunks, None)) is not None:
@@ -131,18 +137,23 @@ def _close(obj: object) -> None:
 async def _send_local_file(
     request: web.Request, response: CountedStreamResponse, handle: IO[bytes], info: FileInfo
 ) -> web.StreamResponse:
-    """Stream an already opened local file in large chunks read off the event loop."""
+    """Send an already opened local file with sendfile(2): the kernel copies, not Python.
+
+    A StreamResponse writes its headers at prepare(); asyncio's sendfile waits
+    for the transport's buffer to drain first, so the body follows them in order
+    (aiohttp's own FileResponse does the same).
+    """
     try:
         await response.prepare(request)
-        remaining = info.size
-        while remaining > 0:
-            chunk = await _off_loop(request, handle.read, min(CHUNK_SIZE, remaining))
-            if not chunk:
-                # Committed files never shrink; if one did, the client must not take a short body as complete.
-                log.error("%s ended %d bytes early", request.path, remaining)
-                raise StreamAborted(request.path)
-            await response.write(chunk)
-            remaining -= len(chunk)
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError("client went away")
+        # fallback=True: where sendfile(2) cannot be used (TLS), asyncio reads and writes chunks.
+        sent = await asyncio.get_running_loop().sendfile(transport, handle, 0, info.size)
+        response.streamed_bytes += sent
+        if sent != info.size:
+            log.error("%s: sent %d of %d bytes", request.path, sent, info.size)
+            raise StreamAborted(request.path)
     finally:
         await _off_loop(request, handle.close)
     await response.write_eof()
@@ -268,10 +279,12 @@ def create_app(
     versioned = app.router.add_resource(
         f"{ASSET_PREFIX}/{{channel}}/{{version}}/{{name}}", name="model_file"
     )
-    versioned.add_route(hdrs.METH_GET, serve_model_file)  # GET also answers HEAD
+    versioned.add_route(hdrs.METH_GET, serve_model_file)
+    versioned.add_route(hdrs.METH_HEAD, serve_model_file)
     versioned.add_route(hdrs.METH_OPTIONS, preflight)
     latest = app.router.add_resource(f"{ASSET_PREFIX}/{{channel}}/latest.json", name="latest")
     latest.add_route(hdrs.METH_GET, serve_latest)
+    latest.add_route(hdrs.METH_HEAD, serve_latest)
     latest.add_route(hdrs.METH_OPTIONS, preflight)
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")

@@ -27,14 +27,17 @@ class CorsPolicy:
 
     def apply(self, request: web.Request, response: web.StreamResponse) -> None:
         """Add the headers of an actual (non-preflight) cross-origin response."""
-        origin = request.headers.get(hdrs.ORIGIN)
-        if not self.any_origin:
-            # The answer depends on Origin: shared caches must key on it.
-            response.headers.add(hdrs.VARY, hdrs.ORIGIN)
-        if origin is None or not self.allows(origin):
+        if self.any_origin:
+            # The same bytes for every origin: a cached copy serves CORS and plain requests alike.
+            response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = "*"
+            response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = EXPOSED_HEADERS
             return
-        response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = "*" if self.any_origin else origin
-        response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = EXPOSED_HEADERS
+        # The answer depends on Origin: shared caches must key on it.
+        response.headers.add(hdrs.VARY, hdrs.ORIGIN)
+        origin = request.headers.get(hdrs.ORIGIN)
+        if origin is not None and self.allows(origin):
+            response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+            response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = EXPOSED_HEADERS
 
     def preflight(self, request: web.Request) -> web.Response:
         """Answer OPTIONS: 204 for an allowed preflight, 403 for a refused one, 405 otherwise."""

@@ -169,6 +169,8 @@ runAsNonRoot: true
 runAsUser: {{ .Values.securityContext.runAsUser }}
 runAsGroup: {{ .Values.securityContext.runAsGroup }}
 fsGroup: {{ .Values.securityContext.fsGroup }}
+# Large model volumes: chown only when the root's group is wrong.
+fsGroupChangePolicy: OnRootMismatch
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}

@@ -1,0 +1,380 @@
+"""kopf handlers: gather observations, call the planner, execute its plan.
+
+One level-triggered timer per ChannelModel does all the work (like a
+controller-runtime Reconcile): it reads the object kopf already holds, so a
+channel with nothing to do costs no API request and writes nothing. Jobs and
+the fleet's queue are seen through kopf indexes fed by watches. See
+docs/decisions/0005-level-triggered-timer.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from channelmodel import conditions as cond
+from channelmodel.api.models import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    ChannelModelSpec,
+    ChannelModelStatus,
+    DeletionPolicy,
+)
+from channelmodel.jobs import (
+    CHANNEL_MODEL_LABEL,
+    JOB_NAME_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    build_job,
+    job_phase,
+    observe,
+)
+from channelmodel.kube import KubeApi
+from channelmodel.planner import Fleet, JobObservation, JobPhase, Plan, PlanInput, plan
+from channelmodel.settings import OperatorSettings
+from channelmodel.store import ArtifactStore, NotFound
+
+Clock = Callable[[], datetime]
+SECRET_RECHECK_SECONDS = 10.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    """What the handlers share: settings, clients, the clock."""
+
+    settings: OperatorSettings
+    store: ArtifactStore
+    kube: KubeApi
+    clock: Clock = utc_now
+    # Jobs created by this process that the Job index has not shown yet: a cache
+    # for the concurrency cap, rebuilt from the index after a restart.
+    recent_starts: dict[tuple[str, str], float] = field(default_factory=dict)
+    # Secret checks are rate-limited per object (a cache, not state).
+    secret_checks: dict[tuple[str, str], tuple[float, str | None]] = field(default_factory=dict)
+
+
+def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
+    """Register every handler on `registry` (tests use their own registry)."""
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # A private registry has none of kopf's default login handlers.
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.level = logging.WARNING  # only our explicit Events, not log lines
+        settings.persistence.finalizer = f"{GROUP}/cleanup"
+        settings.watching.server_timeout = 300
+        settings.networking.error_backoffs = [1, 2, 5, 10]
+
+    @kopf.index(
+        "batch",
+        "v1",
+        "jobs",
+        id="training_jobs",
+        labels={MANAGED_BY_LABEL: MANAGED_BY},
+        registry=registry,
+    )
+    def training_jobs(
+        name: str, namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+    ) -> dict[tuple[str | None, str], dict[str, Any]]:
+        phase, reason = job_phase(body)
+        return {
+            (namespace, name): {
+                "owner": labels.get(CHANNEL_MODEL_LABEL),
+                "phase": phase,
+                "reason": reason,
+            }
+        }
+
+    @kopf.index(GROUP, VERSION, PLURAL, id="channel_queue", registry=registry)
+    def channel_queue(
+        name: str, namespace: str | None, status: Mapping[str, Any], **_: Any
+    ) -> dict[tuple[str | None, str], tuple[str, str, str]]:
+        return {
+            (namespace, name): (
+                status.get("trainingStatus", ""),
+                status.get("queuedAt", ""),
+                status.get("trainAfter", ""),
+            )
+        }
+
+    @kopf.timer(
+        GROUP, VERSION, PLURAL, id="reconcile", interval=rt.settings.reconcile_interval_seconds,
+        backoff=5, registry=registry,
+    )  # fmt: skip
+    async def reconcile(
+        body: kopf.Body,
+        name: str,
+        namespace: str | None,
+        meta: kopf.Meta,
+        patch: kopf.Patch,
+        logger: kopf.Logger,
+        **kwargs: Any,  # the indexes arrive by their names
+    ) -> None:
+        await reconcile_channel(
+            rt, body, name, namespace or "default", meta, patch, logger,
+            kwargs["training_jobs"], kwargs["channel_queue"],
+        )  # fmt: skip
+
+    @kopf.on.delete(GROUP, VERSION, PLURAL, id="cleanup", backoff=5, registry=registry)
+    async def cleanup(
+        body: kopf.Body, name: str, namespace: str | None, logger: kopf.Logger, **_: Any
+    ) -> None:
+        deleted = await rt.kube.delete_jobs(namespace or "default", f"{CHANNEL_MODEL_LABEL}={name}")
+        if deleted:
+            logger.info("deleted training Jobs %s", ", ".join(deleted))
+        try:
+            spec = ChannelModelSpec.model_validate(dict(body.get("spec") or {}))
+        except ValidationError:
+            return  # never valid, never trained: nothing stored
+        if spec.deletionPolicy == DeletionPolicy.DELETE:
+            await asyncio.to_thread(rt.store.delete_channel, spec.channelId)
+            logger.info(
+                "deleted stored versions of channel %s (deletionPolicy: Delete)", spec.channelId
+            )
+
+
+async def reconcile_channel(
+    rt: Runtime,
+    body: kopf.Body,
+    name: str,
+    namespace: str,
+    meta: kopf.Meta,
+    patch: kopf.Patch,
+    logger: kopf.Logger,
+    training_jobs: Mapping[tuple[str, str], Any],
+    channel_queue: Mapping[tuple[str, str], Any],
+) -> None:
+    now = rt.clock()
+    raw_status = dict(body.get("status") or {})
+    status = _parse_status(raw_status, logger)
+    try:
+        spec = ChannelModelSpec.model_validate(dict(body.get("spec") or {}))
+    except ValidationError as exc:
+        _report_invalid_spec(body, raw_status, status, patch, exc, now, meta.get("generation"))
+        return
+
+    job_obs = None
+    if status.currentJob is not None:
+        job_obs = await _observe_job(
+            rt,
+            namespace,
+            spec.channelId,
+            status.currentJob.name,
+            status.currentJob.version,
+            training_jobs,
+        )
+
+    inp = PlanInput(
+        name=name,
+        spec=spec,
+        status=status,
+        annotations=dict(meta.get("annotations") or {}),
+        now=now,
+        fleet=_fleet(rt, namespace, name, status, now, training_jobs, channel_queue),
+        model_base_url=rt.settings.model_base_url,
+        generation=meta.get("generation"),
+        job=job_obs,
+        quality_margin=rt.settings.quality_margin,
+    )
+    decision = plan(inp)
+    if decision.start_job and spec.manifest.authSecretRef:
+        problem = await _secret_problem(rt, namespace, name, spec)
+        if problem:
+            decision = plan(replace(inp, blocked=problem))
+
+    await _execute(rt, decision, body, namespace, name, spec, raw_status, patch, logger)
+
+
+async def _execute(
+    rt: Runtime,
+    decision: Plan,
+    body: kopf.Body,
+    namespace: str,
+    name: str,
+    spec: ChannelModelSpec,
+    raw_status: Mapping[str, Any],
+    patch: kopf.Patch,
+    logger: kopf.Logger,
+) -> None:
+    # Order matters for crash safety: side effects first, status last, so a
+    # crash in between re-plans the same decision and the effects are idempotent.
+    if decision.serve_version:
+        pointer = {
+            "version": decision.serve_version,
+            "pinned": spec.pinnedVersion == decision.serve_version,
+        }
+        await asyncio.to_thread(rt.store.set_pointer, spec.channelId, pointer)
+    for version in decision.delete_versions:
+        await asyncio.to_thread(rt.store.delete_version, spec.channelId, version)
+        logger.info("retention: deleted version %s", version)
+    if decision.start_job:
+        job = build_job(
+            name=name, namespace=namespace, uid=body.get("metadata", {}).get("uid", ""),
+            spec=spec, start=decision.start_job, settings=rt.settings,
+        )  # fmt: skip
+        created = await rt.kube.create_job(namespace, job)
+        rt.recent_starts[(namespace, decision.start_job.name)] = time.monotonic()
+        logger.info(
+            "%s Job %s for %s",
+            "created" if created else "adopted",
+            decision.start_job.name,
+            decision.start_job.version,
+        )
+    _patch_status(raw_status, decision.status, patch)
+    for event in decision.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+def _parse_status(raw: Mapping[str, Any], logger: kopf.Logger) -> ChannelModelStatus:
+    try:
+        return ChannelModelStatus.model_validate(raw)
+    except ValidationError as exc:
+        # Someone edited status by hand: keep what parses rather than crash-loop.
+        logger.warning("status does not parse, ignoring invalid fields: %s", exc.errors()[:3])
+        valid = {}
+        for key, value in raw.items():
+            try:
+                ChannelModelStatus.model_validate({key: value})
+                valid[key] = value
+            except ValidationError:
+                continue
+        return ChannelModelStatus.model_validate(valid)
+
+
+def _status_json(status: ChannelModelStatus) -> dict[str, Any]:
+    return status.model_dump(mode="json", exclude_none=True)
+
+
+def _patch_status(raw: Mapping[str, Any], new: ChannelModelStatus, patch: kopf.Patch) -> None:
+    """Write only the top-level status fields that changed (nothing when idle)."""
+    wanted = _status_json(new)
+    for key, value in wanted.items():
+        if raw.get(key) != value:
+            patch.status[key] = value
+    for key in ChannelModelStatus.model_fields:
+        if key in raw and key not in wanted:
+            patch.status[key] = None
+
+
+def _report_invalid_spec(
+    body: kopf.Body,
+    raw_status: Mapping[str, Any],
+    status: ChannelModelStatus,
+    patch: kopf.Patch,
+    exc: ValidationError,
+    now: datetime,
+    generation: int | None,
+) -> None:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    message = f"spec.{where}: {first['msg']}"
+    before = cond.get_condition(status.conditions, cond.SPEC_VALID)
+    status.conditions = cond.set_condition(
+        status.conditions, cond.SPEC_VALID, False, "InvalidSpec", message, now, generation
+    )
+    status.observedGeneration = generation
+    _patch_status(raw_status, status, patch)
+    if before is None or before.message != message:
+        kopf.event(body, type="Warning", reason="InvalidSpec", message=message)
+
+
+async def _observe_job(
+    rt: Runtime,
+    namespace: str,
+    channel_id: str,
+    job_name: str,
+    version: str,
+    training_jobs: Mapping[tuple[str, str], Any],
+) -> JobObservation:
+    indexed = training_jobs.get((namespace, job_name))
+    if indexed:
+        entry = next(iter(indexed))
+        if entry["phase"] == JobPhase.RUNNING:
+            return JobObservation(phase=JobPhase.RUNNING)
+    job = await rt.kube.get_job(namespace, job_name)  # not indexed yet, or finished
+    if job is None:
+        return JobObservation(phase=JobPhase.MISSING)
+    phase, _ = job_phase(job)
+    if phase == JobPhase.RUNNING:
+        return JobObservation(phase=JobPhase.RUNNING)
+    pods = await rt.kube.list_pods(namespace, f"{JOB_NAME_LABEL}={job_name}")
+    published = await asyncio.to_thread(_is_published, rt.store, channel_id, version)
+    return observe(job, pods, published)
+
+
+def _is_published(store: ArtifactStore, channel_id: str, version: str) -> bool:
+    try:
+        store.stat_file(channel_id, version, "model.json")
+    except NotFound:
+        return False
+    return True
+
+
+def _fleet(
+    rt: Runtime,
+    namespace: str,
+    name: str,
+    status: ChannelModelStatus,
+    now: datetime,
+    training_jobs: Mapping[tuple[str, str], Any],
+    channel_queue: Mapping[tuple[str, str], Any],
+) -> Fleet:
+    running = {
+        key
+        for key, entries in training_jobs.items()
+        if any(e["phase"] == JobPhase.RUNNING for e in entries)
+    }
+    # A Job created a moment ago may not be indexed yet: count it for a while.
+    horizon = time.monotonic() - 30
+    for key, started in list(rt.recent_starts.items()):
+        if key in training_jobs or started < horizon:
+            del rt.recent_starts[key]
+        else:
+            running.add(key)
+    mine = ((status.queuedAt or now).isoformat(), namespace, name)
+    ahead = 0
+    for (ns, other), entries in channel_queue.items():
+        for training_status, queued_at, train_after in entries:
+            if (ns, other) == (namespace, name) or training_status != "Queued" or not queued_at:
+                continue
+            if (
+                train_after
+                and _parse(train_after) <= now
+                and (_parse(queued_at).isoformat(), ns, other) < mine
+            ):
+                ahead += 1
+    return Fleet(cap=rt.settings.max_concurrent_trainings, running=len(running), queued_ahead=ahead)
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+async def _secret_problem(
+    rt: Runtime, namespace: str, name: str, spec: ChannelModelSpec
+) -> str | None:
+    ref = spec.manifest.authSecretRef
+    assert ref is not None
+    key = (namespace, name)
+    checked = rt.secret_checks.get(key)
+    if checked and time.monotonic() - checked[0] < SECRET_RECHECK_SECONDS and checked[1]:
+        return checked[1]
+    problem = await rt.kube.secret_problem(namespace, ref.name, ref.key)
+    rt.secret_checks[key] = (time.monotonic(), problem)
+    return problem

@@ -1,0 +1,199 @@
+"""Training Jobs: the manifest the operator creates, and what it reads back.
+
+Pure functions over dicts: the handlers do the API calls.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+from channelmodel.api.models import GROUP, KIND, VERSION, ChannelModelSpec
+from channelmodel.planner import JobObservation, JobPhase, StartJob
+from channelmodel.settings import OperatorSettings
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "channelmodel"
+CHANNEL_MODEL_LABEL = f"{GROUP}/channel-model"
+VERSION_LABEL = f"{GROUP}/version"
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+TRAINER_UID = 1000
+TOKEN_ENV = "CHANNELMODEL_MANIFEST_TOKEN"
+
+
+def build_job(
+    *,
+    name: str,
+    namespace: str,
+    uid: str,
+    spec: ChannelModelSpec,
+    start: StartJob,
+    settings: OperatorSettings,
+) -> dict[str, Any]:
+    training = spec.training
+    labels = {
+        "app.kubernetes.io/name": "channelmodel-trainer",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/component": "trainer",
+        MANAGED_BY_LABEL: MANAGED_BY,
+        CHANNEL_MODEL_LABEL: name,
+        VERSION_LABEL: start.version,
+    }
+    if training.queueName:
+        labels[KUEUE_QUEUE_LABEL] = training.queueName
+
+    resources: dict[str, Any] = json.loads(json.dumps(training.resources or {}))
+    if training.gpus > 0:
+        resources.setdefault("limits", {})["nvidia.com/gpu"] = str(training.gpus)  # a Quantity
+
+    args = [
+        "train",
+        "--manifest", spec.manifest.url,
+        "--channel", spec.channelId,
+        "--version", start.version,
+        "--store", settings.store_uri,
+        "--epochs", str(training.epochs),
+        "--base-model", settings.base_model,
+    ]  # fmt: skip
+    env: list[dict[str, Any]] = [
+        {"name": "CHANNELMODEL_TRAINING_TRIGGER", "value": start.trigger.value}
+    ]
+    if spec.manifest.authSecretRef:
+        ref = spec.manifest.authSecretRef
+        env.append(
+            {"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+        )
+    env_from: list[dict[str, Any]] = []
+    if settings.store_uri.startswith("s3://"):
+        if settings.s3_endpoint_url:
+            env.append({"name": "CHANNELMODEL_S3_ENDPOINT_URL", "value": settings.s3_endpoint_url})
+        if settings.s3_credentials_secret:
+            env_from.append({"secretRef": {"name": settings.s3_credentials_secret}})
+
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    if settings.store_uri.startswith("file://") and settings.store_volume_claim:
+        volumes.append(
+            {"name": "store", "persistentVolumeClaim": {"claimName": settings.store_volume_claim}}
+        )
+        mounts.append({"name": "store", "mountPath": urlparse(settings.store_uri).path})
+
+    container: dict[str, Any] = {
+        "name": "trainer",
+        "image": training.image or settings.trainer_image,
+        "imagePullPolicy": settings.trainer_image_pull_policy,
+        "command": ["channelmodel"],
+        "args": args,
+        "env": env,
+        "resources": resources,
+        "volumeMounts": mounts,
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": TRAINER_UID,
+            "runAsGroup": TRAINER_UID,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    if env_from:
+        container["envFrom"] = env_from
+
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": settings.trainer_service_account,
+        "automountServiceAccountToken": False,
+        "securityContext": {"runAsNonRoot": True, "fsGroup": TRAINER_UID},
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if training.nodeSelector:
+        pod_spec["nodeSelector"] = dict(training.nodeSelector)
+    if training.tolerations:
+        pod_spec["tolerations"] = list(training.tolerations)
+
+    job_spec: dict[str, Any] = {
+        "backoffLimit": training.backoffLimit,
+        "activeDeadlineSeconds": training.activeDeadlineSeconds,
+        "ttlSecondsAfterFinished": settings.job_ttl_seconds,
+        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+    }
+    if training.queueName:
+        job_spec["suspend"] = True  # Kueue admits (unsuspends) it when quota allows
+
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": start.name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {f"{GROUP}/trigger": start.trigger.value},
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": KIND,
+                    "name": name,
+                    "uid": uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": job_spec,
+    }
+
+
+def job_phase(job: Mapping[str, Any]) -> tuple[JobPhase, str]:
+    """Phase and failure reason from a Job's status conditions."""
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") == "Complete":
+            return JobPhase.SUCCEEDED, ""
+        if condition.get("type") == "Failed":
+            reason = condition.get("reason") or "Failed"
+            message = condition.get("message") or ""
+            return JobPhase.FAILED, f"{reason}: {message}" if message else reason
+    return JobPhase.RUNNING, ""
+
+
+def termination_result(pods: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The trainer's JSON result from the newest terminated trainer container."""
+    finished: list[tuple[str, str]] = []
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            terminated = (cs.get("state") or {}).get("terminated")
+            if cs.get("name") == "trainer" and terminated and terminated.get("message"):
+                finished.append((terminated.get("finishedAt") or "", terminated["message"]))
+    if not finished:
+        return None
+    message = max(finished)[1]
+    try:
+        parsed = json.loads(message)
+    except json.JSONDecodeError:
+        # FallbackToLogsOnError: the log tail of a crashed trainer.
+        return {
+            "ok": False,
+            "error": message.strip().splitlines()[-1][:500] if message.strip() else "no result",
+        }
+    return parsed if isinstance(parsed, dict) else None
+
+
+def observe(
+    job: Mapping[str, Any] | None, pods: Sequence[Mapping[str, Any]], published: bool
+) -> JobObservation:
+    if job is None:
+        return JobObservation(phase=JobPhase.MISSING)
+    phase, reason = job_phase(job)
+    if phase == JobPhase.RUNNING:
+        return JobObservation(phase=phase)
+    return JobObservation(
+        phase=phase, result=termination_result(pods), reason=reason, published=published
+    )

@@ -1,0 +1,90 @@
+"""The few Kubernetes API calls the handlers make, through the official client.
+
+The client is synchronous; every call runs in a worker thread so kopf's event
+loop keeps serving other channels. Objects come back as plain dicts with the
+API's own (camelCase) field names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+
+def load_client_config() -> None:
+    """In-cluster config in a Pod, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+
+
+class KubeApi:
+    def __init__(self, api_client: client.ApiClient | None = None) -> None:
+        self._api = api_client or client.ApiClient()
+        self._batch = client.BatchV1Api(self._api)
+        self._core = client.CoreV1Api(self._api)
+
+    def _plain(self, obj: Any) -> Any:
+        return self._api.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+
+    async def create_job(self, namespace: str, body: Mapping[str, Any]) -> bool:
+        """Create a Job; False when it exists already (a restarted operator adopts it)."""
+        try:
+            await asyncio.to_thread(self._batch.create_namespaced_job, namespace, dict(body))  # type: ignore[arg-type]
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            job = await asyncio.to_thread(self._batch.read_namespaced_job, name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(self._plain(job))
+
+    async def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        pods = await asyncio.to_thread(
+            self._core.list_namespaced_pod, namespace, label_selector=label_selector
+        )
+        return list(self._plain(pods).get("items") or [])
+
+    async def delete_jobs(self, namespace: str, label_selector: str) -> list[str]:
+        jobs = await asyncio.to_thread(
+            self._batch.list_namespaced_job, namespace, label_selector=label_selector
+        )
+        names = [str(job.metadata.name) for job in jobs.items if job.metadata]
+        for name in names:
+            try:
+                await asyncio.to_thread(
+                    self._batch.delete_namespaced_job,
+                    name,
+                    namespace,
+                    propagation_policy="Background",
+                )
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        return names
+
+    async def secret_problem(self, namespace: str, name: str, key: str) -> str | None:
+        """Why a Secret key cannot be used, or None. Never returns or logs the value."""
+        try:
+            secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return f"Secret {namespace}/{name} not found"
+            if exc.status == 403:
+                return f"Secret {namespace}/{name} is not readable by the operator"
+            raise
+        if key not in (secret.data or {}) and key not in (secret.string_data or {}):
+            return f"Secret {namespace}/{name} has no key {key!r}"
+        return None

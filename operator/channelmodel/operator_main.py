@@ -1,0 +1,46 @@
+"""`channelmodel run`: the operator process (kopf, standalone: one replica, Recreate)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import kopf
+
+from channelmodel.handlers import Runtime, register
+from channelmodel.kube import KubeApi, load_client_config
+from channelmodel.logs import configure_logging
+from channelmodel.settings import OperatorSettings
+from channelmodel.store import open_store
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--liveness",
+        metavar="URL",
+        help="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz (for the Pod's probes).",
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="Debug logging.")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = OperatorSettings()
+    configure_logging(settings.log_format, logging.DEBUG if args.verbose else logging.INFO)
+    load_client_config()
+    runtime = Runtime(settings=settings, store=open_store(settings.store_uri), kube=KubeApi())
+    registry = kopf.OperatorRegistry()
+    register(registry, runtime)
+    logging.getLogger(__name__).info(
+        "watching %s; store %s; at most %d trainings at once",
+        ", ".join(settings.namespaces) or "all namespaces",
+        settings.store_uri,
+        settings.max_concurrent_trainings,
+    )
+    kopf.run(
+        registry=registry,
+        standalone=True,
+        clusterwide=settings.cluster_wide,
+        namespaces=settings.namespaces,
+        liveness_endpoint=args.liveness,
+    )
+    return 0

@@ -1,0 +1,56 @@
+"""A stand-in for `channelmodel train` in operator tests: same arguments, publishes
+tiny placeholder files to the real store and reports like the trainer does.
+
+Behaviour is steered by environment variables the test sets on the job runner:
+FAKE_DELAY (seconds), FAKE_ACCURACY, FAKE_ERROR (fail with this reason).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from channelmodel.store import open_store
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("command")
+    for flag in ("--manifest", "--channel", "--version", "--store", "--epochs", "--base-model"):
+        parser.add_argument(flag)
+    args = parser.parse_args()
+    started = time.monotonic()
+    time.sleep(float(os.environ.get("FAKE_DELAY", "0.5")))
+    result_path = os.environ.get("CHANNELMODEL_TERMINATION_LOG", "/dev/termination-log")
+    error = os.environ.get("FAKE_ERROR")
+    if error:
+        with open(result_path, "w") as out:
+            json.dump({"ok": False, "error": error}, out)
+        print(error, file=sys.stderr)
+        return 1
+    files = {
+        "model.json": json.dumps({"format": "layers-model", "version": args.version}).encode(),
+        "weights.bin": b"\0" * 16,
+        "metadata.json": json.dumps({"labels": ["a", "b"], "imageSize": 224}).encode(),
+    }
+    open_store(args.store).publish_version(args.channel, args.version, files)
+    metrics = {
+        "accuracy": float(os.environ.get("FAKE_ACCURACY", "0.9")),
+        "classes": 2,
+        "images": 20,
+        "skippedImages": 1,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    with open(result_path, "w") as out:
+        json.dump(
+            {"ok": True, "channelId": args.channel, "version": args.version, "metrics": metrics},
+            out,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""The training Job the operator creates, and how it reads the result back."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from channelmodel.jobs import build_job, observe, termination_result
+from channelmodel.planner import JobPhase, StartJob, Trigger
+from channelmodel.settings import OperatorSettings
+
+from .sim import make_spec
+
+START = StartJob(name="shop-1-train-3", version="1.0.2", trigger=Trigger.EVENT)
+
+
+def _job(settings: OperatorSettings | None = None, **spec: Any) -> dict[str, Any]:
+    return build_job(
+        name="shop-1",
+        namespace="shops",
+        uid="uid-123",
+        spec=make_spec(**spec),
+        start=START,
+        settings=settings or OperatorSettings(trainer_image="registry.example/trainer:1"),
+    )
+
+
+def _container(job: dict[str, Any]) -> dict[str, Any]:
+    return job["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_job_validates_against_kubernetes_schema() -> None:
+    job = _job(
+        training={
+            "gpus": 1,
+            "resources": {"requests": {"cpu": "1", "memory": "4Gi"}},
+            "nodeSelector": {"gpu": "yes"},
+            "tolerations": [
+                {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+            ],
+            "queueName": "gpu-queue",
+        },
+        manifest={"url": "https://b.example/m", "authSecretRef": {"name": "tok", "key": "token"}},
+    )
+    kubernetes_validate.validate(job, "1.32", strict=True)
+
+
+def test_job_runs_the_contract_trainer_command_as_non_root() -> None:
+    job = _job()
+    container = _container(job)
+    assert container["command"] == ["channelmodel"]
+    args = container["args"]
+    assert args[0] == "train"
+    pairs = dict(zip(args[1::2], args[2::2], strict=True))
+    assert pairs == {
+        "--manifest": "http://backend.test/manifest",
+        "--channel": "shop-1",
+        "--version": "1.0.2",
+        "--store": "file:///var/lib/channelmodel/models",
+        "--epochs": "20",
+        "--base-model": "imagenet",
+    }
+    assert container["image"] == "registry.example/trainer:1"
+    security = container["securityContext"]
+    assert security["runAsNonRoot"] is True and security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    pod = job["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["restartPolicy"] == "Never"
+
+
+def test_job_is_owned_and_named_deterministically() -> None:
+    job = _job()
+    meta = job["metadata"]
+    assert meta["name"] == "shop-1-train-3"
+    assert meta["ownerReferences"] == [
+        {
+            "apiVersion": "ml.dukarun.io/v1alpha1",
+            "kind": "ChannelModel",
+            "name": "shop-1",
+            "uid": "uid-123",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    assert meta["labels"]["ml.dukarun.io/channel-model"] == "shop-1"
+    assert job == _job()
+
+
+@pytest.mark.parametrize(
+    ("gpus", "expected"), [(1, {"nvidia.com/gpu": "1"}), (2, {"nvidia.com/gpu": "2"}), (0, None)]
+)
+def test_gpu_request_follows_spec(gpus: int, expected: dict[str, str] | None) -> None:
+    resources = _container(
+        _job(training={"gpus": gpus, "resources": {"limits": {"memory": "8Gi"}}})
+    )["resources"]
+    assert resources["limits"].get("memory") == "8Gi"
+    if expected is None:
+        assert "nvidia.com/gpu" not in resources["limits"]
+    else:
+        assert resources["limits"]["nvidia.com/gpu"] == expected["nvidia.com/gpu"]
+
+
+def test_scheduling_fields_and_kueue() -> None:
+    job = _job(
+        training={
+            "activeDeadlineSeconds": 900,
+            "backoffLimit": 2,
+            "nodeSelector": {"pool": "gpu"},
+            "tolerations": [{"key": "gpu", "operator": "Exists"}],
+            "queueName": "team-a",
+        }
+    )
+    spec = job["spec"]
+    assert spec["activeDeadlineSeconds"] == 900
+    assert spec["backoffLimit"] == 2
+    assert spec["ttlSecondsAfterFinished"] == 86400
+    assert spec["suspend"] is True  # Kueue admits it
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    pod = spec["template"]["spec"]
+    assert pod["nodeSelector"] == {"pool": "gpu"}
+    assert pod["tolerations"] == [{"key": "gpu", "operator": "Exists"}]
+    assert "suspend" not in _job()["spec"]
+
+
+def test_token_comes_from_the_secret_never_inline() -> None:
+    job = _job(
+        manifest={"url": "https://b.example/m", "authSecretRef": {"name": "tok", "key": "token"}}
+    )
+    env = {e["name"]: e for e in _container(job)["env"]}
+    assert env["CHANNELMODEL_MANIFEST_TOKEN"] == {
+        "name": "CHANNELMODEL_MANIFEST_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "tok", "key": "token"}},
+    }
+
+
+def test_store_volume_and_s3_credentials() -> None:
+    file_job = _job(OperatorSettings(store_uri="file:///models", store_volume_claim="models-pvc"))
+    mounts = {m["name"]: m["mountPath"] for m in _container(file_job)["volumeMounts"]}
+    assert mounts["store"] == "/models"
+    s3_job = _job(
+        OperatorSettings(
+            store_uri="s3://bucket/prefix",
+            s3_credentials_secret="s3-creds",
+            s3_endpoint_url="http://minio:9000",
+        )
+    )
+    container = _container(s3_job)
+    assert container["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
+    assert {"name": "CHANNELMODEL_S3_ENDPOINT_URL", "value": "http://minio:9000"} in container[
+        "env"
+    ]
+    assert "store" not in {v["name"] for v in s3_job["spec"]["template"]["spec"]["volumes"]}
+
+
+def _pod(message: str, finished: str = "2026-11-21T10:00:00Z") -> dict[str, Any]:
+    return {
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "trainer",
+                    "state": {
+                        "terminated": {"exitCode": 0, "message": message, "finishedAt": finished}
+                    },
+                }
+            ]
+        }
+    }
+
+
+def test_termination_message_is_parsed_from_the_newest_pod() -> None:
+    older = _pod(json.dumps({"ok": False, "error": "first try failed"}), "2026-11-21T09:00:00Z")
+    newer = _pod(json.dumps({"ok": True, "metrics": {"accuracy": 0.9}}))
+    assert termination_result([older, newer]) == {"ok": True, "metrics": {"accuracy": 0.9}}
+    # FallbackToLogsOnError: a crash leaves its log tail instead of JSON
+    assert termination_result([_pod("Traceback ...\nMemoryError: out of memory\n")]) == {
+        "ok": False,
+        "error": "MemoryError: out of memory",
+    }
+    assert termination_result([]) is None
+
+
+def test_observe_maps_job_conditions() -> None:
+    complete = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+    failed = {
+        "status": {
+            "conditions": [
+                {
+                    "type": "Failed",
+                    "status": "True",
+                    "reason": "DeadlineExceeded",
+                    "message": "too slow",
+                }
+            ]
+        }
+    }
+    assert observe(None, [], True).phase == JobPhase.MISSING
+    assert observe({"status": {"active": 1}}, [], True).phase == JobPhase.RUNNING
+    done = observe(complete, [_pod('{"ok": true}')], True)
+    assert done.phase == JobPhase.SUCCEEDED and done.result == {"ok": True}
+    broken = observe(failed, [], True)
+    assert broken.phase == JobPhase.FAILED and broken.reason == "DeadlineExceeded: too slow"

@@ -1,0 +1,201 @@
+"""The operator as a real process (`python -m channelmodel run`) against the
+Kubernetes API emulator, with the local job runner playing the Job controller."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from channelmodel.store import open_store
+from tests.support.k8s import Cluster, wait_for
+
+pytestmark = pytest.mark.e2e
+
+SPEC: dict[str, Any] = {
+    "channelId": "shop-1",
+    "manifest": {"url": "http://backend.test/manifest"},
+    "debounceSeconds": 0,
+    "cooldownSeconds": 0,
+    "training": {"gpus": 1, "epochs": 7, "queueName": None},
+}
+
+
+def _spec(**overrides: Any) -> dict[str, Any]:
+    spec = {k: v for k, v in SPEC.items() if k != "training"} | {
+        "training": {"gpus": 1, "epochs": 7}
+    }
+    spec.update(overrides)
+    return spec
+
+
+def _status(k8s: Cluster, name: str = "shop-1") -> dict[str, Any]:
+    return dict(k8s.get_channelmodel(name).get("status") or {})
+
+
+def _condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status.get("conditions", []) if c["type"] == type_)
+
+
+def _version_is(k8s: Cluster, version: str, name: str = "shop-1") -> dict[str, Any] | None:
+    status = _status(k8s, name)
+    return (
+        status
+        if status.get("modelVersion") == version and status.get("trainingStatus") == "Succeeded"
+        else None
+    )
+
+
+def test_first_training_publishes_1_0_0(
+    k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any, tmp_path: Path
+) -> None:
+    start_job_runner(stand_in=fake_trainer(FAKE_DELAY="1"))
+    operator_process()
+    k8s.create_channelmodel("shop-1", _spec())
+
+    status = wait_for(lambda: _version_is(k8s, "1.0.0"), timeout=60, message="version 1.0.0")
+    jobs = k8s.jobs()
+    assert len(jobs) == 1
+    job = jobs[0]
+    assert job["metadata"]["name"] == "shop-1-train-1"
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "ChannelModel"
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container["args"][container["args"].index("--epochs") + 1] == "7"
+
+    assert status["modelBaseUrl"] == "http://models.test/assets/ml-models/shop-1/v1.0.0/"
+    assert status["lastRun"]["accuracy"] == 0.9
+    assert status["lastTrained"]
+    ready = _condition(status, "Ready")
+    assert ready["status"] == "True" and ready["reason"] == "ModelServed"
+    assert ready["observedGeneration"] == k8s.get_channelmodel("shop-1")["metadata"]["generation"]
+    reasons = {e.get("reason") for e in k8s.events()}
+    assert {"TrainingStarted", "TrainingSucceeded"} <= reasons
+    store = open_store(f"file://{tmp_path / 'store'}")
+    assert store.list_versions("shop-1") == ["1.0.0"]
+    assert store.get_pointer("shop-1") == {"version": "1.0.0", "pinned": False}
+
+
+def test_second_training_and_failure_keep_previous_model(
+    k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
+) -> None:
+    runner = start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.2"))
+    operator_process()
+    k8s.create_channelmodel("shop-1", _spec())
+    wait_for(lambda: _version_is(k8s, "1.0.0"), timeout=60, message="version 1.0.0")
+
+    k8s.patch_channelmodel("shop-1", {"metadata": {"annotations": {
+        "ml.dukarun.io/inventory-changed-at": "2026-11-21T10:00:00Z",
+        "ml.dukarun.io/inventory-change": "productAdded",
+    }}})  # fmt: skip
+    wait_for(lambda: _version_is(k8s, "1.0.1"), timeout=60, message="version 1.0.1")
+
+    runner.stand_in = fake_trainer(FAKE_DELAY="0.2", FAKE_ERROR="manifest lists only one product")
+    k8s.patch_channelmodel("shop-1", {"metadata": {"annotations": {
+        "ml.dukarun.io/inventory-changed-at": "2026-11-21T10:05:00Z",
+    }}})  # fmt: skip
+    status = wait_for(
+        lambda: (s := _status(k8s)) and s.get("trainingStatus") == "Failed" and s,
+        timeout=60,
+        message="Failed",
+    )
+    assert status["modelVersion"] == "1.0.1"
+    assert status["modelBaseUrl"].endswith("/v1.0.1/")
+    failed = _condition(status, "LastRunSucceeded")
+    assert failed["status"] == "False"
+    assert failed["message"] == "manifest lists only one product"
+    assert _condition(status, "Ready")["status"] == "True"
+    assert "TrainingFailed" in {e.get("reason") for e in k8s.events()}
+
+
+def test_operator_killed_mid_training_follows_the_same_job(
+    k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
+) -> None:
+    start_job_runner(stand_in=fake_trainer(FAKE_DELAY="4"))
+    operator = operator_process()
+    k8s.create_channelmodel("shop-1", _spec())
+    wait_for(
+        lambda: _status(k8s).get("trainingStatus") == "Training", timeout=30, message="Training"
+    )
+    operator.kill()
+    operator.restart()
+    status = wait_for(
+        lambda: _version_is(k8s, "1.0.0"), timeout=60, message="version 1.0.0 after restart"
+    )
+    assert [j["metadata"]["name"] for j in k8s.jobs()] == ["shop-1-train-1"]
+    assert status["attempts"] == 1
+
+
+def test_schema_violations_are_rejected_by_the_api(k8s: Cluster) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    with pytest.raises(ApiException) as excinfo:
+        k8s.create_channelmodel("bad", _spec(channelId="no spaces allowed"))
+    assert excinfo.value.status == 422
+    assert "spec.channelId" in str(excinfo.value.body)
+
+
+def test_unknown_secret_is_a_condition_not_a_crash_loop(
+    k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
+) -> None:
+    start_job_runner(stand_in=fake_trainer())
+    operator = operator_process()
+    k8s.create_channelmodel(
+        "shop-1",
+        _spec(
+            manifest={
+                "url": "https://b.test/m",
+                "authSecretRef": {"name": "missing", "key": "token"},
+            }
+        ),
+    )
+    status = wait_for(
+        lambda: (
+            (s := _status(k8s))
+            and any(
+                c["type"] == "SpecValid" and c["status"] == "False" for c in s.get("conditions", [])
+            )
+            and s
+        ),
+        timeout=30,
+        message="SpecValid=False",
+    )
+    assert "Secret default/missing not found" in _condition(status, "SpecValid")["message"]
+    assert status["trainingStatus"] == "Queued"
+    assert k8s.jobs() == []
+    assert operator.running
+    # creating the Secret unblocks it
+    k8s.core.create_namespaced_secret(
+        "default",
+        {"metadata": {"name": "missing"}, "data": {"token": base64.b64encode(b"t0k").decode()}},
+    )
+    wait_for(
+        lambda: _version_is(k8s, "1.0.0"),
+        timeout=60,
+        message="version 1.0.0 once the Secret exists",
+    )
+    assert "t0k" not in operator.log_text()
+
+
+def test_deleting_the_channelmodel_removes_its_running_job(
+    k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
+) -> None:
+    start_job_runner(stand_in=fake_trainer(FAKE_DELAY="30"))
+    operator_process()
+    k8s.create_channelmodel("shop-1", _spec())
+    wait_for(lambda: len(k8s.jobs()) == 1, timeout=30, message="a Job")
+    k8s.delete_channelmodel("shop-1")
+    wait_for(lambda: k8s.jobs() == [], timeout=30, message="Job deleted")
+    wait_for(lambda: _gone(k8s), timeout=30, message="ChannelModel gone (finalizer released)")
+
+
+def _gone(k8s: Cluster) -> bool:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        k8s.get_channelmodel("shop-1")
+    except ApiException as exc:
+        return exc.status == 404
+    return False
