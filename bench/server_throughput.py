@@ -1,13 +1,15 @@
 """Model server throughput against a plain static file server, same files, same run.
 
-    .venv/bin/python bench/server_throughput.py [--clients 200] [--rounds 5] [--repeats 3] [--s3]
+    .venv/bin/python bench/server_throughput.py [--clients 200] [--rounds 5] [--repeats 3]
+                                                [--client curl|aiohttp ...] [--s3]
 
 Publishes one version with a ~2.2 MB weights.bin into a file:// store, starts
 `channelmodel serve` on it and, as the baseline, Python's `http.server`
 (ThreadingHTTPServer, accept backlog raised to 1024 like ours so that neither
 drops SYNs) on the same directory, each in its own process. Then N concurrent
-clients (one aiohttp session, one connection each) fetch weights.bin `rounds`
-times each from one server, then the other, alternating `repeats` times.
+clients fetch weights.bin `rounds` times each from one server, then the other,
+alternating `repeats` times. The load comes from curl's parallel mode (C, little
+CPU, so the 2 cores go to the servers) or from an aiohttp client (Python).
 Reports throughput of each, the ratio (target >= 1x), latency percentiles and
 what revalidation with If-None-Match costs in body bytes.
 With --s3, also measures our server on an S3 store (moto server on 127.0.0.1).
@@ -18,13 +20,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,6 +153,11 @@ async def fetch_many(
     return run
 
 
+def curlrc_quote(value: str) -> str:
+    """Escape a value for a double-quoted curl config string (ETags carry quotes)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
 async def curl_many(
     name: str, url: str, clients: int, rounds: int, headers: dict[str, str] | None = None
 ) -> Run:
@@ -157,7 +165,10 @@ async def curl_many(
     lines = []
     for _ in range(clients * rounds):
         lines.append(f'url = "{url}"\noutput = "/dev/null"\n')
-        lines.extend(f'header = "{key}: {value}"\n' for key, value in (headers or {}).items())
+        lines.extend(
+            f'header = "{curlrc_quote(f"{key}: {value}")}"\n'
+            for key, value in (headers or {}).items()
+        )
     with tempfile.NamedTemporaryFile("w", suffix=".curlrc") as config:
         config.write("".join(lines))
         config.flush()
@@ -196,73 +207,73 @@ async def etag_of(url: str) -> str:
         return response.headers["ETag"]
 
 
+Loader = Callable[..., Awaitable[Run]]
+
+
+async def compare(args: argparse.Namespace, load: Loader, ours_url: str, static_url: str) -> None:
+    ours_name, base_name = "channelmodel serve (file://)", "python http.server"
+    await load("warm-up", ours_url, 10, 2)
+    await load("warm-up", static_url, 10, 2)
+    runs: dict[str, list[Run]] = {ours_name: [], base_name: []}
+    for _ in range(args.repeats):  # alternate, so that background load hits both alike
+        runs[ours_name].append(await load(ours_name, ours_url, args.clients, args.rounds))
+        runs[base_name].append(await load(base_name, static_url, args.clients, args.rounds))
+    print("| server | requests | req/s | MB/s | p50 ms | p95 ms | errors |")
+    print("|---|---|---|---|---|---|---|")
+    for series in runs.values():
+        for run in series:
+            print(report_line(run))
+    ours = statistics.median(r.mb_per_s for r in runs[ours_name])
+    base = statistics.median(r.mb_per_s for r in runs[base_name])
+    print(
+        f"\nmedian throughput: ours {ours:.0f} MB/s, http.server {base:.0f} MB/s, ratio {ours / base:.2f}x\n"
+    )
+
+    etag = await etag_of(ours_url)
+    condition = {"If-None-Match": etag}
+    ours_304 = await load("ours, If-None-Match", ours_url, args.clients, args.rounds, condition)
+    base_304 = await load(
+        "http.server, If-None-Match", static_url, args.clients, args.rounds, condition
+    )
+    print("| revalidation | requests | req/s | body MB/s | p50 ms | p95 ms | errors |")
+    print("|---|---|---|---|---|---|---|")
+    print(report_line(ours_304))
+    print(report_line(base_304))
+    for run in (ours_304, base_304):
+        print(f"{run.name}: statuses {run.statuses}, body bytes {run.body_bytes}")  # type: ignore[attr-defined]
+
+
 async def main_async(args: argparse.Namespace) -> int:
+    loaders: dict[str, Loader] = {"curl": curl_many, "aiohttp": fetch_many}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "models"
-        store = open_store(root.as_uri())
         files = {
             "model.json": b'{"format": "layers-model"}',
             "weights.bin": os.urandom(WEIGHTS_SIZE),
             "metadata.json": b'{"labels": []}',
         }
-        store.publish_version(CHANNEL, VERSION, files)
+        open_store(root.as_uri()).publish_version(CHANNEL, VERSION, files)
         ours_port, static_port = free_port(), free_port()
         ours_url = f"http://127.0.0.1:{ours_port}/assets/ml-models/{CHANNEL}/v{VERSION}/weights.bin"
         static_url = f"http://127.0.0.1:{static_port}/{CHANNEL}/v{VERSION}/weights.bin"
-        print(
-            f"{args.clients} concurrent clients x {args.rounds} GETs of weights.bin ({WEIGHTS_SIZE} bytes), "
-            f"{args.repeats} alternating repeats, {os.cpu_count()} CPUs\n"
-        )
         with (
             process(our_server(root.as_uri(), ours_port), f"http://127.0.0.1:{ours_port}/healthz"),
             process(static_server(root, static_port), f"http://127.0.0.1:{static_port}/"),
         ):
-            await fetch_many("warm-up", ours_url, 10, 2)
-            await fetch_many("warm-up", static_url, 10, 2)
-            runs: dict[str, list[Run]] = {
-                "channelmodel serve (file://)": [],
-                "python http.server": [],
-            }
-            for _ in range(args.repeats):
-                runs["channelmodel serve (file://)"].append(
-                    await fetch_many(
-                        "channelmodel serve (file://)", ours_url, args.clients, args.rounds
-                    )
+            for client in args.client:
+                print(
+                    f"## client: {client}; {args.clients} concurrent clients x {args.rounds} GETs of "
+                    f"weights.bin ({WEIGHTS_SIZE} bytes), {args.repeats} alternating repeats, "
+                    f"{os.cpu_count()} CPUs\n"
                 )
-                runs["python http.server"].append(
-                    await fetch_many("python http.server", static_url, args.clients, args.rounds)
-                )
-            print("| server | requests | req/s | MB/s | p50 ms | p95 ms | errors |")
-            print("|---|---|---|---|---|---|---|")
-            for series in runs.values():
-                for run in series:
-                    print(report_line(run))
-            ours = statistics.median(r.mb_per_s for r in runs["channelmodel serve (file://)"])
-            base = statistics.median(r.mb_per_s for r in runs["python http.server"])
-            print(
-                f"\nmedian throughput: ours {ours:.0f} MB/s, http.server {base:.0f} MB/s, ratio {ours / base:.2f}x"
-            )
-
-            etag = await etag_of(ours_url)
-            revalidate = await fetch_many(
-                "If-None-Match (ours)", ours_url, args.clients, 1, {"If-None-Match": etag}
-            )
-            static_revalidate = await fetch_many(
-                "If-None-Match (http.server)", static_url, args.clients, 1, {"If-None-Match": etag}
-            )
-            print(
-                f"\nrevalidation, {args.clients} clients with If-None-Match: ours statuses "
-                f"{revalidate.statuses} body bytes {revalidate.body_bytes}; "  # type: ignore[attr-defined]
-                f"http.server statuses {static_revalidate.statuses} "  # type: ignore[attr-defined]
-                f"body bytes {static_revalidate.body_bytes}"
-            )
-
+                await compare(args, loaders[client], ours_url, static_url)
+                print()
         if args.s3:
-            await s3_run(args, files)
+            await s3_run(args, files, loaders[args.client[0]])
     return 0
 
 
-async def s3_run(args: argparse.Namespace, files: dict[str, bytes]) -> None:
+async def s3_run(args: argparse.Namespace, files: dict[str, bytes], load: Loader) -> None:
     moto_port, ours_port = free_port(), free_port()
     endpoint = f"http://127.0.0.1:{moto_port}"
     moto_cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)]
@@ -272,15 +283,19 @@ async def s3_run(args: argparse.Namespace, files: dict[str, bytes]) -> None:
         bucket = create_bucket(endpoint)
         open_store(f"s3://{bucket}/models").publish_version(CHANNEL, VERSION, files)
         url = f"http://127.0.0.1:{ours_port}/assets/ml-models/{CHANNEL}/v{VERSION}/weights.bin"
-        with process(
-            our_server(f"s3://{bucket}/models", ours_port),
-            f"http://127.0.0.1:{ours_port}/healthz",
-            env,
-        ):
+        ready = f"http://127.0.0.1:{ours_port}/healthz"
+        with process(our_server(f"s3://{bucket}/models", ours_port), ready, env):
             clients = min(args.clients, 50)
-            run = await fetch_many("channelmodel serve (s3:// on moto)", url, clients, 2)
-            print(f"\nS3 backend (moto server, single process, {clients} clients x 2):")
+            run = await load("channelmodel serve (s3:// on moto)", url, clients, 2)
+            etag = await etag_of(url)
+            revalidated = await load(
+                "same, If-None-Match", url, clients, 2, {"If-None-Match": etag}
+            )
+            print(f"## S3 backend (moto server, one process), {clients} clients x 2\n")
+            print("| server | requests | req/s | MB/s | p50 ms | p95 ms | errors |")
+            print("|---|---|---|---|---|---|---|")
             print(report_line(run))
+            print(report_line(revalidated))
 
 
 def main() -> int:
@@ -289,9 +304,18 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
+        "--client",
+        action="append",
+        choices=["curl", "aiohttp"],
+        help="load generator(s); default curl (C, parallel mode) if installed, else aiohttp",
+    )
+    parser.add_argument(
         "--s3", action="store_true", help="also measure the S3 backend against moto"
     )
-    return asyncio.run(main_async(parser.parse_args()))
+    args = parser.parse_args()
+    if not args.client:
+        args.client = ["curl"] if shutil.which("curl") else ["aiohttp"]
+    return asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ class Runtime:
     # Jobs created by this process that the Job index has not shown yet: a cache
     # for the concurrency cap, rebuilt from the index after a restart.
     recent_starts: dict[tuple[str, str], float] = field(default_factory=dict)
+    start_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Secret checks are rate-limited per object (a cache, not state).
     secret_checks: dict[tuple[str, str], tuple[float, str | None]] = field(default_factory=dict)
 
@@ -193,12 +194,21 @@ async def reconcile_channel(
         quality_margin=rt.settings.quality_margin,
     )
     decision = plan(inp)
-    if decision.start_job and spec.manifest.authSecretRef:
-        problem = await _secret_problem(rt, namespace, name, spec)
-        if problem:
-            decision = plan(replace(inp, blocked=problem))
+    if not decision.start_job:
+        await _execute(rt, decision, body, namespace, name, spec, raw_status, patch, logger)
+        return
 
-    await _execute(rt, decision, body, namespace, name, spec, raw_status, patch, logger)
+    # Starts are serialised so the concurrency cap sees every Job created before.
+    async with rt.start_lock:
+        inp = replace(
+            inp, fleet=_fleet(rt, namespace, name, status, now, training_jobs, channel_queue)
+        )
+        decision = plan(inp)
+        if decision.start_job and spec.manifest.authSecretRef:
+            problem = await _secret_problem(rt, namespace, name, spec)
+            if problem:
+                decision = plan(replace(inp, blocked=problem))
+        await _execute(rt, decision, body, namespace, name, spec, raw_status, patch, logger)
 
 
 async def _execute(

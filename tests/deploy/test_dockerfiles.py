@@ -202,8 +202,10 @@ def weights_host_or_skip() -> None:
         )
 
 
-def build(docker: str, dockerfile: str, tag: str, build_args: dict[str, str]) -> None:
-    args = [docker, "build", "-f", dockerfile, "-t", tag]
+def build(
+    docker: str, dockerfile: str, tag: str, build_args: dict[str, str], target: str | None = None
+) -> None:
+    args = [docker, "build", "-f", dockerfile, "-t", tag, *(["--target", target] if target else [])]
     for name, value in build_args.items():
         args += ["--build-arg", f"{name}={value}"]
     result = subprocess.run([*args, str(REPO_ROOT)], capture_output=True, text=True, timeout=3600)
@@ -234,6 +236,29 @@ def test_operator_image_builds_and_runs_read_only_as_non_root() -> None:
     run(docker, "--read-only", "--tmpfs", "/tmp", tag, "--help")
     probe = "import importlib.util as u, kopf, channelmodel.settings; print(u.find_spec('tensorflow') is None)"
     assert run(docker, "--read-only", "--entrypoint", "python3", tag, "-c", probe) == "True"
+
+
+@pytest.mark.slow
+def test_trainer_build_stage_has_tensorflow_tfjs_and_the_trainer() -> None:
+    """Up to the weights download: TensorFlow, tf_keras, tensorflowjs and the trainer import."""
+    dockerfile = parse(DOCKERFILES["trainer"])
+    docker = docker_or_skip(base_image(dockerfile))
+    tag = "channelmodel-trainer:test-build-stage"
+    build_args = {
+        "BASE_IMAGE": base_image(dockerfile),
+        "TENSORFLOW_REQUIREMENT": "tensorflow-cpu==2.21.0",
+    }
+    build(docker, "Dockerfile.trainer", tag, build_args, target="build")
+    probe = (
+        "from channelmodel_trainer import tfcompat; k = tfcompat.tf_keras(); t = tfcompat.tensorflowjs(); "
+        "m = k.applications.MobileNetV2(input_shape=(224, 224, 3), alpha=0.35, include_top=False, weights=None); "
+        "print(k.__version__, t.__version__, m.output_shape)"
+    )
+    assert (
+        run(docker, "--entrypoint", "python3", tag, "-c", probe).splitlines()[-1]
+        == "2.21.0 4.22.0 (None, 7, 7, 1280)"
+    )
+    assert "--manifest" in run(docker, tag, "channelmodel", "train", "--help")
 
 
 @pytest.mark.slow

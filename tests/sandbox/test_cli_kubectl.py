@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import subprocess
@@ -28,33 +29,53 @@ spec:
 """
 
 
-@pytest.fixture
-def kubeconfig(tmp_path: Path) -> Iterator[Path]:
+JOB = """
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: print-crd
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: channelmodel:test
+        command: [channelmodel, crd]
+"""
+
+
+@contextlib.contextmanager
+def emulator_process(tmp_path: Path, *options: str) -> Iterator[Path]:
+    """`channelmodel emulator` on a free port; yields its kubeconfig."""
     if shutil.which("kubectl") is None:
         pytest.skip("kubectl is not installed on this machine")
     path = tmp_path / "kubeconfig"
+    argv = [
+        sys.executable,
+        "-m",
+        "channelmodel",
+        "emulator",
+        "--port",
+        "0",
+        "--kubeconfig",
+        str(path),
+    ]
     with (tmp_path / "emulator.log").open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "channelmodel",
-                "emulator",
-                "--port",
-                "0",
-                "--kubeconfig",
-                str(path),
-                "--no-jobs",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        process = subprocess.Popen([*argv, *options], stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for(path.exists, timeout=20, message="the emulator's kubeconfig")
         yield path
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
+
+
+@pytest.fixture
+def kubeconfig(tmp_path: Path) -> Iterator[Path]:
+    with emulator_process(tmp_path, "--no-jobs") as path:
+        yield path
 
 
 def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
@@ -111,3 +132,22 @@ def test_kubectl_shows_the_schema_error(kubeconfig: Path) -> None:
         'The ChannelModel "shop-a" is invalid: spec.channelId: Invalid value: "bad id"'
         in result.stderr
     )
+
+
+def test_the_emulator_command_runs_jobs_applied_with_kubectl(tmp_path: Path) -> None:
+    with emulator_process(tmp_path, "--work-dir", str(tmp_path / "jobs")) as config:
+        kubectl(config, "apply", "-f", "-", stdin=JOB)
+
+        def complete() -> bool:
+            jsonpath = "{.status.conditions[?(@.type=='Complete')].status}"
+            return (
+                kubectl(config, "get", "job", "print-crd", "-o", f"jsonpath={jsonpath}") == "True"
+            )
+
+        wait_for(complete, timeout=60, message="the Job to complete")
+        pod = yaml.safe_load(
+            kubectl(config, "get", "pods", "-l", "job-name=print-crd", "-o", "yaml")
+        )["items"][0]
+        assert pod["status"]["phase"] == "Succeeded"
+        logs = "".join(path.read_text() for path in (tmp_path / "jobs").glob("*/output.log"))
+        assert "kind: CustomResourceDefinition" in logs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -563,3 +564,16 @@ def test_kmock_reactions_still_take_precedence(k8s: Cluster) -> None:
     k8s.call(inject)
     assert error_of(lambda: patch(k8s, "a", {"spec": {"minAccuracy": 0.5}})).status == 503
     assert k8s.get_channelmodel("a")["spec"]["minAccuracy"] == 0.0
+
+
+def test_protobuf_bodies_are_415_unsupported(k8s: Cluster) -> None:
+    request = urllib.request.Request(
+        f"{k8s.url}/api/v1/namespaces/{NS}/configmaps",
+        data=b"k8s\x00\x0a\x0f",
+        headers={"Content-Type": "application/vnd.kubernetes.protobuf"},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+    assert caught.value.code == 415
+    assert json.loads(caught.value.read())["reason"] == "UnsupportedMediaType"

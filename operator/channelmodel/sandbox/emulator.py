@@ -207,12 +207,23 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):
         )
         self.request_log.append(record)
         self.requests_served += 1
+        content_type = raw_request.headers.get("Content-Type", "application/json")
         try:
-            data = json.loads(body) if body else None
-        except ValueError as error:
-            response: aiohttp.web.StreamResponse = self._error_response(
-                ApiError(400, "BadRequest", f"the request body is not JSON: {error}")
-            )
+            if body and "json" not in content_type:
+                # Protobuf/CBOR: client-go answers 415 by retrying with JSON.
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the body of type {content_type!r} is not supported",
+                )
+            try:
+                data = json.loads(body) if body else None
+            except ValueError as error:
+                raise ApiError(
+                    400, "BadRequest", f"the request body is not JSON: {error}"
+                ) from error
+        except ApiError as error:
+            response: aiohttp.web.StreamResponse = self._error_response(error)
             record.status = response.status
             return response
 

@@ -1,0 +1,1 @@
+"""Small CLI commands that talk to the Kubernetes API."""

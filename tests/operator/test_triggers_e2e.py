@@ -1,0 +1,224 @@
+"""Retraining triggers end to end: the operator process on the emulator, short
+real durations. Exact timings are the planner tests' job (fake clock); here the
+properties are "exactly one Job", "never before the window ends" and "survives
+a restart". The operator's timer ticks every 0.25 s in these tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.support.k8s import Cluster, wait_for
+
+pytestmark = pytest.mark.e2e
+
+TICK = "0.25"
+
+
+def _spec(**overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "channelId": "shop-1",
+        "manifest": {"url": "http://backend.test/manifest"},
+        "debounceSeconds": 0,
+        "cooldownSeconds": 0,
+        "training": {"gpus": 0},
+    }
+    spec.update(overrides)
+    return spec
+
+
+def _status(k8s: Cluster, name: str = "shop-1") -> dict[str, Any]:
+    return dict(k8s.get_channelmodel(name).get("status") or {})
+
+
+def _at_version(k8s: Cluster, version: str, name: str = "shop-1") -> dict[str, Any] | None:
+    s = _status(k8s, name)
+    return s if s.get("modelVersion") == version and not s.get("currentJob") else None
+
+
+def _change(k8s: Cluster, at: datetime, name: str = "shop-1", kind: str = "productAdded") -> None:
+    k8s.patch_channelmodel(name, {"metadata": {"annotations": {
+        "ml.dukarun.io/inventory-changed-at": at.isoformat().replace("+00:00", "Z"),
+        "ml.dukarun.io/inventory-change": kind,
+    }}})  # fmt: skip
+
+
+def _job_started_at(k8s: Cluster, version: str, name: str = "shop-1") -> datetime:
+    """When the operator started the Job for `version` (its own clock, in status)."""
+    status = wait_for(
+        lambda: (s := _status(k8s, name)).get("currentJob", {}).get("version") == version and s,
+        timeout=60,
+        message=f"the Job for {version}",
+    )
+    return datetime.fromisoformat(status["currentJob"]["startedAt"].replace("Z", "+00:00"))
+
+
+def _start(
+    start_job_runner: Any, operator_process: Any, fake_trainer: Any, delay: str = "0.3", **env: str
+) -> Any:
+    start_job_runner(stand_in=fake_trainer(FAKE_DELAY=delay))
+    return operator_process(env={"CHANNELMODEL_RECONCILE_INTERVAL_SECONDS": TICK, **env})
+
+
+def test_burst_of_50_changes_gives_one_job_after_the_debounce(
+    k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
+) -> None:
+    _start(start_job_runner, operator_process, fake_trainer)
+    k8s.create_channelmodel("shop-1", _spec(debounceSeconds=3))
+    wait_for(lambda: _at_version(k8s, "1.0.0"), timeout=60, message="1.0.0")
+
+    begin = time.monotonic()
+    last = datetime.now(UTC)
+    for i in range(50):  # 50 changes spread over 10 s
+        time.sleep(max(0.0, begin + i * 10 / 49 - time.monotonic()))
+        last = datetime.now(UTC)
+        _change(k8s, last)
+        assert len(k8s.jobs()) == 1, f"a Job started during the burst, at change {i}"
+    started = _job_started_at(k8s, "1.0.1")
+    assert started >= last + timedelta(seconds=3), "started before the debounce window ended"
+    assert started <= last + timedelta(seconds=10)
+    wait_for(lambda: _at_version(k8s, "1.0.1"), timeout=60, message="1.0.1")
+    time.sleep(2)
+    assert len(k8s.jobs()) == 2
+
+
+def test_change_during_cooldown_starts_when_it_ends(
+    k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
+) -> None:
+    _start(start_job_runner, operator_process, fake_trainer)
+    k8s.create_channelmodel("shop-1", _spec(cooldownSeconds=5))
+    status = wait_for(lambda: _at_version(k8s, "1.0.0"), timeout=60, message="1.0.0")
+    trained = datetime.fromisoformat(status["lastTrained"].replace("Z", "+00:00"))
+    time.sleep(1)
+    _change(k8s, datetime.now(UTC))
+    queued = wait_for(
+        lambda: (s := _status(k8s)).get("trainingStatus") == "Queued" and s,
+        timeout=10,
+        message="Queued",
+    )
+    assert queued["trainAfter"].startswith((trained + timedelta(seconds=5)).isoformat()[:19])
+    started = _job_started_at(k8s, "1.0.1")
+    assert started >= trained + timedelta(seconds=5)
+
+
+def test_manual_retrain_skips_cooldown_but_not_suspend(
+    k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
+) -> None:
+    _start(start_job_runner, operator_process, fake_trainer)
+    k8s.create_channelmodel("shop-1", _spec(cooldownSeconds=3600))
+    wait_for(lambda: _at_version(k8s, "1.0.0"), timeout=60, message="1.0.0")
+    cli = [
+        sys.executable,
+        "-m",
+        "channelmodel",
+        "retrain",
+        "shop-1",
+        "--kubeconfig",
+        str(k8s.kubeconfig),
+    ]
+    out = subprocess.run(cli, capture_output=True, text=True, check=True)
+    assert "ml.dukarun.io/retrain-requested-at=" in out.stdout
+    wait_for(lambda: _at_version(k8s, "1.0.1"), timeout=30, message="1.0.1 from the manual trigger")
+
+    k8s.patch_channelmodel("shop-1", {"spec": {"suspend": True}})
+    time.sleep(0.1)
+    subprocess.run(cli, capture_output=True, text=True, check=True)
+    time.sleep(3)
+    assert len(k8s.jobs()) == 2
+    training = next(c for c in _status(k8s)["conditions"] if c["type"] == "Training")
+    assert training["reason"] == "Suspended"
+
+
+def test_notify_change_cli_patches_the_annotations(k8s: Cluster) -> None:
+    k8s.create_channelmodel("shop-1", _spec())
+    subprocess.run(
+        [sys.executable, "-m", "channelmodel", "notify-change", "shop-1", "--kind", "imageChanged",
+         "--at", "2026-11-21T10:00:00Z", "--kubeconfig", str(k8s.kubeconfig)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    annotations = k8s.get_channelmodel("shop-1")["metadata"]["annotations"]
+    assert annotations["ml.dukarun.io/inventory-change"] == "imageChanged"
+    assert annotations["ml.dukarun.io/inventory-changed-at"] == "2026-11-21T10:00:00.000Z"
+    missing = subprocess.run(
+        [sys.executable, "-m", "channelmodel", "notify-change", "nope", "--kubeconfig", str(k8s.kubeconfig)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert missing.returncode == 1
+    assert "ChannelModel default/nope: not found" in missing.stderr
+
+
+def test_concurrency_cap_across_channels(
+    k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
+) -> None:
+    _start(
+        start_job_runner,
+        operator_process,
+        fake_trainer,
+        delay="1.5",
+        CHANNELMODEL_MAX_CONCURRENT_TRAININGS="2",
+    )
+    names = [f"shop-{i}" for i in range(5)]
+    for name in names:
+        k8s.create_channelmodel(name, _spec(channelId=name))
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            running = [j for j in k8s.jobs() if not (j.get("status") or {}).get("conditions")]
+            peak = max(peak, len(running))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        for name in names:
+            wait_for(
+                lambda n=name: _at_version(k8s, "1.0.0", n), timeout=90, message=f"{name} at 1.0.0"
+            )
+    finally:
+        stop.set()
+        sampler.join()
+    assert peak == 2
+    assert len(k8s.jobs()) == 5
+
+
+def test_restart_during_debounce_and_cooldown_still_runs_once(
+    k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
+) -> None:
+    operator = _start(start_job_runner, operator_process, fake_trainer)
+    k8s.create_channelmodel("shop-1", _spec(debounceSeconds=4, cooldownSeconds=0))
+    wait_for(lambda: _at_version(k8s, "1.0.0"), timeout=60, message="1.0.0")
+
+    last = datetime.now(UTC)
+    _change(k8s, last)
+    wait_for(lambda: _status(k8s).get("trainingStatus") == "Queued", timeout=10, message="Queued")
+    operator.kill()  # inside the debounce window
+    operator.restart()
+    started = _job_started_at(k8s, "1.0.1")
+    assert started >= last + timedelta(seconds=4)
+    status = wait_for(lambda: _at_version(k8s, "1.0.1"), timeout=60, message="1.0.1")
+
+    k8s.patch_channelmodel("shop-1", {"spec": {"debounceSeconds": 0, "cooldownSeconds": 6}})
+    trained = datetime.fromisoformat(status["lastTrained"].replace("Z", "+00:00"))
+    _change(k8s, datetime.now(UTC))
+    wait_for(
+        lambda: _status(k8s).get("trainingStatus") == "Queued",
+        timeout=10,
+        message="Queued in cooldown",
+    )
+    operator.kill()  # inside the cooldown
+    time.sleep(1)
+    operator.restart()
+    started = _job_started_at(k8s, "1.0.2")
+    assert started >= trained + timedelta(seconds=6)
+    wait_for(lambda: _at_version(k8s, "1.0.2"), timeout=60, message="1.0.2")
+    time.sleep(2)
+    assert len(k8s.jobs()) == 3
