@@ -146,7 +146,7 @@ def test_server_env_parses_as_server_settings(
             {},
             {
                 "namespaces": [NAMESPACE],
-                "public_base_url": f"http://shop-channelmodel-server.{NAMESPACE}.svc:80",
+                "public_base_url": f"http://shop-channelmodel-server.{NAMESPACE}.svc",
             },
         ),
         (
@@ -190,8 +190,12 @@ def test_server_env_parses_as_server_settings(
             {"operator": {"publicBaseUrl": "https://cdn.example/shop/"}},
             {"public_base_url": "https://cdn.example/shop"},
         ),
+        (
+            {"server": {"service": {"port": 8081}}},
+            {"public_base_url": f"http://shop-channelmodel-server.{NAMESPACE}.svc:8081"},
+        ),
     ],
-    ids=["defaults", "cluster-wide-s3", "tuning", "trainer", "public-url"],
+    ids=["defaults", "cluster-wide-s3", "tuning", "trainer", "public-url", "service-port"],
 )
 def test_values_reach_the_settings(
     overrides: dict[str, Any],

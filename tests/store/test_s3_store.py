@@ -127,3 +127,35 @@ def test_delete_removes_the_commit_record_first(store: S3Store) -> None:
 def test_ping_fails_for_a_missing_bucket(s3_env: str) -> None:
     with pytest.raises(StoreError, match="not reachable"):
         S3Store.from_uri("s3://no-such-bucket/p").ping()
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self.body
+
+
+def test_service_without_conditional_writes_still_commits(store: S3Store) -> None:
+    # Older S3-compatible services answer 501 to If-None-Match on PutObject.
+    from botocore.awsrequest import AWSResponse
+
+    refused: list[str] = []
+
+    def not_implemented(request: Any, **_: Any) -> AWSResponse | None:
+        if "If-None-Match" not in request.headers:
+            return None
+        refused.append(request.url)
+        body = b"<Error><Code>NotImplemented</Code><Message>conditional writes</Message></Error>"
+        return AWSResponse(request.url, 501, {"Content-Type": "application/xml"}, _Raw(body))
+
+    store.client.meta.events.register("before-send.s3.PutObject", not_implemented)
+    files = model_files()
+    store.publish_version("shop-1", "1.0.0", files)
+
+    assert len(refused) == 1
+    assert store.list_versions("shop-1") == ["1.0.0"]
+    assert store.read_file("shop-1", "1.0.0", "weights.bin") == files["weights.bin"]
+    with pytest.raises(VersionExists):
+        store.publish_version("shop-1", "1.0.0", model_files())

@@ -15,6 +15,7 @@ CHANNELMODEL_S3_ADDRESSING_STYLE (`path` for most MinIO setups, `virtual`, `auto
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -49,12 +50,18 @@ from channelmodel.store.base import (
     sort_versions,
 )
 
+log = logging.getLogger(__name__)
+
 ENDPOINT_ENV = "CHANNELMODEL_S3_ENDPOINT_URL"
 ADDRESSING_ENV = "CHANNELMODEL_S3_ADDRESSING_STYLE"
 _CONTENT_TYPES = {"model.json": "application/json", "metadata.json": "application/json"}
 _NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
 _CONFLICT_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 _DELETE_BATCH = 1000  # DeleteObjects' limit
+
+
+class _ConditionalWriteUnsupported(StoreError):
+    """The service answered 501 to If-None-Match on PutObject."""
 
 
 def _error_code(exc: ClientError) -> str:
@@ -130,6 +137,8 @@ class S3Store(ArtifactStore):
         except ClientError as exc:
             if _error_code(exc) in _CONFLICT_CODES:
                 raise VersionExists(key) from exc
+            if _error_code(exc) == "NotImplemented" and "IfNoneMatch" in kwargs:
+                raise _ConditionalWriteUnsupported(key) from exc
             raise StoreError(f"S3 PutObject {key} failed: {_error_code(exc)}") from exc
         except BotoCoreError as exc:
             raise StoreError(f"S3 PutObject {key} failed: {exc}") from exc
@@ -246,15 +255,18 @@ class S3Store(ArtifactStore):
                 "s3ETag": self._put(prefix + name, files[name], ContentType=content_type)
             }
         # The commit: last, and only if nobody committed this version meanwhile.
+        record = commit_record(files, s3_etags)
         try:
-            self._put(
-                marker_key,
-                commit_record(files, s3_etags),
-                ContentType="application/json",
-                IfNoneMatch="*",
-            )
+            self._put(marker_key, record, ContentType="application/json", IfNoneMatch="*")
         except VersionExists:
             raise VersionExists(f"{channel_id} v{version} already exists") from None
+        except _ConditionalWriteUnsupported:
+            # Older S3-compatible stores: one trainer per version (deterministic Job
+            # names) keeps this safe, and reads still refuse replaced objects (If-Match).
+            log.warning("%s does not support conditional writes; committing unconditionally", self.uri)
+            if self._exists(marker_key):
+                raise VersionExists(f"{channel_id} v{version} already exists") from None
+            self._put(marker_key, record, ContentType="application/json")
 
     def delete_version(self, channel_id: str, version: str) -> None:
         check_channel_id(channel_id)

@@ -109,7 +109,8 @@ app.kubernetes.io/component: {{ .component }}
 {{- else if .Values.server.ingress.enabled -}}
 {{- printf "%s://%s" (ternary "https" "http" .Values.server.ingress.tls.enabled) .Values.server.ingress.host -}}
 {{- else -}}
-{{- printf "http://%s.%s.svc:%d" (include "channelmodel.serverName" .) .Release.Namespace (int .Values.server.service.port) -}}
+{{- $port := int .Values.server.service.port -}}
+{{- printf "http://%s.%s.svc%s" (include "channelmodel.serverName" .) .Release.Namespace (ternary "" (printf ":%d" $port) (eq $port 80)) -}}
 {{- end -}}
 {{- end -}}
 

@@ -1,0 +1,194 @@
+"""Idle fleet: 200 trained ChannelModels with nothing to do; the operator must write nothing.
+
+    .venv/bin/python bench/operator_idle_fleet.py [--channels 200] [--window 120]
+                                                  [--baseline-window 30] [--keep] [--no-write]
+
+First, as the baseline, the operator runs with no ChannelModel for
+`--baseline-window` seconds (its RSS and CPU with nothing to watch). Then
+`--channels` ChannelModels are created and trained to 1.0.0 by the fake trainer
+(cap raised to 50, 0.1 s per training), and once every one is at rest the
+script watches the operator for `--window` seconds: API writes (target 0), all
+its requests, RSS (target <= 250 MB) and CPU seconds, against the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from _operator_env import (
+    OperatorEnv,
+    breakdown,
+    cpu_seconds,
+    machine,
+    operator_environment,
+    rss_mb,
+    stamp,
+    wait_for,
+    write_section,
+)
+
+TARGET_RSS_MB = 250.0
+
+
+def spec(channel: str) -> dict[str, object]:
+    return {
+        "channelId": channel,
+        "manifest": {"url": f"http://backend.test/{channel}/manifest"},
+        "debounceSeconds": 3,
+        "cooldownSeconds": 0,
+    }
+
+
+def at_rest(obj: dict[str, Any]) -> bool:
+    status = obj.get("status") or {}
+    return bool(
+        status.get("modelVersion") == "1.0.0"
+        and status.get("trainingStatus") == "Succeeded"
+        and not status.get("currentJob")
+    )
+
+
+def observe(env: OperatorEnv, seconds: float) -> dict[str, Any]:
+    """Watch the operator for `seconds`: its requests, peak RSS, CPU time."""
+    pid = env.operator.pid
+    mark, cpu_before = env.mark(), cpu_seconds(pid)
+    started = time.monotonic()
+    peak = rss_mb(pid)
+    while (left := started + seconds - time.monotonic()) > 0:
+        time.sleep(min(1.0, left))
+        peak = max(peak, rss_mb(pid))
+    cpu = cpu_seconds(pid) - cpu_before
+    elapsed = time.monotonic() - started
+    requests = env.operator_requests(mark)
+    return {
+        "seconds": elapsed,
+        "requests": requests,
+        "writes": [r for r in requests if r.is_write],
+        "cpu": cpu,
+        "cpu_share": cpu / elapsed,
+        "rss_end": rss_mb(pid),
+        "rss_peak": peak,
+    }
+
+
+def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Which top-level status fields and annotations of each object changed."""
+    found = []
+    for name, old in before.items():
+        new = after.get(name) or {}
+        for part in ("status", "annotations"):
+            a, b = old.get(part) or {}, new.get(part) or {}
+            for key in sorted(set(a) | set(b)):
+                if a.get(key) != b.get(key):
+                    found.append(
+                        f"{name} {part}.{key}: {json.dumps(a.get(key))[:200]} -> {json.dumps(b.get(key))[:200]}"
+                    )
+    return found
+
+
+def state_of(env: OperatorEnv) -> dict[str, Any]:
+    return {
+        obj["metadata"]["name"]: {
+            "status": obj.get("status"),
+            "annotations": obj["metadata"].get("annotations"),
+        }
+        for obj in env.channelmodels()
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--channels", type=int, default=200)
+    parser.add_argument("--window", type=float, default=120.0, help="idle window, seconds")
+    parser.add_argument("--baseline-window", type=float, default=30.0)
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (operator log)")
+    parser.add_argument("--no-write", action="store_true", help="do not update the results file")
+    args = parser.parse_args()
+
+    settings = {"CHANNELMODEL_MAX_CONCURRENT_TRAININGS": "50"}
+    with operator_environment(settings, {"FAKE_DELAY": "0.1"}, keep=args.keep) as env:
+        time.sleep(3)  # startup: watches established
+        print(f"baseline: operator with no ChannelModel for {args.baseline_window:.0f} s ...")
+        baseline = observe(env, args.baseline_window)
+
+        names = [f"fleet-{i:03d}" for i in range(args.channels)]
+        train_start = time.monotonic()
+        for name in names:
+            env.create_channelmodel(name, spec(name))
+        print(f"training {len(names)} channels to 1.0.0 ...", flush=True)
+        wait_for(
+            lambda: sum(at_rest(obj) for obj in env.channelmodels()) == len(names),
+            timeout=900,
+            interval=1.0,
+            message=lambda: f"{sum(at_rest(o) for o in env.channelmodels())}/{len(names)} at rest",
+        )
+        train_seconds = time.monotonic() - train_start
+        jobs = len(env.job_names())
+        time.sleep(5)  # the last Events and status writes of the final trainings
+
+        print(f"idle window: {args.window:.0f} s ...", flush=True)
+        before = state_of(env)
+        idle = observe(env, args.window)
+        changes = changed_fields(before, state_of(env))
+        problems = env.log_problems()
+
+    writes = idle["writes"]
+    print(f"machine: {machine()}")
+    print(f"trained {len(names)} channels ({jobs} Jobs) in {train_seconds:.0f} s")
+    for label, fig in (("baseline (0 channels)", baseline), (f"idle ({len(names)} channels)", idle)):
+        print(
+            f"{label}: {fig['seconds']:.0f} s, operator requests {len(fig['requests'])}, "
+            f"writes {len(fig['writes'])}, CPU {fig['cpu']:.1f} s ({fig['cpu_share']:.1%} of a core), "
+            f"RSS end {fig['rss_end']:.0f} MB, peak {fig['rss_peak']:.0f} MB"
+        )
+    print(f"  idle requests by kind: {breakdown(idle['requests'])}")
+    cpu_ratio = idle["cpu_share"] / baseline["cpu_share"] if baseline["cpu_share"] else float("inf")
+    rss_ratio = idle["rss_peak"] / baseline["rss_peak"]
+    print(f"ratios vs baseline: CPU {cpu_ratio:.1f}x, RSS {rss_ratio:.2f}x")
+    print(f"target: writes 0 -> {len(writes)}; RSS <= {TARGET_RSS_MB:g} MB -> {idle['rss_peak']:.0f} MB")
+    print(f"operator log warnings/errors: {len(problems)}")
+    for line in problems[:20]:
+        print(f"  {line}")
+    if writes:
+        print(f"MISBEHAVIOUR: {len(writes)} writes while idle; first ones:")
+        for request in writes[:5]:
+            print(f"  {request.describe()}")
+        print("changed in the objects:")
+        for line in changes[:20]:
+            print(f"  {line}")
+
+    if not args.no_write:
+        write_section(
+            "operator_idle_fleet",
+            f"""
+## Idle fleet (`bench/operator_idle_fleet.py`)
+
+{len(names)} ChannelModels, each trained to 1.0.0 first ({jobs} Jobs in {train_seconds:.0f} s,
+cap 50, fake trainer 0.1 s), then a {idle["seconds"]:.0f} s window with nothing to do;
+reconcile interval 1 s (so {len(names)} timer runs per second). Baseline: the same
+operator process with no ChannelModel, {baseline["seconds"]:.0f} s, before the fleet was
+created. Measured {stamp()} on {machine()}.
+
+| figure | no ChannelModel (baseline) | {len(names)} idle ChannelModels |
+|---|---|---|
+| **API writes** (create/update/patch/delete) | {len(baseline["writes"])} | **{len(writes)}** (target 0) |
+| API requests, all verbs | {len(baseline["requests"])} | {len(idle["requests"])} |
+| **RSS, peak** | {baseline["rss_peak"]:.0f} MB | **{idle["rss_peak"]:.0f} MB** (target <= {TARGET_RSS_MB:g}; {rss_ratio:.2f}x) |
+| CPU | {baseline["cpu"]:.1f} s ({baseline["cpu_share"]:.1%} of a core) | {idle["cpu"]:.1f} s ({idle["cpu_share"]:.1%} of a core; {cpu_ratio:.1f}x) |
+| status/annotation fields changed in the window | - | {len(changes)} |
+| operator log warnings/errors | {len(problems)} (whole run) | |
+
+Each timer run plans from the object kopf already holds and patches status only
+when the plan changed it, so an idle fleet costs CPU (the timers) but no requests.
+""",
+        )
+    ok = not writes and idle["rss_peak"] <= TARGET_RSS_MB and not problems
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
