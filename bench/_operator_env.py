@@ -19,7 +19,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +35,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from tests.support.k8s import Cluster, wait_for  # noqa: E402
+from tests.support.operator import OPERATOR_ARGV, OperatorProcess, operator_env  # noqa: E402
+
 from channelmodel.api.crd import crd_manifest  # noqa: E402
 from channelmodel.api.models import GROUP, PLURAL, VERSION  # noqa: E402
 from channelmodel.sandbox.emulator import KubernetesAPIEmulator  # noqa: E402
@@ -43,8 +46,6 @@ from channelmodel.sandbox.jobrunner import JobRunner, StandInCommand  # noqa: E4
 from channelmodel.sandbox.kubeconfig import write_kubeconfig  # noqa: E402
 from channelmodel.sandbox.requests import WRITE_VERBS  # noqa: E402
 from channelmodel.sandbox.runtime import EmulatorThread  # noqa: E402
-from tests.support.k8s import Cluster, wait_for  # noqa: E402
-from tests.support.operator import OPERATOR_ARGV, OperatorProcess, operator_env  # noqa: E402
 
 FAKE_TRAINER = REPO_ROOT / "tests" / "operator" / "fake_trainer.py"
 RESULTS_FILE = REPO_ROOT / "docs" / "benchmarks" / "operator.md"
@@ -53,7 +54,7 @@ API_VERSION = f"{GROUP}/{VERSION}"
 CHANGED_AT = "ml.dukarun.io/inventory-changed-at"
 CHANGE_KIND = "ml.dukarun.io/inventory-change"
 
-__all__ = ["GROUP", "PLURAL", "VERSION", "wait_for"]
+__all__ = ["OPERATOR_ARGV", "wait_for"]  # re-exported for the scripts
 
 
 @attrs.define(kw_only=True)
@@ -193,7 +194,9 @@ class OperatorEnv:
             served,
             timeout=timeout,
             interval=0.02,
-            message=lambda: f"{name} serving {version}: {(self.channelmodel(name) or {}).get('status')}",
+            message=lambda: (
+                f"{name} serving {version}: {(self.channelmodel(name) or {}).get('status')}"
+            ),
         )
 
     # --- the operator process -----------------------------------------------------
@@ -223,6 +226,7 @@ def operator_environment(
     trainer_env: Mapping[str, str],
     *,
     keep: bool = False,
+    argv: Sequence[str] = OPERATOR_ARGV,
 ) -> Iterator[OperatorEnv]:
     """Emulator + job runner (fake trainer) + `python -m channelmodel run`, torn down after."""
     work_dir = Path(tempfile.mkdtemp(prefix="operator-bench-"))
@@ -232,7 +236,7 @@ def operator_environment(
     thread.emulator = TimedEmulator()
     thread.start()
     kubeconfig = write_kubeconfig(work_dir / "kubeconfig", thread.url)
-    api_client = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
+    api_client = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
     api_client.user_agent = BENCH_USER_AGENT  # so the operator's requests can be told apart
     cluster = Cluster(thread=thread, kubeconfig=kubeconfig, api_client=api_client)
     runner = JobRunner(
@@ -241,7 +245,7 @@ def operator_environment(
     thread.spawn(runner.run)
     thread.run(runner.wait_started(), timeout=10)
     env = operator_env(cluster, work_dir, dict(operator_settings))
-    operator = OperatorProcess(OPERATOR_ARGV, env, work_dir / "operator.log").start()
+    operator = OperatorProcess(argv, env, work_dir / "operator.log").start()
     try:
         operator.wait_for_log("watching", timeout=30)
         yield OperatorEnv(cluster=cluster, runner=runner, operator=operator, work_dir=work_dir)

@@ -83,7 +83,9 @@ def main() -> int:
             expiry = changed.timestamp() + args.debounce
             latencies.append(creates[0].time - expiry)
             job_runs.append(time.time() - creates[0].time)
-            print(f"run {run:3d}: Job {sorted(new)[0]} {latencies[-1]:+.3f} s after debounce expiry")
+            print(
+                f"run {run:3d}: Job {sorted(new)[0]} {latencies[-1]:+.3f} s after debounce expiry"
+            )
         problems = env.log_problems()
 
     p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
@@ -93,7 +95,9 @@ def main() -> int:
         f"p50 {p50:.3f} s, p95 {p95:.3f} s, min {min(latencies):.3f} s, max {max(latencies):.3f} s, "
         f"mean {statistics.fmean(latencies):.3f} s"
     )
-    print(f"baseline (ideal 1 s periodic timer): p50 {INTERVAL * 0.5:.2f} s, p95 {INTERVAL * 0.95:.2f} s")
+    print(
+        f"baseline (ideal 1 s periodic timer): p50 {INTERVAL * 0.5:.2f} s, p95 {INTERVAL * 0.95:.2f} s"
+    )
     print(f"ratio p95 / ideal p95: {p95 / (INTERVAL * 0.95):.2f}x; target p95 <= {TARGET_P95:g} s")
     print(f"Job create -> served (fake trainer 0.1 s), median {statistics.median(job_runs):.2f} s")
     print(f"operator log warnings/errors: {len(problems)}")

@@ -29,8 +29,9 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -48,7 +49,9 @@ class Run:
     body_bytes: int
     seconds: float
     latencies: list[float]
-    errors: int
+    errors: int  # failed transfers and answers other than 200/304
+    statuses: dict[int, int] = field(default_factory=dict)
+    server_cpu_s: float = 0.0
 
     @property
     def mb_per_s(self) -> float:
@@ -57,6 +60,10 @@ class Run:
     @property
     def req_per_s(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.server_cpu_s / self.requests * 1000
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -85,14 +92,32 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 3
 
 
 @contextmanager
-def process(args: list[str], ready_url: str, env: dict[str, str] | None = None) -> Iterator[None]:
+def process(args: list[str], ready_url: str, env: dict[str, str] | None = None) -> Iterator[int]:
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         wait_until_up(ready_url, proc)
-        yield
+        yield proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and all its threads, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measured(load: Loader, pid: int, *args: Any) -> Run:
+    """Run a load and note the CPU time the server process spent on it.
+
+    On a busy machine wall-clock throughput swings with the neighbours' load;
+    CPU time per request is what the server itself costs.
+    """
+    before = cpu_seconds(pid)
+    run = await load(*args)
+    run.server_cpu_s = cpu_seconds(pid) - before
+    return run
 
 
 def our_server(store_uri: str, port: int, env: dict[str, str] | None = None) -> list[str]:
@@ -148,34 +173,26 @@ async def fetch_many(
         started = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(clients)))
         seconds = time.perf_counter() - started
-    run = Run(name, clients * rounds, counts["bytes"], seconds, latencies, counts["errors"])
-    run.statuses = statuses  # type: ignore[attr-defined]
-    return run
-
-
-def curlrc_quote(value: str) -> str:
-    """Escape a value for a double-quoted curl config string (ETags carry quotes)."""
-    return value.replace("\\", "\\\\").replace('"', '\\"')
+    errors = counts["errors"] + sum(n for code, n in statuses.items() if code not in (200, 304))
+    return Run(name, clients * rounds, counts["bytes"], seconds, latencies, errors, statuses)
 
 
 async def curl_many(
     name: str, url: str, clients: int, rounds: int, headers: dict[str, str] | None = None
 ) -> Run:
     """The same load from curl's parallel mode: a C client that leaves the CPU to the servers."""
-    lines = []
-    for _ in range(clients * rounds):
-        lines.append(f'url = "{url}"\noutput = "/dev/null"\n')
-        lines.extend(
-            f'header = "{curlrc_quote(f"{key}: {value}")}"\n'
-            for key, value in (headers or {}).items()
-        )
+    # One config line pair per transfer; headers on the command line apply to all of them.
+    transfers = f'url = "{url}"\noutput = "/dev/null"\n' * (clients * rounds)
+    header_args = [
+        arg for key, value in (headers or {}).items() for arg in ("-H", f"{key}: {value}")
+    ]
     with tempfile.NamedTemporaryFile("w", suffix=".curlrc") as config:
-        config.write("".join(lines))
+        config.write(transfers)
         config.flush()
         started = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
             "curl", "--no-progress-meter", "--parallel", "--parallel-immediate", "--parallel-max", str(clients),
-            "-K", config.name, "-w", "%{http_code} %{size_download} %{time_total}\n",
+            *header_args, "-K", config.name, "-w", "%{http_code} %{size_download} %{time_total}\n",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         out, _ = await proc.communicate()
@@ -190,15 +207,21 @@ async def curl_many(
             continue
         body_bytes += int(size)
         latencies.append(float(total))
-    run = Run(name, clients * rounds, body_bytes, seconds, latencies, errors)
-    run.statuses = statuses  # type: ignore[attr-defined]
-    return run
+    errors += sum(n for code, n in statuses.items() if code not in (0, 200, 304))
+    return Run(name, clients * rounds, body_bytes, seconds, latencies, errors, statuses)
+
+
+HEADER = (
+    "| server | requests | req/s | MB/s | p50 ms | p95 ms | errors | server CPU ms/request |\n"
+    "|---|---|---|---|---|---|---|---|"
+)
 
 
 def report_line(run: Run) -> str:
     return (
         f"| {run.name} | {run.requests} | {run.req_per_s:.1f} | {run.mb_per_s:.0f} | "
-        f"{run.percentile(0.5):.0f} | {run.percentile(0.95):.0f} | {run.errors} |"
+        f"{run.percentile(0.5):.0f} | {run.percentile(0.95):.0f} | {run.errors} | "
+        f"{run.cpu_ms_per_request:.2f} |"
     )
 
 
@@ -210,37 +233,53 @@ async def etag_of(url: str) -> str:
 Loader = Callable[..., Awaitable[Run]]
 
 
-async def compare(args: argparse.Namespace, load: Loader, ours_url: str, static_url: str) -> None:
-    ours_name, base_name = "channelmodel serve (file://)", "python http.server"
-    await load("warm-up", ours_url, 10, 2)
-    await load("warm-up", static_url, 10, 2)
-    runs: dict[str, list[Run]] = {ours_name: [], base_name: []}
+async def compare(
+    args: argparse.Namespace, load: Loader, ours: tuple[str, int], base: tuple[str, int]
+) -> None:
+    """Alternate runs against our server and the baseline; `ours`/`base` are (url, pid)."""
+    names = {"ours": "channelmodel serve (file://)", "base": "python http.server"}
+    targets = {"ours": ours, "base": base}
+    for url, _ in targets.values():
+        await load("warm-up", url, 10, 2)
+    runs: dict[str, list[Run]] = {"ours": [], "base": []}
     for _ in range(args.repeats):  # alternate, so that background load hits both alike
-        runs[ours_name].append(await load(ours_name, ours_url, args.clients, args.rounds))
-        runs[base_name].append(await load(base_name, static_url, args.clients, args.rounds))
-    print("| server | requests | req/s | MB/s | p50 ms | p95 ms | errors |")
-    print("|---|---|---|---|---|---|---|")
+        for key, (url, pid) in targets.items():
+            runs[key].append(await measured(load, pid, names[key], url, args.clients, args.rounds))
+    print(HEADER)
     for series in runs.values():
         for run in series:
             print(report_line(run))
-    ours = statistics.median(r.mb_per_s for r in runs[ours_name])
-    base = statistics.median(r.mb_per_s for r in runs[base_name])
+
+    def median(key: str, metric: Callable[[Run], float]) -> float:
+        return statistics.median(metric(run) for run in runs[key])
+
+    ours_mb, base_mb = median("ours", lambda r: r.mb_per_s), median("base", lambda r: r.mb_per_s)
+    # Each pair ran back to back: its ratio is the least disturbed by background load.
+    pairs = sorted(o.mb_per_s / b.mb_per_s for o, b in zip(runs["ours"], runs["base"], strict=True))
+    ours_cpu = median("ours", lambda r: r.cpu_ms_per_request)
+    base_cpu = median("base", lambda r: r.cpu_ms_per_request)
     print(
-        f"\nmedian throughput: ours {ours:.0f} MB/s, http.server {base:.0f} MB/s, ratio {ours / base:.2f}x\n"
+        f"\nthroughput (median): ours {ours_mb:.0f} MB/s, http.server {base_mb:.0f} MB/s, "
+        f"ratio {ours_mb / base_mb:.2f}x; per back-to-back pair: median {statistics.median(pairs):.2f}x, "
+        f"range {pairs[0]:.2f}x to {pairs[-1]:.2f}x"
+    )
+    print(
+        f"server CPU per request (median): ours {ours_cpu:.2f} ms, http.server {base_cpu:.2f} ms, "
+        f"http.server uses {base_cpu / ours_cpu:.2f}x the CPU of ours\n"
     )
 
-    etag = await etag_of(ours_url)
-    condition = {"If-None-Match": etag}
-    ours_304 = await load("ours, If-None-Match", ours_url, args.clients, args.rounds, condition)
-    base_304 = await load(
-        "http.server, If-None-Match", static_url, args.clients, args.rounds, condition
-    )
-    print("| revalidation | requests | req/s | body MB/s | p50 ms | p95 ms | errors |")
-    print("|---|---|---|---|---|---|---|")
-    print(report_line(ours_304))
-    print(report_line(base_304))
-    for run in (ours_304, base_304):
-        print(f"{run.name}: statuses {run.statuses}, body bytes {run.body_bytes}")  # type: ignore[attr-defined]
+    condition = {"If-None-Match": await etag_of(ours[0])}
+    revalidations = [
+        await measured(
+            load, pid, f"{names[key]}, If-None-Match", url, args.clients, args.rounds, condition
+        )
+        for key, (url, pid) in targets.items()
+    ]
+    print(HEADER.replace("| server |", "| revalidation |"))
+    for run in revalidations:
+        print(report_line(run))
+    for run in revalidations:
+        print(f"{run.name}: statuses {run.statuses}, body bytes {run.body_bytes}")
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -257,8 +296,12 @@ async def main_async(args: argparse.Namespace) -> int:
         ours_url = f"http://127.0.0.1:{ours_port}/assets/ml-models/{CHANNEL}/v{VERSION}/weights.bin"
         static_url = f"http://127.0.0.1:{static_port}/{CHANNEL}/v{VERSION}/weights.bin"
         with (
-            process(our_server(root.as_uri(), ours_port), f"http://127.0.0.1:{ours_port}/healthz"),
-            process(static_server(root, static_port), f"http://127.0.0.1:{static_port}/"),
+            process(
+                our_server(root.as_uri(), ours_port), f"http://127.0.0.1:{ours_port}/healthz"
+            ) as ours_pid,
+            process(
+                static_server(root, static_port), f"http://127.0.0.1:{static_port}/"
+            ) as base_pid,
         ):
             for client in args.client:
                 print(
@@ -266,7 +309,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     f"weights.bin ({WEIGHTS_SIZE} bytes), {args.repeats} alternating repeats, "
                     f"{os.cpu_count()} CPUs\n"
                 )
-                await compare(args, loaders[client], ours_url, static_url)
+                await compare(args, loaders[client], (ours_url, ours_pid), (static_url, base_pid))
                 print()
         if args.s3:
             await s3_run(args, files, loaders[args.client[0]])
@@ -284,16 +327,15 @@ async def s3_run(args: argparse.Namespace, files: dict[str, bytes], load: Loader
         open_store(f"s3://{bucket}/models").publish_version(CHANNEL, VERSION, files)
         url = f"http://127.0.0.1:{ours_port}/assets/ml-models/{CHANNEL}/v{VERSION}/weights.bin"
         ready = f"http://127.0.0.1:{ours_port}/healthz"
-        with process(our_server(f"s3://{bucket}/models", ours_port), ready, env):
+        with process(our_server(f"s3://{bucket}/models", ours_port), ready, env) as pid:
             clients = min(args.clients, 50)
-            run = await load("channelmodel serve (s3:// on moto)", url, clients, 2)
+            run = await measured(load, pid, "channelmodel serve (s3:// on moto)", url, clients, 2)
             etag = await etag_of(url)
-            revalidated = await load(
-                "same, If-None-Match", url, clients, 2, {"If-None-Match": etag}
+            revalidated = await measured(
+                load, pid, "same, If-None-Match", url, clients, 2, {"If-None-Match": etag}
             )
             print(f"## S3 backend (moto server, one process), {clients} clients x 2\n")
-            print("| server | requests | req/s | MB/s | p50 ms | p95 ms | errors |")
-            print("|---|---|---|---|---|---|---|")
+            print(HEADER)
             print(report_line(run))
             print(report_line(revalidated))
 

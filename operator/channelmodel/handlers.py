@@ -21,6 +21,7 @@ import kopf
 from pydantic import ValidationError
 
 from channelmodel import conditions as cond
+from channelmodel.api.annotations import INVENTORY_CHANGED_AT
 from channelmodel.api.models import (
     GROUP,
     PLURAL,
@@ -39,6 +40,8 @@ from channelmodel.jobs import (
     observe,
 )
 from channelmodel.kube import KubeApi
+from channelmodel.metrics import QUEUE_LENGTH, TRAININGS_RUNNING, ChannelTelemetry
+from channelmodel.notify import EVENT_TYPES, Delivery, Notifier
 from channelmodel.planner import Fleet, JobObservation, JobPhase, Plan, PlanInput, plan
 from channelmodel.settings import OperatorSettings
 from channelmodel.store import ArtifactStore, NotFound
@@ -63,6 +66,8 @@ class Runtime:
     # for the concurrency cap, rebuilt from the index after a restart.
     recent_starts: dict[tuple[str, str], float] = field(default_factory=dict)
     start_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    notifier: Notifier = field(default_factory=Notifier)
+    telemetry: ChannelTelemetry = field(default_factory=ChannelTelemetry)
     # Secret checks are rate-limited per object (a cache, not state).
     secret_checks: dict[tuple[str, str], tuple[float, str | None]] = field(default_factory=dict)
 
@@ -81,6 +86,8 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         settings.persistence.finalizer = f"{GROUP}/cleanup"
         settings.watching.server_timeout = 300
         settings.networking.error_backoffs = [1, 2, 5, 10]
+        # Namespaced installs get no cluster-wide rights: no namespace/CRD scanning.
+        settings.scanning.disabled = not rt.settings.cluster_wide
 
     @kopf.index(
         "batch",
@@ -132,10 +139,20 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
             kwargs["training_jobs"], kwargs["channel_queue"],
         )  # fmt: skip
 
+    @kopf.on.event(GROUP, VERSION, PLURAL, id="count_changes", registry=registry)
+    def count_changes(
+        name: str, namespace: str | None, annotations: Mapping[str, str], **_: Any
+    ) -> None:
+        # Every watch event, for the coalescing metric; writes nothing.
+        rt.telemetry.change_seen(
+            (namespace or "default", name), annotations.get(INVENTORY_CHANGED_AT)
+        )
+
     @kopf.on.delete(GROUP, VERSION, PLURAL, id="cleanup", backoff=5, registry=registry)
     async def cleanup(
         body: kopf.Body, name: str, namespace: str | None, logger: kopf.Logger, **_: Any
     ) -> None:
+        rt.telemetry.forget((namespace or "default", name))
         deleted = await rt.kube.delete_jobs(namespace or "default", f"{CHANNEL_MODEL_LABEL}={name}")
         if deleted:
             logger.info("deleted training Jobs %s", ", ".join(deleted))
@@ -249,6 +266,73 @@ async def _execute(
     _patch_status(raw_status, decision.status, patch)
     for event in decision.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+    _record_telemetry(rt, (namespace, name), spec, raw_status, decision)
+    if spec.notify and decision.events:
+        await _notify(rt, namespace, name, spec, decision)
+
+
+def _record_telemetry(
+    rt: Runtime,
+    key: tuple[str, str],
+    spec: ChannelModelSpec,
+    raw_status: Mapping[str, Any],
+    decision: Plan,
+) -> None:
+    now = rt.clock()
+    status = decision.status
+    before = raw_status.get("currentJob")
+    if before and status.currentJob is None:
+        reasons = {e.reason for e in decision.events}
+        result = (
+            "rejected"
+            if "ModelRejected" in reasons
+            else "succeeded"
+            if "TrainingSucceeded" in reasons
+            else "failed"
+        )
+        started = datetime.fromisoformat(str(before.get("startedAt", "")).replace("Z", "+00:00"))
+        rt.telemetry.training_finished(key, result, (now - started).total_seconds())
+    if decision.start_job:
+        rt.telemetry.training_started(key, decision.start_job.trigger.value)
+    rt.telemetry.serving(key, spec.channelId, status.modelVersion)
+    rt.telemetry.last_success(
+        key, status.lastTrained.timestamp() if status.lastTrained else None, now.timestamp()
+    )
+
+
+async def _notify(
+    rt: Runtime, namespace: str, name: str, spec: ChannelModelSpec, decision: Plan
+) -> None:
+    assert spec.notify is not None
+    secret = None
+    if spec.notify.secretRef:
+        ref = spec.notify.secretRef
+        secret = await rt.kube.secret_value(namespace, ref.name, ref.key)
+    status = decision.status
+    for event in decision.events:
+        kind = EVENT_TYPES.get(event.reason)
+        if kind is None:
+            continue
+        payload: dict[str, Any] = {
+            "type": kind,
+            "channelId": spec.channelId,
+            "namespace": namespace,
+            "name": name,
+            "message": event.message,
+            "at": rt.clock().isoformat().replace("+00:00", "Z"),
+            "modelVersion": status.modelVersion,
+            "modelBaseUrl": status.modelBaseUrl,
+        }
+        if decision.start_job and kind == "training.started":
+            payload["version"] = decision.start_job.version
+            payload["trigger"] = decision.start_job.trigger.value
+        elif kind in ("training.succeeded", "training.rejected", "training.failed"):
+            payload["version"] = status.latestVersion if kind != "training.failed" else None
+            payload["metrics"] = (
+                status.lastRun.model_dump(exclude_none=True) if status.lastRun else None
+            )
+            payload["error"] = status.lastError
+        rt.notifier.submit(Delivery(url=spec.notify.webhookUrl, payload=payload, secret=secret))
 
 
 def _parse_status(raw: Mapping[str, Any], logger: kopf.Logger) -> ChannelModelStatus:
@@ -369,6 +453,10 @@ def _fleet(
                 and (_parse(queued_at).isoformat(), ns, other) < mine
             ):
                 ahead += 1
+    TRAININGS_RUNNING.set(len(running))
+    QUEUE_LENGTH.set(
+        sum(1 for entries in channel_queue.values() for e in entries if e[0] == "Queued")
+    )
     return Fleet(cap=rt.settings.max_concurrent_trainings, running=len(running), queued_ahead=ahead)
 
 

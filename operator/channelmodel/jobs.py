@@ -20,7 +20,7 @@ CHANNEL_MODEL_LABEL = f"{GROUP}/channel-model"
 VERSION_LABEL = f"{GROUP}/version"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-TRAINER_UID = 1000
+TRAINER_UID = 10001  # the trainer image's user (Dockerfile.trainer)
 TOKEN_ENV = "CHANNELMODEL_MANIFEST_TOKEN"
 
 
@@ -70,6 +70,12 @@ def build_job(
     if settings.store_uri.startswith("s3://"):
         if settings.s3_endpoint_url:
             env.append({"name": "CHANNELMODEL_S3_ENDPOINT_URL", "value": settings.s3_endpoint_url})
+        if settings.s3_region:
+            env.append({"name": "AWS_REGION", "value": settings.s3_region})
+        if settings.s3_addressing_style:
+            env.append(
+                {"name": "CHANNELMODEL_S3_ADDRESSING_STYLE", "value": settings.s3_addressing_style}
+            )
         if settings.s3_credentials_secret:
             env_from.append({"secretRef": {"name": settings.s3_credentials_secret}})
 

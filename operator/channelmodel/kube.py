@@ -8,6 +8,7 @@ API's own (camelCase) field names.
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Mapping
 from typing import Any
 
@@ -74,6 +75,17 @@ class KubeApi:
                 if exc.status != 404:
                     raise
         return names
+
+    async def secret_value(self, namespace: str, name: str, key: str) -> bytes | None:
+        """A Secret's value for in-process use (HMAC keys); never logged."""
+        try:
+            secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
+        except ApiException as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
+        encoded = (secret.data or {}).get(key)
+        return base64.b64decode(encoded) if encoded else None
 
     async def secret_problem(self, namespace: str, name: str, key: str) -> str | None:
         """Why a Secret key cannot be used, or None. Never returns or logs the value."""

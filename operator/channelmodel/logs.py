@@ -64,5 +64,13 @@ def configure_logging(fmt: Literal["text", "json"], level: int = logging.INFO) -
     handler.addFilter(DropRoutineSuccess())
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("kubernetes.client.rest", "urllib3", "botocore", "aiohttp.access"):
+    # httpx logs each request URL at INFO: URLs may carry tokens.
+    for noisy in (
+        "kubernetes.client.rest",
+        "urllib3",
+        "botocore",
+        "aiohttp.access",
+        "httpx",
+        "httpcore",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)

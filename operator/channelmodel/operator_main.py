@@ -6,6 +6,7 @@ import argparse
 import logging
 
 import kopf
+import prometheus_client
 
 from channelmodel.handlers import Runtime, register
 from channelmodel.kube import KubeApi, load_client_config
@@ -28,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(settings.log_format, logging.DEBUG if args.verbose else logging.INFO)
     load_client_config()
     runtime = Runtime(settings=settings, store=open_store(settings.store_uri), kube=KubeApi())
+    if settings.metrics_port:
+        prometheus_client.start_http_server(settings.metrics_port)
     registry = kopf.OperatorRegistry()
     register(registry, runtime)
     logging.getLogger(__name__).info(

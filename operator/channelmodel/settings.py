@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class OperatorSettings(BaseSettings):
     """Everything the operator process needs to know about its installation."""
 
-    model_config = SettingsConfigDict(env_prefix="CHANNELMODEL_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CHANNELMODEL_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     namespaces: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -50,6 +52,14 @@ class OperatorSettings(BaseSettings):
     )
     s3_endpoint_url: str | None = Field(
         default=None, description="S3 endpoint for MinIO, Ceph and friends."
+    )
+    s3_region: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CHANNELMODEL_S3_REGION", "AWS_REGION"),
+        description="S3 region passed to trainer Pods.",
+    )
+    s3_addressing_style: Literal["path", "virtual", "auto"] | None = Field(
+        default=None, description="S3 addressing style passed to trainer Pods (path for MinIO)."
     )
     base_model: str = Field(
         default="imagenet",

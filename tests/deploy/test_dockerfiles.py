@@ -292,3 +292,14 @@ def test_docker_skip_reason_names_what_is_missing(
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(pytest.skip.Exception, match="no docker CLI"):
         docker_or_skip("python:3.11-slim-bookworm")
+
+
+def test_training_jobs_run_as_the_trainer_images_user() -> None:
+    """The operator's Job pins runAsUser: it must own the baked ~/.keras of the image."""
+    from channelmodel.jobs import TRAINER_UID
+
+    user = parse(DOCKERFILES["trainer"]).final.user
+    assert user is not None
+    assert str(TRAINER_UID) == user.split(":")[0], (
+        f"training Jobs run as {TRAINER_UID}, Dockerfile.trainer's USER is {user}"
+    )

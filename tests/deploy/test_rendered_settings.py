@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings
 
 from channelmodel.server.settings import ServerSettings
 from channelmodel.settings import OperatorSettings
+from channelmodel.store import s3
 from tests.deploy.cases import CASE_IDS, CASES
 from tests.deploy.chart_render import (
     NAMESPACE,
@@ -31,11 +32,11 @@ STORE_ENV = {
     "AWS_REGION",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
-    "CHANNELMODEL_S3_ADDRESSING_STYLE",
+    s3.ADDRESSING_ENV,
 }
 PROCESS_ENV = {"HOME"}
-# Shared by both processes; parsed by OperatorSettings' twin fields elsewhere.
-SERVER_ALSO_READS = {"CHANNELMODEL_S3_ENDPOINT_URL", "CHANNELMODEL_LOG_FORMAT"}
+# The operator has it as a setting; the model server's store reads it directly.
+SERVER_ALSO_READS = {s3.ENDPOINT_ENV}
 
 
 @contextmanager
@@ -221,3 +222,46 @@ def test_operator_command_is_accepted_by_the_cli(tmp_path: Path) -> None:
         pytest.skip(f"`channelmodel run` is not implemented yet ({error})")
     args = parser.parse_args(command[1:])
     assert args.command == "run"
+
+
+def test_rendered_s3_env_reaches_a_real_s3_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Operator publishes and the model server reads through the env the chart renders."""
+    from channelmodel.store import MODEL_FILES, open_store
+    from channelmodel.store.testing import create_bucket, moto_s3_server
+
+    with moto_s3_server() as endpoint:
+        bucket = create_bucket(endpoint)
+        overrides = {
+            "store": {
+                "type": "s3",
+                "s3": {
+                    "bucket": bucket,
+                    "prefix": "models",
+                    "endpointUrl": endpoint,
+                    "addressingStyle": "path",
+                    "existingSecret": "s3-keys",
+                },
+            }
+        }
+        objects = render(Values("moto", overrides), tmp_path)
+        # What the Secret holds; moto accepts any keys.
+        secret = {
+            "<secret s3-keys/AWS_ACCESS_KEY_ID>": "id",
+            "<secret s3-keys/AWS_SECRET_ACCESS_KEY>": "key",
+        }
+        envs = {
+            component: {
+                name: secret.get(value, value)
+                for name, value in plain_env(container(deployment(objects, component))).items()
+            }
+            for component in ("operator", "server")
+        }
+        files = {name: f"{name} of 1.0.0".encode() for name in MODEL_FILES}
+        with only_env(monkeypatch, envs["operator"]):
+            open_store(OperatorSettings().store_uri).publish_version("shop-1", "1.0.0", files)
+        with only_env(monkeypatch, envs["server"]):
+            store = open_store(ServerSettings().store_uri)
+            assert store.list_versions("shop-1") == ["1.0.0"]
+            assert store.read_file("shop-1", "1.0.0", "model.json") == files["model.json"]

@@ -146,6 +146,8 @@ def test_store_volume_and_s3_credentials() -> None:
             store_uri="s3://bucket/prefix",
             s3_credentials_secret="s3-creds",
             s3_endpoint_url="http://minio:9000",
+            s3_region="eu-central-1",
+            s3_addressing_style="path",
         )
     )
     container = _container(s3_job)
@@ -153,6 +155,8 @@ def test_store_volume_and_s3_credentials() -> None:
     assert {"name": "CHANNELMODEL_S3_ENDPOINT_URL", "value": "http://minio:9000"} in container[
         "env"
     ]
+    assert {"name": "AWS_REGION", "value": "eu-central-1"} in container["env"]
+    assert {"name": "CHANNELMODEL_S3_ADDRESSING_STYLE", "value": "path"} in container["env"]
     assert "store" not in {v["name"] for v in s3_job["spec"]["template"]["spec"]["volumes"]}
 
 

@@ -28,7 +28,11 @@ pytestmark = pytest.mark.e2e
 
 
 def _fires(out: Path, name: str) -> list[float]:
-    return [float(line.split()[1]) for line in out.read_text().splitlines() if line.startswith(name + " ")]
+    return [
+        float(line.split()[1])
+        for line in out.read_text().splitlines()
+        if line.startswith(name + " ")
+    ]
 
 
 def test_idle_timer_is_reset_by_every_change_including_its_own_status_writes(

@@ -4,6 +4,7 @@ Kubernetes API emulator, with the local job runner playing the Job controller.""
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +200,92 @@ def _gone(k8s: Cluster) -> bool:
     except ApiException as exc:
         return exc.status == 404
     return False
+
+
+def test_webhook_events_are_signed_in_order_and_metrics_add_up(
+    k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
+) -> None:
+    import http.server
+    import json
+    import socket
+    import threading
+    import time
+
+    import httpx
+
+    from channelmodel.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((dict(self.headers), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        metrics_port = s.getsockname()[1]
+    secret = b"webhook-key"
+    k8s.core.create_namespaced_secret(
+        "default",
+        {"metadata": {"name": "hook"}, "data": {"hmac": base64.b64encode(secret).decode()}},
+    )
+    start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.2"))
+    operator_process(
+        env={
+            "CHANNELMODEL_METRICS_PORT": str(metrics_port),
+            "CHANNELMODEL_RECONCILE_INTERVAL_SECONDS": "0.25",
+        }
+    )
+    spec = _spec(
+        debounceSeconds=2,
+        notify={
+            "webhookUrl": f"http://127.0.0.1:{hook.server_port}/hook",
+            "secretRef": {"name": "hook", "key": "hmac"},
+        },
+    )
+    k8s.create_channelmodel("shop-1", spec)
+    wait_for(lambda: _version_is(k8s, "1.0.0"), timeout=60, message="1.0.0")
+    for _ in range(5):  # five changes coalesced into one training
+        k8s.patch_channelmodel("shop-1", {"metadata": {"annotations": {
+            "ml.dukarun.io/inventory-changed-at": datetime.now(UTC).isoformat(),
+            "ml.dukarun.io/inventory-change": "productAdded",
+        }}})  # fmt: skip
+        time.sleep(0.3)  # apart by more than kopf's 0.1 s batching window
+    wait_for(lambda: _version_is(k8s, "1.0.1"), timeout=60, message="1.0.1")
+    wait_for(lambda: len(received) >= 8, timeout=20, message="eight webhook events")
+
+    kinds = [json.loads(body)["type"] for _, body in received]
+    assert kinds == [
+        "training.queued", "training.started", "training.succeeded", "version.served",
+        "training.queued", "training.started", "training.succeeded", "version.served",
+    ]  # fmt: skip
+    for headers, body in received:
+        assert verify(secret, headers[TIMESTAMP_HEADER], body, headers[SIGNATURE_HEADER])
+    succeeded = [
+        json.loads(body) for _, body in received if json.loads(body)["type"] == "training.succeeded"
+    ]
+    assert [e["version"] for e in succeeded] == ["1.0.0", "1.0.1"]
+    assert succeeded[1]["modelBaseUrl"] == "http://models.test/assets/ml-models/shop-1/v1.0.1/"
+
+    scrape = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+    assert (
+        'channelmodel_trainings_total{name="shop-1",namespace="default",result="succeeded"} 2.0'
+        in scrape
+    )
+    assert "channelmodel_training_duration_seconds_count 2.0" in scrape
+    assert "channelmodel_changes_per_training_count 1.0" in scrape
+    assert "channelmodel_changes_per_training_sum 5.0" in scrape
+    assert (
+        'channelmodel_served_version_info{channel="shop-1",name="shop-1",namespace="default",version="1.0.1"} 1.0'
+        in scrape
+    )
+    assert 'version="1.0.0"' not in scrape
+    hook.shutdown()

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import random
 import shutil
 import struct
 import tempfile
@@ -20,7 +22,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -45,11 +46,18 @@ INPUT = [[1.0, 2.0, 3.0], [-1.0, 0.5, 0.0]]
 RESULT_TIMEOUT_SECONDS = 90
 
 
-def tiny_layers_model(seed: int) -> tuple[dict[str, bytes], np.ndarray, np.ndarray]:
+Matrix = list[list[float]]
+
+
+def float32(value: float) -> float:
+    return float(struct.unpack("<f", struct.pack("<f", value))[0])
+
+
+def tiny_layers_model(seed: int) -> tuple[dict[str, bytes], Matrix, list[float]]:
     """A TF.js layers model: Dense(2, softmax) on 3 inputs. Returns files, kernel, bias."""
-    rng = np.random.default_rng(seed)
-    kernel = rng.normal(size=(3, 2)).astype(np.float32)
-    bias = rng.normal(size=(2,)).astype(np.float32)
+    rng = random.Random(seed)
+    kernel = [[float32(rng.gauss(0, 1)) for _ in range(2)] for _ in range(3)]
+    bias = [float32(rng.gauss(0, 1)) for _ in range(2)]
     topology = {
         "class_name": "Sequential",
         "config": {
@@ -87,7 +95,8 @@ def tiny_layers_model(seed: int) -> tuple[dict[str, bytes], np.ndarray, np.ndarr
         "modelTopology": topology,
         "weightsManifest": manifest,
     }
-    weights = struct.pack("<6f", *kernel.ravel()) + struct.pack("<2f", *bias)
+    # Row-major float32, in manifest order: kernel then bias.
+    weights = struct.pack("<6f", *(w for row in kernel for w in row)) + struct.pack("<2f", *bias)
     metadata = {
         "labels": LABELS,
         "imageSize": 224,
@@ -102,10 +111,14 @@ def tiny_layers_model(seed: int) -> tuple[dict[str, bytes], np.ndarray, np.ndarr
     return files, kernel, bias
 
 
-def softmax_prediction(kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    logits = np.asarray(INPUT, dtype=np.float64) @ kernel + bias
-    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return exp / exp.sum(axis=1, keepdims=True)
+def softmax_prediction(kernel: Matrix, bias: list[float]) -> Matrix:
+    """What Dense(2, softmax) computes, in plain Python."""
+    result = []
+    for row in INPUT:
+        logits = [sum(x * kernel[i][j] for i, x in enumerate(row)) + bias[j] for j in range(2)]
+        exps = [math.exp(logit - max(logits)) for logit in logits]
+        result.append([e / sum(exps) for e in exps])
+    return result
 
 
 PAGE = """<!doctype html>
@@ -216,9 +229,9 @@ async def test_browser_loads_model_cross_origin_and_predicts(
     assert outcome["version"] == "1.0.1"
     assert outcome["labels"] == LABELS
     assert outcome["tfjs"].startswith("4.")
-    np.testing.assert_allclose(
-        outcome["prediction"], softmax_prediction(kernel, bias), rtol=1e-5, atol=1e-6
-    )
+    expected = softmax_prediction(kernel, bias)
+    for got_row, want_row in zip(outcome["prediction"], expected, strict=True):
+        assert got_row == pytest.approx(want_row, rel=1e-5, abs=1e-6)
 
 
 @pytest.mark.parametrize("store", ["file"], indirect=True)

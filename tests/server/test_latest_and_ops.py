@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -16,7 +18,7 @@ from server_helpers import PREFIX, metric_samples, model_files
 
 from channelmodel.server import ServerSettings, create_app
 from channelmodel.server.cli import add_arguments, settings_from
-from channelmodel.store import ArtifactStore
+from channelmodel.store import ArtifactStore, FileInfo
 from channelmodel.store.filesystem import FileStore
 from channelmodel.store.s3 import S3Store
 
@@ -255,3 +257,43 @@ def test_serve_subcommand_runs_and_refuses_bad_settings(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=15) == 0
+
+
+async def test_head_of_latest_has_headers_and_no_body(
+    client: TestClient, store: ArtifactStore
+) -> None:
+    publish(store, "1.0.0")
+    get = await client.get(LATEST)
+    head = await client.head(LATEST)
+    assert head.status == 200
+    assert await head.read() == b""
+    assert head.headers["ETag"] == get.headers["ETag"]
+    assert head.headers["Content-Length"] == get.headers["Content-Length"]
+
+
+class BlockingStore(FileStore):
+    """stat_file waits until the test lets it go."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def stat_file(self, channel_id: str, version: str, name: str) -> FileInfo:
+        self.entered.set()
+        self.release.wait(timeout=30)
+        return super().stat_file(channel_id, version, name)
+
+
+async def test_a_blocked_store_call_does_not_block_other_requests(tmp_path: Path) -> None:
+    store = BlockingStore(tmp_path)
+    publish(store, "1.0.0")
+    async with TestClient(TestServer(create_app(store), host="127.0.0.1")) as client:
+        slow = asyncio.create_task(client.get(f"{PREFIX}/shop-1/v1.0.0/model.json"))
+        await asyncio.get_running_loop().run_in_executor(None, store.entered.wait, 10)
+        # Were the store call on the event loop, nothing else could be answered now.
+        health = await asyncio.wait_for(client.get("/healthz"), timeout=10)
+        assert health.status == 200
+        assert not slow.done()
+        store.release.set()
+        assert (await slow).status == 200

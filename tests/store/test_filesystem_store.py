@@ -81,6 +81,15 @@ def test_symlinked_file_inside_a_version_is_not_followed(
         store.open_local_file("shop-1", "1.0.0", "weights.bin")
 
 
+def test_a_fifo_in_place_of_a_file_is_not_opened(store: FileStore, root: Path) -> None:
+    store.publish_version("shop-1", "1.0.0", model_files())
+    weights = root / "shop-1" / "v1.0.0" / "weights.bin"
+    weights.unlink()
+    os.mkfifo(weights)  # opening it for reading would block forever without O_NONBLOCK
+    with pytest.raises(NotFound):
+        store.iter_file("shop-1", "1.0.0", "weights.bin")
+
+
 def test_version_directory_without_commit_record_is_invisible(store: FileStore, root: Path) -> None:
     half = root / "shop-1" / "v1.0.0"
     half.mkdir(parents=True)

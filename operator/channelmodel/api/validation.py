@@ -52,7 +52,8 @@ def _explain(error: jsonschema.ValidationError) -> str:
     if error.validator == "pattern":
         return f"Invalid value: {error.instance!r}: should match {error.validator_value!r}"
     if error.validator == "enum":
-        return f"Unsupported value: {error.instance!r}: supported values: {', '.join(map(repr, error.validator_value))}"
+        supported = ", ".join(repr(v) for v in list(error.validator_value or []))  # type: ignore[arg-type]
+        return f"Unsupported value: {error.instance!r}: supported values: {supported}"
     if error.validator == "required":
         return f"Required value: {error.message.split(' is a required')[0]} is required"
     if error.validator in ("minimum", "maximum"):

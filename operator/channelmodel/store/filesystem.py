@@ -49,7 +49,7 @@ from channelmodel.store.base import (
 _STAGING_PREFIX = ".staging-"
 _TRASH_PREFIX = ".trash-"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 def _fsync_dir(path: Path) -> None:
@@ -107,6 +107,9 @@ class FileStore(ArtifactStore):
                 next_fd = os.open(part, flags, dir_fd=fd)
                 os.close(fd)
                 fd = next_fd
+            # O_NONBLOCK keeps a planted FIFO from hanging the open; only regular files count.
+            if not directory and not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise FileNotFoundError(errno.ENOENT, "not a regular file")
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):

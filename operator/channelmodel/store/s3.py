@@ -263,7 +263,9 @@ class S3Store(ArtifactStore):
         except _ConditionalWriteUnsupported:
             # Older S3-compatible stores: one trainer per version (deterministic Job
             # names) keeps this safe, and reads still refuse replaced objects (If-Match).
-            log.warning("%s does not support conditional writes; committing unconditionally", self.uri)
+            log.warning(
+                "%s does not support conditional writes; committing unconditionally", self.uri
+            )
             if self._exists(marker_key):
                 raise VersionExists(f"{channel_id} v{version} already exists") from None
             self._put(marker_key, record, ContentType="application/json")
