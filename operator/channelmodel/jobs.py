@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from channelmodel.api.models import GROUP, KIND, VERSION, ChannelModelSpec
-from channelmodel.planner import JobObservation, JobPhase, StartJob
+from channelmodel.planner import JobObservation, JobPhase, StartJob, Trigger
 from channelmodel.settings import OperatorSettings
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -49,20 +49,32 @@ def build_job(
     if training.gpus > 0:
         resources.setdefault("limits", {})["nvidia.com/gpu"] = str(training.gpus)  # a Quantity
 
-    args = [
-        "train",
-        "--manifest", spec.manifest.url,
-        "--channel", spec.channelId,
-        "--version", start.version,
-        "--store", settings.store_uri,
-        "--epochs", str(training.epochs),
-        "--base-model", settings.base_model,
-    ]  # fmt: skip
+    token_ref = spec.manifest.authSecretRef
+    if start.trigger == Trigger.IMPORT and spec.importFrom:
+        # A migration: the same image imports an existing Teachable Machine export.
+        token_ref = spec.importFrom.authSecretRef
+        args = [
+            "import",
+            "--channel", spec.channelId,
+            "--version", start.version,
+            "--store", settings.store_uri,
+            spec.importFrom.url,
+        ]  # fmt: skip
+    else:
+        args = [
+            "train",
+            "--manifest", spec.manifest.url,
+            "--channel", spec.channelId,
+            "--version", start.version,
+            "--store", settings.store_uri,
+            "--epochs", str(training.epochs),
+            "--base-model", settings.base_model,
+        ]  # fmt: skip
     env: list[dict[str, Any]] = [
         {"name": "CHANNELMODEL_TRAINING_TRIGGER", "value": start.trigger.value}
     ]
-    if spec.manifest.authSecretRef:
-        ref = spec.manifest.authSecretRef
+    if token_ref:
+        ref = token_ref
         env.append(
             {"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
         )

@@ -34,6 +34,7 @@ from channelmodel.api.models import (
     VersionState,
 )
 from channelmodel.versions import newest_first, next_version
+from channelmodel.versions import parse as parse_version
 
 MAX_JOB_NAME = 63  # Job names become label values (job-name), which stop at 63
 
@@ -51,6 +52,7 @@ class Trigger(StrEnum):
     EVENT = "event"
     SCHEDULE = "schedule"
     MANUAL = "manual"
+    IMPORT = "import"
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ def plan(inp: PlanInput) -> Plan:
     if status.currentJob is not None and inp.job is not None:
         _follow_job(inp, result, status.currentJob, inp.job)
 
+    _adopt_imported_version(inp, result)
     _serve(inp, result)
 
     if status.currentJob is None:
@@ -179,7 +182,7 @@ def _follow_job(inp: PlanInput, result: Plan, job: JobRef, obs: JobObservation) 
         status.lastRun = metrics
 
     if obs.phase == JobPhase.SUCCEEDED and report.get("ok", True) and obs.published:
-        _accept_or_reject(inp, result, job, metrics)
+        _accept_or_reject(inp, result, job, metrics, report)
         return
 
     if obs.phase == JobPhase.MISSING:
@@ -204,7 +207,7 @@ def _metrics(report: Mapping[str, Any]) -> RunMetrics | None:
 
 
 def _accept_or_reject(
-    inp: PlanInput, result: Plan, job: JobRef, metrics: RunMetrics | None
+    inp: PlanInput, result: Plan, job: JobRef, metrics: RunMetrics | None, report: Mapping[str, Any]
 ) -> None:
     status = result.status
     accuracy = metrics.accuracy if metrics else None
@@ -228,6 +231,8 @@ def _accept_or_reject(
         accuracy=accuracy,
         state=VersionState.REJECTED if rejection else VersionState.RETAINED,
         reason=rejection,
+        origin=str(report.get("origin") or "trained"),
+        labelsLookLikeProductIds=report.get("labelsLookLikeProductIds"),
     )
     status.versions = [record, *(v for v in status.versions if v.version != job.version)]
     status.latestVersion = job.version
@@ -241,6 +246,37 @@ def _accept_or_reject(
     status.lastTrained = inp.now
     status.coveredChangeAt = job.changeAt
     result.events.append(Event("Normal", "TrainingSucceeded", f"trained {job.version}"))
+
+
+def _adopt_imported_version(inp: PlanInput, result: Plan) -> None:
+    """A version `channelmodel import --name` published by hand joins the versions."""
+    status = result.status
+    version = inp.annotations.get(ann.IMPORTED_VERSION)
+    if not version or version == status.adoptedImport or not _is_semver(version):
+        return
+    status.adoptedImport = version
+    if any(v.version == version for v in status.versions):
+        return
+    origin = inp.annotations.get(ann.IMPORTED_ORIGIN) or "imported"
+    record = VersionRecord(
+        version=version,
+        createdAt=inp.now,
+        origin=origin if origin.startswith("imported") else f"imported:{origin}",
+    )
+    status.versions = sorted(
+        [record, *status.versions], key=lambda v: parse_version(v.version), reverse=True
+    )
+    if status.latestVersion is None or parse_version(version) > parse_version(status.latestVersion):
+        status.latestVersion = version
+    result.events.append(Event("Normal", "VersionImported", f"adopted imported version {version}"))
+
+
+def _is_semver(text: str) -> bool:
+    try:
+        parse_version(text)
+    except ValueError:
+        return False
+    return True
 
 
 # --- serving, pinning, retention ---------------------------------------------
@@ -319,7 +355,9 @@ def _decide_training(inp: PlanInput, result: Plan) -> None:
     start = StartJob(name=job_name(inp.name, attempt), version=version, trigger=want.trigger)
     result.start_job = start
     status.attempts = attempt
-    status.attemptedSpecHash = spec_hash(inp.spec)
+    status.attemptedSpecHash = spec_hash(inp.spec)  # an import covers the spec too
+    if want.trigger == Trigger.IMPORT and inp.spec.importFrom:
+        status.importedFrom = inp.spec.importFrom.url
     status.currentJob = JobRef(
         name=start.name,
         version=version,
@@ -343,6 +381,8 @@ def _wanted_run(inp: PlanInput, status: ChannelModelStatus) -> _Want | None:
     """The earliest-ready reason to train now or later, or None."""
     spec, now = inp.spec, inp.now
     wants: list[_Want] = []
+    if spec.importFrom and status.importedFrom != spec.importFrom.url:
+        wants.append(_Want(Trigger.IMPORT, now))  # first: on a tie, import before training
     cooldown_end = (
         status.lastTrained + timedelta(seconds=spec.cooldownSeconds) if status.lastTrained else now
     )

@@ -207,3 +207,25 @@ def test_observe_maps_job_conditions() -> None:
     assert done.phase == JobPhase.SUCCEEDED and done.result == {"ok": True}
     broken = observe(failed, [], True)
     assert broken.phase == JobPhase.FAILED and broken.reason == "DeadlineExceeded: too slow"
+
+
+def test_import_job_runs_the_import_command() -> None:
+    job = build_job(
+        name="shop-1",
+        namespace="shops",
+        uid="u",
+        spec=make_spec(
+            importFrom={
+                "url": "https://old.example/tm/model.json",
+                "authSecretRef": {"name": "old", "key": "t"},
+            }
+        ),
+        start=StartJob(name="shop-1-train-1", version="1.0.0", trigger=Trigger.IMPORT),
+        settings=OperatorSettings(),
+    )
+    container = _container(job)
+    assert container["args"] == [
+        "import", "--channel", "shop-1", "--version", "1.0.0",
+        "--store", "file:///var/lib/channelmodel/models", "https://old.example/tm/model.json",
+    ]  # fmt: skip
+    assert container["env"][-1]["valueFrom"] == {"secretKeyRef": {"name": "old", "key": "t"}}

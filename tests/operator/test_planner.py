@@ -363,3 +363,36 @@ def test_restart_replans_identically() -> None:
     restarted.tick()
     assert len(restarted.started) == 1 and restarted.started[0][1].version == "1.0.1"
     assert restarted.started[0][0] > T0
+
+
+def test_declarative_import_runs_first_and_once() -> None:
+    sim = Sim(spec=make_spec(importFrom={"url": "https://old.example/tm/model.json"}))
+    p = sim.tick()
+    assert p.start_job is not None
+    assert p.start_job.trigger == Trigger.IMPORT
+    assert p.start_job.version == "1.0.0"
+    sim.job_phase = JobPhase.SUCCEEDED
+    sim.job_result = {"ok": True, "origin": "imported:https://old.example/tm/model.json",
+                      "labelsLookLikeProductIds": False, "metrics": {"classes": 3}}  # fmt: skip
+    sim.tick()
+    assert sim.status.modelVersion == "1.0.0"
+    record = sim.status.versions[0]
+    assert record.origin == "imported:https://old.example/tm/model.json"
+    assert record.labelsLookLikeProductIds is False
+    sim.advance(30)
+    assert len(sim.started) == 1  # no training on top of the import until something changes
+
+
+def test_manually_imported_version_is_adopted() -> None:
+    sim = Sim()
+    sim.trained_once()
+    sim.annotations["ml.dukarun.io/imported-version"] = "1.0.1"
+    sim.annotations["ml.dukarun.io/imported-origin"] = "imported:shop-42.zip"
+    p = sim.tick()
+    assert sim.status.modelVersion == "1.0.1"
+    assert sim.status.latestVersion == "1.0.1"
+    assert sim.status.versions[0].origin == "imported:shop-42.zip"
+    assert "VersionImported" in [e.reason for e in p.events]
+    sim.spec = make_spec(pinnedVersion="1.0.0")  # rollback works like for trained versions
+    sim.tick()
+    assert sim.status.modelVersion == "1.0.0"

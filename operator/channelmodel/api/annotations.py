@@ -6,6 +6,9 @@ PREFIX = "ml.dukarun.io"
 INVENTORY_CHANGED_AT = f"{PREFIX}/inventory-changed-at"
 INVENTORY_CHANGE = f"{PREFIX}/inventory-change"
 RETRAIN_REQUESTED_AT = f"{PREFIX}/retrain-requested-at"
+# Written by `channelmodel import --name`: a version published by hand, to adopt.
+IMPORTED_VERSION = f"{PREFIX}/imported-version"
+IMPORTED_ORIGIN = f"{PREFIX}/imported-origin"
 
 
 class ChangeKind(StrEnum):

@@ -117,6 +117,19 @@ class Notify(_Model):
     )
 
 
+class ImportSource(_Model):
+    """An existing Teachable Machine export to serve as a version (migration)."""
+
+    url: str = Field(
+        description="http(s) URL of the export's model.json (metadata.json and weights.bin beside it).",
+        pattern=HTTP_URL_PATTERN,
+        max_length=2048,
+    )
+    authSecretRef: SecretKeyRef | None = Field(
+        default=None, description="Bearer token for the URL."
+    )
+
+
 class DeletionPolicy(StrEnum):
     RETAIN = "Retain"
     DELETE = "Delete"
@@ -191,6 +204,9 @@ class ChannelModelSpec(_Model):
         description="What happens to the stored artifacts when the ChannelModel is deleted.",
     )
     notify: Notify | None = Field(default=None, description="Webhook for transition events.")
+    importFrom: ImportSource | None = Field(
+        default=None, description="Import this Teachable Machine export once, as a served version."
+    )
 
 
 class TrainingStatus(StrEnum):
@@ -256,6 +272,9 @@ class VersionRecord(_Model):
     accuracy: float | None = None
     state: VersionState = VersionState.RETAINED
     origin: str = Field(default="trained", description="trained, or imported:<source>.")
+    labelsLookLikeProductIds: bool | None = Field(
+        default=None, description="False flags an imported model whose labels look like names."
+    )
     reason: str | None = Field(default=None, description="Why it was rejected.")
 
 
@@ -294,6 +313,12 @@ class ChannelModelStatus(_Model):
     )
     attempts: int = Field(
         default=0, ge=0, description="Training Jobs started so far; names the next Job."
+    )
+    importedFrom: str | None = Field(
+        default=None, description="The spec.importFrom URL already imported."
+    )
+    adoptedImport: str | None = Field(
+        default=None, description="The imported-version annotation adopted last."
     )
     attemptedSpecHash: str | None = Field(
         default=None, description="Hash of the spec fields that shape a model, as of the last run."

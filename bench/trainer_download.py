@@ -1,0 +1,126 @@
+"""Image download: concurrent vs sequential, and memory as the catalog grows.
+
+    .venv/bin/python bench/trainer_download.py [--images 500] [--latency-ms 20]
+
+A local HTTP server (127.0.0.1, a thread per request) serves real grocery
+photos with an added latency per request, like a shop's image host far away.
+1. The trainer's downloader fetches the same N images with its default
+   concurrency and with concurrency 1 (sequential): ratio, target >= 10x.
+2. The whole collect stage (download, hash, decode, embed; no cache) runs in a
+   fresh process for 500 and for 2000 images: peak RSS of each, which should
+   stay flat because downloads, decodes and embeddings are bounded queues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from trainer_common import REPO_ROOT, grocery_split, machine
+
+from channelmodel_trainer.download import Downloaded, DownloadPolicy, download_images
+from channelmodel_trainer.manifest import ImageRef
+
+
+def start_server(photos: list[bytes], latency: float) -> tuple[ThreadingHTTPServer, str]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            time.sleep(latency)
+            body = photos[int(self.path.strip("/").split(".")[0]) % len(photos)]
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.request_queue_size = 256
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def download_seconds(base_url: str, count: int, concurrency: int) -> tuple[float, int]:
+    refs = [ImageRef(f"p{i // 10}", f"{base_url}{i}.jpg", is_url=True) for i in range(count)]
+    received = 0
+
+    async def sink(item: Downloaded) -> None:
+        nonlocal received
+        received += item.data is not None
+
+    policy = DownloadPolicy(concurrency=concurrency)
+    started = time.perf_counter()
+    asyncio.run(download_images(refs, sink, policy=policy))
+    return time.perf_counter() - started, received
+
+
+def collect_in_child(base_url: str, count: int) -> dict[str, float]:
+    """Run the collect stage in a fresh process; it prints its peak RSS."""
+    code = f"""
+import asyncio, json, sys, time
+sys.path[:0] = [{str(REPO_ROOT / "bench")!r}]
+import trainer_common
+from channelmodel_trainer.collect import EmbeddingStage
+from channelmodel_trainer.download import download_images
+from channelmodel_trainer.manifest import ImageRef
+from channelmodel_trainer.progress import LogProgress
+base = trainer_common.load_base()
+before = trainer_common.peak_rss_mib()
+async def main():
+    ready = asyncio.get_running_loop().create_future(); ready.set_result(base)
+    stage = EmbeddingStage(ready, views=0, cache_id_suffix="bench", cache_store=None, progress=LogProgress())
+    refs = [ImageRef(f"p{{i // 10}}", f"{base_url}{{i}}.jpg", is_url=True) for i in range({count})]
+    await download_images(refs, stage.add)
+    return await stage.finish()
+started = time.perf_counter()
+collected = asyncio.run(main())
+print(json.dumps({{"seconds": time.perf_counter() - started, "embedded": collected.embedded,
+                  "rss_before": before, "rss_peak": trainer_common.peak_rss_mib()}}))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=500)
+    parser.add_argument("--latency-ms", type=float, default=20)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000])
+    args = parser.parse_args()
+
+    photos = [path.read_bytes() for path, _ in grocery_split("train")]
+    server, base_url = start_server(photos, args.latency_ms / 1000)
+    print(f"{machine()}; {args.images} photos (mean {sum(map(len, photos)) // len(photos)} bytes), "
+          f"{args.latency_ms:.0f} ms added latency")
+    concurrency = DownloadPolicy().concurrency
+    concurrent, got_concurrent = download_seconds(base_url, args.images, concurrency)
+    sequential, got_sequential = download_seconds(base_url, args.images, 1)
+    assert got_concurrent == got_sequential == args.images
+    print(f"concurrent ({concurrency}): {concurrent:6.2f} s  {args.images / concurrent:7.1f} images/s")
+    print(f"sequential (1):  {sequential:6.2f} s  {args.images / sequential:7.1f} images/s")
+    print(f"ratio concurrent/sequential: {sequential / concurrent:.1f}x (target >= 10x)")
+
+    for size in args.sizes:
+        result = collect_in_child(base_url, size)
+        print(
+            f"collect {size:5d} images: {result['seconds']:6.1f} s, peak RSS {result['rss_peak']:6.0f} MiB "
+            f"(after loading TensorFlow and the base: {result['rss_before']:.0f} MiB)"
+        )
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
