@@ -14,6 +14,7 @@ its requests, RSS (target <= 250 MB) and CPU seconds, against the baseline.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import sys
 import time
@@ -101,6 +102,25 @@ def state_of(env: OperatorEnv) -> dict[str, Any]:
     }
 
 
+def training_phase(env: OperatorEnv) -> dict[str, Any]:
+    """How the fleet's first trainings went: Job creates vs adoptions, repeated Events.
+
+    "adopted Job" means a timer run planned a Job that already existed (409): it
+    planned from an object whose status did not yet show that Job.
+    """
+    log = env.operator.log_text()
+    per_channel = collections.Counter(
+        (e.get("involvedObject", {}).get("name"), e.get("reason")) for e in env.cluster.events()
+    )
+    repeated = {key: n for key, n in per_channel.items() if n > 1}
+    return {
+        "created": log.count("created Job"),
+        "adopted": log.count("adopted Job"),
+        "adopted_lines": [line for line in log.splitlines() if "adopted Job" in line],
+        "repeated_events": repeated,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--channels", type=int, default=200)
@@ -133,6 +153,7 @@ def main() -> int:
         train_seconds = time.monotonic() - train_start
         jobs = len(env.job_names())
         time.sleep(5)  # the last Events and status writes of the final trainings
+        training = training_phase(env)
 
         print(f"idle window: {args.window:.0f} s ...", flush=True)
         before = state_of(env)
@@ -143,6 +164,16 @@ def main() -> int:
     writes = idle["writes"]
     print(f"machine: {machine()}")
     print(f"trained {len(names)} channels ({jobs} Jobs) in {train_seconds:.0f} s")
+    print(
+        f"  operator log: {training['created']} 'created Job', {training['adopted']} 'adopted Job' "
+        f"(a timer run re-planned a Job that already existed)"
+    )
+    for line in training["adopted_lines"][:5]:
+        print(f"    {line}")
+    repeated = training["repeated_events"]
+    print(f"  channels with a repeated Event reason: {len({name for name, _ in repeated})}")
+    for (name, reason), count in sorted(repeated.items())[:10]:
+        print(f"    {name}: {reason} x{count}")
     for label, fig in (
         ("baseline (0 channels)", baseline),
         (f"idle ({len(names)} channels)", idle),
@@ -196,6 +227,12 @@ created. Measured {stamp()} on {machine()}.
 | CPU | {baseline["cpu"]:.1f} s ({baseline["cpu_share"]:.1%} of a core) | {idle["cpu"]:.1f} s ({idle["cpu_share"]:.1%} of a core; {ms_per_run:.2f} ms per timer run) |
 | status/annotation fields changed in the window | - | {len(changes)} |
 | operator log warnings/errors | {len(problems)} (whole run) | |
+
+While the fleet trained (all {len(names)} created at once), the operator logged
+{training["created"]} `created Job` and {training["adopted"]} `adopted Job` lines: an adoption is a
+timer run that planned a Job which already existed (HTTP 409), i.e. it planned from
+an object whose status did not show that Job yet; {len({name for name, _ in training["repeated_events"]})} channels got an Event
+reason more than once.
 
 Each timer run plans from the object kopf already holds and patches status only
 when the plan changed it, so an idle fleet costs CPU (the timers) but no requests.

@@ -44,7 +44,7 @@ from channelmodel.metrics import QUEUE_LENGTH, TRAININGS_RUNNING, ChannelTelemet
 from channelmodel.notify import EVENT_TYPES, Delivery, Notifier
 from channelmodel.planner import Fleet, JobObservation, JobPhase, Plan, PlanInput, plan
 from channelmodel.settings import OperatorSettings
-from channelmodel.store import ArtifactStore, NotFound
+from channelmodel.store import ArtifactStore
 
 Clock = Callable[[], datetime]
 SECRET_RECHECK_SECONDS = 10.0
@@ -408,16 +408,8 @@ async def _observe_job(
     if phase == JobPhase.RUNNING:
         return JobObservation(phase=JobPhase.RUNNING)
     pods = await rt.kube.list_pods(namespace, f"{JOB_NAME_LABEL}={job_name}")
-    published = await asyncio.to_thread(_is_published, rt.store, channel_id, version)
+    published = await asyncio.to_thread(rt.store.has_version, channel_id, version)
     return observe(job, pods, published)
-
-
-def _is_published(store: ArtifactStore, channel_id: str, version: str) -> bool:
-    try:
-        store.stat_file(channel_id, version, "model.json")
-    except NotFound:
-        return False
-    return True
 
 
 def _fleet(

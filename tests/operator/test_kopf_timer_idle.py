@@ -12,6 +12,7 @@ before relying on it (issue 3). The findings are in docs/decisions/0005:
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -56,7 +57,7 @@ def test_idle_timer_is_reset_by_every_change_including_its_own_status_writes(
     wait_for(lambda: len(_fires(out, "idle")) >= 3, timeout=30, message="three idle-timer runs")
     idle = _fires(out, "idle")
     assert idle[0] >= last_patch + 1.4  # not before the object was quiet for idle=1.5 s
-    gaps = [b - a for a, b in zip(idle, idle[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(idle)]
     assert min(gaps) >= 1.4, f"own status writes did not reset idle: gaps {gaps}"
 
     plain = [t for t in _fires(out, "plain") if storm_start <= t <= storm_end]
