@@ -43,12 +43,12 @@ def draw_photo(product: SampleProduct, rng: random.Random) -> bytes:
     from PIL import Image, ImageDraw, ImageFilter
 
     background = tuple(rng.randint(60, 200) for _ in range(3))
-    image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), background)  # type: ignore[arg-type]
+    image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), background)
     draw = ImageDraw.Draw(image)
     for _ in range(6):  # clutter
         x, y = rng.randint(0, IMAGE_SIZE), rng.randint(0, IMAGE_SIZE)
         shade = tuple(min(255, c + rng.randint(-40, 40)) for c in background)
-        draw.rectangle((x, y, x + rng.randint(10, 50), y + rng.randint(10, 50)), fill=shade)  # type: ignore[arg-type]
+        draw.rectangle((x, y, x + rng.randint(10, 50), y + rng.randint(10, 50)), fill=shade)
     size = rng.randint(70, 130)
     cx, cy = (
         rng.randint(size // 2 + 5, IMAGE_SIZE - size // 2 - 5),

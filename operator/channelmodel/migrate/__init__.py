@@ -1,0 +1,1 @@
+"""Import existing Teachable Machine exports as channel versions (`channelmodel import`)."""
