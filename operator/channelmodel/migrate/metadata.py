@@ -44,7 +44,9 @@ def parse_labels(raw: bytes) -> tuple[dict[str, Any], list[str]]:
         raise ImportRefused(f"metadata.json: duplicate labels: {shown}")
     image_size = metadata.get("imageSize", IMAGE_SIZE)
     if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size <= 0:
-        raise ImportRefused(f"metadata.json: imageSize must be a positive integer, got {image_size!r}")
+        raise ImportRefused(
+            f"metadata.json: imageSize must be a positive integer, got {image_size!r}"
+        )
     return metadata, list(labels)
 
 

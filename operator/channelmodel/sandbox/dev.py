@@ -143,11 +143,14 @@ async def catalog_server(catalog: Path, channel_id: str, port: int) -> AsyncIter
         await runner.cleanup()
 
 
-def load_channel_model(path: Path, catalog_url: str) -> dict[str, Any]:
-    body = yaml.safe_load(path.read_text())
-    body.setdefault("metadata", {}).setdefault("namespace", "default")
-    body["spec"]["manifest"]["url"] = f"{catalog_url}/manifest.json"
-    return dict(body)
+def load_manifests(path: Path, catalog_url: str) -> list[dict[str, Any]]:
+    """The file's objects; the ChannelModel is pointed at the sample catalog."""
+    docs = [dict(d) for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+    for doc in docs:
+        doc.setdefault("metadata", {}).setdefault("namespace", "default")
+        if doc.get("kind") == "ChannelModel":
+            doc["spec"]["manifest"]["url"] = f"{catalog_url}/manifest.json"
+    return docs
 
 
 async def narrate(
@@ -232,8 +235,11 @@ async def main(args: argparse.Namespace) -> int:
 
     emulator = KubernetesAPIEmulator()
     emulator.apply_object(crd_manifest())
-    body = yaml.safe_load(args.filename.read_text())
-    channel_id = body["spec"]["channelId"]
+    channel_id = next(
+        d["spec"]["channelId"]
+        for d in yaml.safe_load_all(args.filename.read_text())
+        if d and d.get("kind") == "ChannelModel"
+    )
     async with (
         serving(emulator) as api_url,
         catalog_server(sandbox.catalog, channel_id, args.catalog_port) as catalog_url,
@@ -248,8 +254,10 @@ async def main(args: argparse.Namespace) -> int:
         say(
             f"operator and model server started (logs: {sandbox.work}/operator.log, model-server.log)"
         )
-        channel_model = load_channel_model(args.filename, catalog_url)
-        emulator.apply_object(channel_model)
+        docs = load_manifests(args.filename, catalog_url)
+        for doc in sorted(docs, key=lambda d: d.get("kind") == "ChannelModel"):  # Secrets first
+            emulator.apply_object(doc)
+        channel_model = next(d for d in docs if d.get("kind") == "ChannelModel")
         name, namespace = channel_model["metadata"]["name"], channel_model["metadata"]["namespace"]
         say(f"applied ChannelModel {namespace}/{name} (channel {channel_id})")
         try:
