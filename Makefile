@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup test test-fast lint format typecheck crd dev bench kind-e2e helm-lint clean
+.PHONY: help setup test test-fast lint format typecheck crd dev bench kind-e2e helm-lint chart-test images clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -29,20 +29,28 @@ format: ## apply ruff fixes and formatting
 typecheck: ## mypy only
 	$(VENV)/bin/mypy
 
-crd: ## regenerate deploy/crds from the pydantic models
+crd: ## regenerate deploy/crds (and the chart's copy) from the pydantic models
 	$(VENV)/bin/channelmodel crd -o deploy/crds/channelmodels.ml.dukarun.io.yaml
+	cp deploy/crds/channelmodels.ml.dukarun.io.yaml deploy/helm/channelmodel/crds/
 
 dev: ## the whole loop locally, no cluster needed
 	$(VENV)/bin/channelmodel dev
 
 bench: ## run every benchmark (minutes); figures go to docs/benchmarks.md
-	for b in bench/*.py; do $(PY) $$b || exit 1; done
+	for b in $(filter-out %_common.py,$(wildcard bench/[a-z]*.py)); do $(PY) $$b || exit 1; done
 
 kind-e2e: ## real cluster: kind, images, chart, a trained model (needs docker)
 	./scripts/kind-e2e.sh
 
 helm-lint: ## lint the chart
-	helm lint deploy/helm/channelmodel
+	helm lint --strict deploy/helm/channelmodel
+
+chart-test: ## chart, RBAC and Dockerfile tests only
+	$(PY) -m pytest -q tests/deploy -m "not slow"
+
+images: ## build both images (needs a docker engine)
+	docker build -f Dockerfile.operator -t channelmodel-operator:dev .
+	docker build -f Dockerfile.trainer -t channelmodel-trainer:dev .
 
 clean:
 	rm -rf .mypy_cache .ruff_cache .pytest_cache build dist

@@ -21,12 +21,10 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-
-from trainer_common import REPO_ROOT, grocery_split, machine
 
 from channelmodel_trainer.download import Downloaded, DownloadPolicy, download_images
 from channelmodel_trainer.manifest import ImageRef
+from trainer_common import REPO_ROOT, grocery_split, machine
 
 
 def start_server(photos: list[bytes], latency: float) -> tuple[ThreadingHTTPServer, str]:
@@ -103,13 +101,17 @@ def main() -> None:
 
     photos = [path.read_bytes() for path, _ in grocery_split("train")]
     server, base_url = start_server(photos, args.latency_ms / 1000)
-    print(f"{machine()}; {args.images} photos (mean {sum(map(len, photos)) // len(photos)} bytes), "
-          f"{args.latency_ms:.0f} ms added latency")
+    print(
+        f"{machine()}; {args.images} photos (mean {sum(map(len, photos)) // len(photos)} bytes), "
+        f"{args.latency_ms:.0f} ms added latency"
+    )
     concurrency = DownloadPolicy().concurrency
     concurrent, got_concurrent = download_seconds(base_url, args.images, concurrency)
     sequential, got_sequential = download_seconds(base_url, args.images, 1)
     assert got_concurrent == got_sequential == args.images
-    print(f"concurrent ({concurrency}): {concurrent:6.2f} s  {args.images / concurrent:7.1f} images/s")
+    print(
+        f"concurrent ({concurrency}): {concurrent:6.2f} s  {args.images / concurrent:7.1f} images/s"
+    )
     print(f"sequential (1):  {sequential:6.2f} s  {args.images / sequential:7.1f} images/s")
     print(f"ratio concurrent/sequential: {sequential / concurrent:.1f}x (target >= 10x)")
 

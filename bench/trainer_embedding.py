@@ -15,7 +15,6 @@ import argparse
 import asyncio
 
 import numpy as np
-from trainer_common import best_of, grocery_split, load_base, machine
 
 from channelmodel_trainer import tfcompat
 from channelmodel_trainer.base_model import BaseModel
@@ -25,6 +24,7 @@ from channelmodel_trainer.download import Downloaded
 from channelmodel_trainer.embed import preprocess
 from channelmodel_trainer.manifest import ImageRef
 from channelmodel_trainer.progress import LogProgress
+from trainer_common import best_of, grocery_split, load_base, machine
 
 
 def bare_forward(base: BaseModel, pixels: np.ndarray, batch: int) -> np.ndarray:
@@ -32,7 +32,9 @@ def bare_forward(base: BaseModel, pixels: np.ndarray, batch: int) -> np.ndarray:
     forward = tf.function(lambda x: base.model(x, training=False))
     inputs = preprocess(pixels)
     forward(inputs[:batch])  # trace outside the timing
-    return np.concatenate([forward(inputs[i : i + batch]).numpy() for i in range(0, len(inputs), batch)])
+    return np.concatenate(
+        [forward(inputs[i : i + batch]).numpy() for i in range(0, len(inputs), batch)]
+    )
 
 
 def pipeline(base: BaseModel, photos: list[bytes], batch: int) -> Collected:
@@ -40,11 +42,18 @@ def pipeline(base: BaseModel, photos: list[bytes], batch: int) -> Collected:
         ready = asyncio.get_running_loop().create_future()
         ready.set_result(base)
         stage = EmbeddingStage(
-            ready, views=0, cache_id_suffix="bench", cache_store=None, progress=LogProgress(), batch_size=batch
+            ready,
+            views=0,
+            cache_id_suffix="bench",
+            cache_store=None,
+            progress=LogProgress(),
+            batch_size=batch,
         )
         for index, data in enumerate(photos):
             # Unique bytes per entry so nothing is deduplicated.
-            await stage.add(Downloaded(ImageRef("p", str(index), False), data + index.to_bytes(4, "big")))
+            await stage.add(
+                Downloaded(ImageRef("p", str(index), False), data + index.to_bytes(4, "big"))
+            )
         return await stage.finish()
 
     return asyncio.run(run())
@@ -70,9 +79,15 @@ def main() -> None:
     first = next(iter(collected.images.values()))[0]
     assert np.allclose(collected.embeddings[first][0], bare[0], atol=1e-4)
 
-    print(f"{machine()}; {len(photos)} grocery photos (JPEG, 348x348), batch {args.batch}, best of {args.repeats}")
-    print(f"bare model forward on decoded tensors: {bare_seconds:6.2f} s  {len(photos) / bare_seconds:6.1f} images/s")
-    print(f"pipeline from JPEG bytes:              {pipe_seconds:6.2f} s  {len(photos) / pipe_seconds:6.1f} images/s")
+    print(
+        f"{machine()}; {len(photos)} grocery photos (JPEG, 348x348), batch {args.batch}, best of {args.repeats}"
+    )
+    print(
+        f"bare model forward on decoded tensors: {bare_seconds:6.2f} s  {len(photos) / bare_seconds:6.1f} images/s"
+    )
+    print(
+        f"pipeline from JPEG bytes:              {pipe_seconds:6.2f} s  {len(photos) / pipe_seconds:6.1f} images/s"
+    )
     print(f"ratio pipeline/bare: {bare_seconds / pipe_seconds:.2f} (target >= 0.8)")
 
 

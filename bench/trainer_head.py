@@ -17,13 +17,13 @@ import time
 from dataclasses import replace
 
 import numpy as np
-from trainer_common import grocery_split, load_base, machine
 
 from channelmodel_trainer import tfcompat
 from channelmodel_trainer.decode import decode_image
 from channelmodel_trainer.embed import Embedder, preprocess
 from channelmodel_trainer.export import build_export_model
 from channelmodel_trainer.train import TM_RECIPE, build_head, train_head
+from trainer_common import grocery_split, load_base, machine
 
 
 def main() -> None:
@@ -54,12 +54,18 @@ def main() -> None:
     full.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
     inputs = preprocess(pixels)
     started = time.perf_counter()
-    full.fit(inputs, labels, epochs=args.epochs, batch_size=recipe.batch_size, shuffle=True, verbose=0)
+    full.fit(
+        inputs, labels, epochs=args.epochs, batch_size=recipe.batch_size, shuffle=True, verbose=0
+    )
     full_seconds = time.perf_counter() - started
 
-    print(f"{machine()}; {len(labels)} photos ({args.products} products), {args.epochs} epochs, batch 16")
+    print(
+        f"{machine()}; {len(labels)} photos ({args.products} products), {args.epochs} epochs, batch 16"
+    )
     print(f"full frozen model.fit:            {full_seconds:7.2f} s")
-    print(f"head on cached embeddings:        {head_seconds:7.2f} s   ratio {full_seconds / head_seconds:5.1f}x (target >= 10x)")
+    print(
+        f"head on cached embeddings:        {head_seconds:7.2f} s   ratio {full_seconds / head_seconds:5.1f}x (target >= 10x)"
+    )
     print(
         f"head + embedding once (no cache): {head_seconds + embed_seconds:7.2f} s   "
         f"ratio {full_seconds / (head_seconds + embed_seconds):5.1f}x"

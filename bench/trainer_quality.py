@@ -24,13 +24,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from trainer_common import grocery_split, load_base, machine
 
-from channelmodel_trainer.augment import augmented_views
-from channelmodel_trainer.decode import decode_image
+from channelmodel_trainer.collect import photo_and_views
 from channelmodel_trainer.embed import Embedder
 from channelmodel_trainer.pipeline import DEFAULT_VIEWS
 from channelmodel_trainer.train import TM_RECIPE, HeadRecipe, train_head
+from trainer_common import grocery_split, load_base, machine
 
 RECIPES: dict[str, HeadRecipe] = {
     "tm": TM_RECIPE,
@@ -43,24 +42,22 @@ RECIPES: dict[str, HeadRecipe] = {
 def embed_split(rows: list[tuple[Path, int]], embedder: Embedder, views: int) -> np.ndarray:
     """(photos, 1 + views, 1280) embeddings, plain view first."""
 
-    def prepare(index_and_path: tuple[int, Path]) -> np.ndarray:
-        index, path = index_and_path
-        plain = decode_image(path.read_bytes())
-        if not views:
-            return plain[np.newaxis]
-        return np.concatenate([plain[np.newaxis], augmented_views(plain, views, seed=index)])
+    def prepare(path: Path) -> np.ndarray:
+        return photo_and_views(path.read_bytes(), views)
 
     out = []
     with ThreadPoolExecutor(2) as pool:
         for start in range(0, len(rows), 64):
-            chunk = list(enumerate((path for path, _ in rows[start : start + 64]), start))
+            chunk = [path for path, _ in rows[start : start + 64]]
             pixels = np.stack(list(pool.map(prepare, chunk)))
             flat = embedder.embed(pixels.reshape(-1, *pixels.shape[2:]))
             out.append(flat.reshape(len(chunk), 1 + views, -1))
     return np.concatenate(out)
 
 
-def load_embeddings(cache: Path | None, views: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def load_embeddings(
+    cache: Path | None, views: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     if cache and cache.is_file():
         data = np.load(cache)
         if data["train"].shape[1] == 1 + views:
@@ -70,7 +67,9 @@ def load_embeddings(cache: Path | None, views: int) -> tuple[np.ndarray, np.ndar
     started = time.perf_counter()
     train = embed_split(train_rows, embedder, views)
     val = embed_split(val_rows, embedder, 0)[:, 0]
-    print(f"embedded {len(train)}x{1 + views} + {len(val)} photos in {time.perf_counter() - started:.0f} s")
+    print(
+        f"embedded {len(train)}x{1 + views} + {len(val)} photos in {time.perf_counter() - started:.0f} s"
+    )
     train_labels = np.array([label for _, label in train_rows])
     val_labels = np.array([label for _, label in val_rows])
     if cache:
@@ -93,12 +92,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--shots", type=int, nargs="+", default=[5, 10, 0])
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
-    parser.add_argument("--embeddings", type=Path, help="keep the embeddings in this .npz between runs")
+    parser.add_argument(
+        "--embeddings", type=Path, help="keep the embeddings in this .npz between runs"
+    )
     args = parser.parse_args()
 
     train, train_labels, val, val_labels = load_embeddings(args.embeddings, DEFAULT_VIEWS)
     classes = len(np.unique(train_labels))
-    print(f"{machine()}; {classes} products; validation {len(val)} photos; {DEFAULT_VIEWS} views per photo")
+    print(
+        f"{machine()}; {classes} products; validation {len(val)} photos; {DEFAULT_VIEWS} views per photo"
+    )
     print(f"{'photos/product':>14} " + " ".join(f"{name:>16}" for name in args.recipes))
     for shots in args.shots:
         scores: dict[str, list[float]] = {name: [] for name in args.recipes}
@@ -108,7 +111,9 @@ def main() -> None:
             embeddings = list(train[chosen])
             for name in args.recipes:
                 started = time.perf_counter()
-                head = train_head(embeddings, train_labels[chosen], classes, replace(RECIPES[name], seed=seed))
+                head = train_head(
+                    embeddings, train_labels[chosen], classes, replace(RECIPES[name], seed=seed)
+                )
                 seconds[name].append(time.perf_counter() - started)
                 predicted = head.model.predict(val, verbose=0, batch_size=512).argmax(axis=1)
                 scores[name].append(float(np.mean(predicted == val_labels)))
@@ -118,7 +123,9 @@ def main() -> None:
         ]
         print(f"{shots or 'all':>14} " + " ".join(f"{cell:>16}" for cell in cells), flush=True)
     if "tm" in args.recipes and "ours" in args.recipes:
-        print("top-1 in %, mean ± std over seeds (head training seconds); target: ours >= tm + 5 at 5 and 10")
+        print(
+            "top-1 in %, mean ± std over seeds (head training seconds); target: ours >= tm + 5 at 5 and 10"
+        )
 
 
 if __name__ == "__main__":

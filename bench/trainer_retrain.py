@@ -19,17 +19,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from trainer_common import grocery_split, load_base, machine
-
 from channelmodel.store import open_store
 from channelmodel_trainer.pipeline import TrainingOutcome, TrainingRequest, run_training
+from trainer_common import grocery_split, load_base, machine
 
 
 def write_manifest(folder: Path, photos: list[Path], products: int, per_product: int) -> Path:
     manifest = {
         "channelId": "bench",
         "products": [
-            {"id": f"product-{i:03d}", "images": [str(p) for p in photos[i * per_product : (i + 1) * per_product]]}
+            {
+                "id": f"product-{i:03d}",
+                "images": [str(p) for p in photos[i * per_product : (i + 1) * per_product]],
+            }
             for i in range(products)
         ],
     }
@@ -38,7 +40,9 @@ def write_manifest(folder: Path, photos: list[Path], products: int, per_product:
     return path
 
 
-def train(manifest: Path, store_dir: Path, version: str, base: object) -> tuple[float, TrainingOutcome]:
+def train(
+    manifest: Path, store_dir: Path, version: str, base: object
+) -> tuple[float, TrainingOutcome]:
     request = TrainingRequest(manifest=str(manifest), channel_id="bench", version=version)
     started = time.perf_counter()
     outcome = run_training(request, open_store(store_dir.as_uri()), base=base)  # type: ignore[arg-type]
@@ -70,11 +74,22 @@ def main() -> None:
     assert incremental.embedded == args.photos, incremental.embedded
     assert cold.embedded == needed
     print(f"{machine()}; {args.products} products x {args.photos} photos, then +1 product")
-    print(f"first training ({args.products} products): {first_seconds:6.1f} s ({first.embedded} photos embedded)")
-    for name, seconds, outcome in (("incremental", incremental_seconds, incremental), ("cold", cold_seconds, cold)):
-        stages = ", ".join(f"{stage} {value:.1f}" for stage, value in outcome.timings.items() if stage != "total")
-        print(f"{name:>11}: {seconds:6.1f} s  embedded {outcome.embedded:4d}, cache hits {outcome.cache_hits:4d}  [{stages}]")
-    print(f"ratio incremental/cold: {100 * incremental_seconds / cold_seconds:.1f}% (target <= 15%)")
+    print(
+        f"first training ({args.products} products): {first_seconds:6.1f} s ({first.embedded} photos embedded)"
+    )
+    for name, seconds, outcome in (
+        ("incremental", incremental_seconds, incremental),
+        ("cold", cold_seconds, cold),
+    ):
+        stages = ", ".join(
+            f"{stage} {value:.1f}" for stage, value in outcome.timings.items() if stage != "total"
+        )
+        print(
+            f"{name:>11}: {seconds:6.1f} s  embedded {outcome.embedded:4d}, cache hits {outcome.cache_hits:4d}  [{stages}]"
+        )
+    print(
+        f"ratio incremental/cold: {100 * incremental_seconds / cold_seconds:.1f}% (target <= 15%)"
+    )
     print(
         f"as whole Jobs (+{base_seconds:.1f} s base model load each): "
         f"{100 * (incremental_seconds + base_seconds) / (cold_seconds + base_seconds):.1f}%"

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from channelmodel_trainer.augment import augmented_views
+from channelmodel_trainer.augment import SOURCE_MIN_SIDE, augmented_views
 from channelmodel_trainer.base_model import BaseModel
 from channelmodel_trainer.cache import EmbeddingCache
-from channelmodel_trainer.decode import DecodeError, decode_image
+from channelmodel_trainer.decode import DecodeError, centre_square, decode_image, open_upright
 from channelmodel_trainer.download import Downloaded
 from channelmodel_trainer.embed import Embedder
 from channelmodel_trainer.progress import Progress
@@ -42,6 +42,16 @@ class Collected:
     reasons: Counter[str] = field(default_factory=Counter)  # per reason
     embedded: int = 0  # images run through the base model
     cache_hits: int = 0
+
+
+def photo_and_views(data: bytes, views: int, sha256: str | None = None) -> np.ndarray:
+    """(1 + views, 224, 224, 3) uint8: the model's input for the photo, then its views."""
+    if not views:
+        return decode_image(data)[np.newaxis]
+    sha256 = sha256 or hashlib.sha256(data).hexdigest()
+    photo = open_upright(data, min_side=SOURCE_MIN_SIDE)
+    extra = augmented_views(photo, views, seed=int(sha256[:8], 16))
+    return np.concatenate([centre_square(photo)[np.newaxis], extra])
 
 
 @dataclass
@@ -130,11 +140,7 @@ class EmbeddingStage:
         return self.result
 
     def _decode(self, data: bytes, sha256: str) -> np.ndarray:
-        plain = decode_image(data)
-        if not self._views:
-            return plain[np.newaxis]
-        views = augmented_views(plain, self._views, seed=int(sha256[:8], 16))
-        return np.concatenate([plain[np.newaxis], views])
+        return photo_and_views(data, self._views, sha256)
 
     def _skip(self, product: str, reason: str) -> None:
         self.result.skipped[product] += 1

@@ -21,10 +21,10 @@ class DecodeError(Exception):
     """Not a usable image; the message is a short reason."""
 
 
-def decode_image(
-    data: bytes, *, size: int = IMAGE_SIZE, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> np.ndarray:
-    """(size, size, 3) uint8 pixels of the centre square of the image."""
+def open_upright(
+    data: bytes, *, min_side: int = IMAGE_SIZE, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Image.Image:
+    """The verified image, upright, in RGB; JPEGs scaled down while decoding to >= `min_side`."""
     try:
         with warnings.catch_warnings():
             # Our own pixel limit applies; Pillow's warning below its hard limit is noise.
@@ -35,13 +35,10 @@ def decode_image(
                     raise DecodeError(f"{width}x{height} pixels is over the {max_pixels} limit")
                 probe.verify()
             with Image.open(io.BytesIO(data)) as image:
-                # JPEG: let libjpeg scale down while decoding (never below `size`).
-                image.draft("RGB", (size, size))
+                # JPEG: libjpeg's DCT scaling, never below the size asked for.
+                image.draft("RGB", (min_side, min_side))
                 upright = ImageOps.exif_transpose(image)
-                square = ImageOps.fit(
-                    upright.convert("RGB"), (size, size), method=Image.Resampling.BILINEAR
-                )
-                return np.asarray(square, dtype=np.uint8)
+                return upright.convert("RGB")
     except DecodeError:
         raise
     except Image.DecompressionBombError:
@@ -51,3 +48,16 @@ def decode_image(
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Truncated or corrupt data: Pillow raises these from verify() and load().
         raise DecodeError(f"corrupt image: {str(exc)[:80]}") from None
+
+
+def centre_square(image: Image.Image, size: int = IMAGE_SIZE) -> np.ndarray:
+    """(size, size, 3) uint8 pixels of the centre square, as TM's cropTo."""
+    square = ImageOps.fit(image, (size, size), method=Image.Resampling.BILINEAR)
+    return np.asarray(square, dtype=np.uint8)
+
+
+def decode_image(
+    data: bytes, *, size: int = IMAGE_SIZE, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """(size, size, 3) uint8 pixels of the centre square of the image."""
+    return centre_square(open_upright(data, min_side=size, max_pixels=max_pixels), size)

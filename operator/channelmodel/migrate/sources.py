@@ -155,6 +155,12 @@ def fetch(client: httpx.Client, url: str, name: str) -> bytes:
     return b"".join(chunks)
 
 
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
 def _is_url(text: str) -> bool:
     return urlsplit(text).scheme in ("http", "https")
 
@@ -166,6 +172,8 @@ def open_source(
     """The export named by `spec`: folder, zip, model.json path or http(s) URL."""
     if _is_url(spec):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if token:
+            spec = _without_userinfo(spec)  # the bearer token wins over basic credentials
         # httpx drops Authorization when a redirect leaves the origin.
         with httpx.Client(
             headers=headers,

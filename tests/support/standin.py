@@ -1,3 +1,5 @@
+"""The `fake_trainer` fixture: a stand-in trainer for the job runner."""
+
 from __future__ import annotations
 
 import sys
