@@ -289,3 +289,51 @@ def test_webhook_events_are_signed_in_order_and_metrics_add_up(
     )
     assert 'version="1.0.0"' not in scrape
     hook.shutdown()
+
+
+@pytest.mark.parametrize(("policy", "kept"), [("Retain", ["1.0.0"]), ("Delete", [])])
+def test_deletion_policy_decides_what_happens_to_artifacts(
+    k8s: Cluster,
+    start_job_runner: Any,
+    operator_process: Any,
+    fake_trainer: Any,
+    tmp_path: Path,
+    policy: str,
+    kept: list[str],
+) -> None:
+    start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.1"))
+    operator_process()
+    k8s.create_channelmodel("shop-1", _spec(deletionPolicy=policy))
+    wait_for(lambda: _version_is(k8s, "1.0.0"), timeout=60, message="1.0.0")
+    store = open_store(f"file://{tmp_path / 'store'}")
+    assert store.list_versions("shop-1") == ["1.0.0"]
+    k8s.delete_channelmodel("shop-1")
+    wait_for(lambda: _gone(k8s), timeout=30, message="ChannelModel gone")
+    assert store.list_versions("shop-1") == kept
+
+
+def test_retention_and_pinning_reach_the_store(
+    k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any, tmp_path: Path
+) -> None:
+    start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.1"))
+    operator_process(env={"CHANNELMODEL_RECONCILE_INTERVAL_SECONDS": "0.25"})
+    k8s.create_channelmodel("shop-1", _spec(retainVersions=2))
+    store = open_store(f"file://{tmp_path / 'store'}")
+    for version in ("1.0.0", "1.0.1", "1.0.2"):
+        wait_for(lambda v=version: _version_is(k8s, v), timeout=60, message=version)
+        k8s.patch_channelmodel("shop-1", {"metadata": {"annotations": {
+            "ml.dukarun.io/inventory-changed-at": datetime.now(UTC).isoformat(),
+        }}})  # fmt: skip
+    wait_for(lambda: _version_is(k8s, "1.0.3"), timeout=60, message="1.0.3")
+    wait_for(
+        lambda: store.list_versions("shop-1") == ["1.0.2", "1.0.3"], timeout=10, message="retention"
+    )
+    k8s.patch_channelmodel("shop-1", {"spec": {"pinnedVersion": "1.0.2"}})
+    status = wait_for(
+        lambda: (s := _status(k8s)).get("modelVersion") == "1.0.2" and s,
+        timeout=20,
+        message="pinned",
+    )
+    assert status["modelBaseUrl"].endswith("/v1.0.2/")
+    assert _condition(status, "Ready")["reason"] == "VersionPinned"
+    assert store.get_pointer("shop-1") == {"version": "1.0.2", "pinned": True}

@@ -18,12 +18,13 @@ from channelmodel_trainer import tfcompat
 from channelmodel_trainer.base_model import EMBEDDING_SIZE
 
 HIDDEN_UNITS = 100
+STEPS_PER_EXECUTION = 32
 
 
 @dataclass(frozen=True)
 class HeadRecipe:
     epochs: int = 20
-    batch_size: int = 16
+    batch_size: int = 16  # photos per step; with views, a step holds their views too
     learning_rate: float = 0.001
     validation_fraction: float = 0.15  # per class, as Teachable Machine holds out
     balance_classes: bool = True  # weight classes by inverse frequency
@@ -110,17 +111,19 @@ def _fit(
     keras.utils.set_random_seed(recipe.seed)
     features, targets = _training_rows(embeddings, labels, indices, recipe.use_views)
     head = build_head(num_classes, recipe.seed)
+    rows_per_photo = len(features) // max(len(indices), 1)
     head.compile(
         optimizer=keras.optimizers.Adam(recipe.learning_rate),
         loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        # Many tiny steps per call: Keras's per-step overhead dominates this small model.
+        steps_per_execution=STEPS_PER_EXECUTION,
     )
     callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=on_epoch)] if on_epoch else []
     head.fit(
         features,
         targets,
         epochs=recipe.epochs,
-        batch_size=recipe.batch_size,
+        batch_size=recipe.batch_size * rows_per_photo,
         shuffle=True,
         class_weight=_class_weights(targets, num_classes) if recipe.balance_classes else None,
         verbose=0,
