@@ -4,6 +4,7 @@ a file store, and `channelmodel import` run in-process."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import zipfile
@@ -93,3 +94,22 @@ def edit_json(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
 def stored_files(store_uri: str) -> list[Path]:
     root = Path(store_uri.removeprefix("file://"))
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def shard_export(folder: Path, split: int = 100) -> tuple[bytes, list[dict[str, Any]]]:
+    """Rewrite an export as a converter writes it: two manifest groups, the first
+    in two shards. Returns the original weights.bin and weight list."""
+    model = json.loads((folder / "model.json").read_text())
+    weights = (folder / "weights.bin").read_bytes()
+    specs = model["weightsManifest"][0]["weights"]
+    first_bytes = sum(4 * math.prod(spec["shape"]) for spec in specs[:split])
+    (folder / "group1-shard1of2.bin").write_bytes(weights[:1000])
+    (folder / "group1-shard2of2.bin").write_bytes(weights[1000:first_bytes])
+    (folder / "group2-shard1of1.bin").write_bytes(weights[first_bytes:])
+    (folder / "weights.bin").unlink()
+    model["weightsManifest"] = [
+        {"paths": ["group1-shard1of2.bin", "group1-shard2of2.bin"], "weights": specs[:split]},
+        {"paths": ["group2-shard1of1.bin"], "weights": specs[split:]},
+    ]
+    (folder / "model.json").write_text(json.dumps(model))
+    return weights, specs

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from channelmodel.store import ArtifactStore, open_store
-from tests.migrate.conftest import Importer, edit_json, stored_files
+from tests.migrate.conftest import Importer, edit_json, shard_export, stored_files
 from tests.migrate.httpserve import serve_folder
 
 
@@ -111,30 +111,31 @@ def test_versions_count_up_from_the_newest(
 
 
 def test_shards_are_joined_into_one_weights_bin(
-    export_copy: Path, reference_dir: Path, run_import: Importer, store: ArtifactStore
+    export_copy: Path, run_import: Importer, store: ArtifactStore
 ) -> None:
-    """A converter's export: two groups, the first in two shards."""
-    model = json.loads((export_copy / "model.json").read_text())
-    weights = (export_copy / "weights.bin").read_bytes()
-    specs = model["weightsManifest"][0]["weights"]
-    split = 100
-    first_bytes = sum(4 * _prod(spec["shape"]) for spec in specs[:split])
-    (export_copy / "group1-shard1of2.bin").write_bytes(weights[:1000])
-    (export_copy / "group1-shard2of2.bin").write_bytes(weights[1000:first_bytes])
-    (export_copy / "group2-shard1of1.bin").write_bytes(weights[first_bytes:])
-    (export_copy / "weights.bin").unlink()
-    model["weightsManifest"] = [
-        {"paths": ["group1-shard1of2.bin", "group1-shard2of2.bin"], "weights": specs[:split]},
-        {"paths": ["group2-shard1of1.bin"], "weights": specs[split:]},
-    ]
-    (export_copy / "model.json").write_text(json.dumps(model))
+    weights, specs = shard_export(export_copy)
+    topology = json.loads((export_copy / "model.json").read_text())["modelTopology"]
 
     assert run_import(str(export_copy)).code == 0
 
     assert store.read_file("shop-1", "1.0.0", "weights.bin") == weights
     published = json.loads(store.read_file("shop-1", "1.0.0", "model.json"))
     assert published["weightsManifest"] == [{"paths": ["weights.bin"], "weights": specs}]
-    assert published["modelTopology"] == model["modelTopology"]
+    assert published["modelTopology"] == topology
+
+
+def test_shards_of_the_wrong_length_are_refused(
+    export_copy: Path, run_import: Importer, store_uri: str
+) -> None:
+    shard_export(export_copy)
+    shard = export_copy / "group1-shard2of2.bin"
+    shard.write_bytes(shard.read_bytes()[:-4])
+
+    run = run_import(str(export_copy))
+
+    assert run.code == 1
+    assert "group1-shard1of2.bin + group1-shard2of2.bin together are" in run.result["error"]
+    assert stored_files(store_uri) == []
 
 
 def test_zip_of_a_folder_is_read_one_level_down(
@@ -218,10 +219,3 @@ def test_unwritable_termination_log_is_ignored(
     monkeypatch.setenv("CHANNELMODEL_TERMINATION_LOG", "/nonexistent/dir/termination-log")
     assert main(["import", "--channel", "shop-1", "--store", store_uri, str(reference_dir)]) == 0
     assert open_store(store_uri).list_versions("shop-1") == ["1.0.0"]
-
-
-def _prod(shape: list[int]) -> int:
-    result = 1
-    for dim in shape:
-        result *= dim
-    return result

@@ -14,7 +14,7 @@ import pytest
 
 from channelmodel.server import create_app
 from channelmodel.store import ArtifactStore
-from tests.migrate.conftest import REPO_ROOT, Importer
+from tests.migrate.conftest import REPO_ROOT, Importer, shard_export
 from tests.migrate.httpserve import serve_app, serve_folder
 
 pytestmark = pytest.mark.slow
@@ -44,15 +44,19 @@ def run_tm(*base_urls: str) -> dict[str, Any]:
     return result
 
 
-@pytest.mark.parametrize("source", ["zip", "folder"])
+@pytest.mark.parametrize("source", ["zip", "folder", "sharded-folder"])
 def test_imported_version_predicts_like_the_original(
     source: str,
     reference_zip: Path,
     reference_dir: Path,
+    export_copy: Path,
     run_import: Importer,
     store: ArtifactStore,
 ) -> None:
-    run = run_import(str(reference_zip if source == "zip" else reference_dir))
+    if source == "sharded-folder":
+        shard_export(export_copy)  # published as one weights.bin: must still load the same
+    paths = {"zip": reference_zip, "folder": reference_dir, "sharded-folder": export_copy}
+    run = run_import(str(paths[source]))
     assert run.code == 0, run.stderr
     version = run.result["version"]
 
@@ -71,4 +75,5 @@ def test_imported_version_predicts_like_the_original(
     expected = np.array(original["probabilities"])
     actual = np.array(imported["probabilities"])
     np.testing.assert_allclose(expected.sum(axis=1), 1.0, atol=1e-5)  # real softmax outputs
+    assert not np.allclose(expected, expected[0])  # the inputs make a difference
     np.testing.assert_array_equal(actual, expected)

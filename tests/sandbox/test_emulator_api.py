@@ -577,3 +577,14 @@ def test_protobuf_bodies_are_415_unsupported(k8s: Cluster) -> None:
         urllib.request.urlopen(request, timeout=10)
     assert caught.value.code == 415
     assert json.loads(caught.value.read())["reason"] == "UnsupportedMediaType"
+
+
+def test_secret_string_data_is_folded_into_data(k8s: Cluster) -> None:
+    import base64
+
+    k8s.core.create_namespaced_secret(
+        "default", {"metadata": {"name": "tok"}, "stringData": {"token": "abc"}}
+    )
+    secret = k8s.core.read_namespaced_secret("tok", "default")
+    assert secret.data == {"token": base64.b64encode(b"abc").decode()}
+    assert not secret.string_data

@@ -28,6 +28,7 @@ request is atomic without locks.
 
 from __future__ import annotations
 
+import base64
 import collections
 import copy
 import json
@@ -629,6 +630,12 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):
         *,
         status_only: bool = False,
     ) -> Obj:
+        if rtype.kind == "Secret" and obj.get("stringData"):
+            # The API server folds write-only stringData into base64 data.
+            obj = copy.deepcopy(obj)
+            data = obj.setdefault("data", {})
+            for key, value in obj.pop("stringData").items():
+                data[key] = base64.b64encode(str(value).encode()).decode()
         schema = rtype.status_schema if status_only else rtype.schema
         if schema is None:
             return obj

@@ -1,0 +1,520 @@
+"""The headline: a product is added to a 100-product catalog -> a model that knows it is served.
+
+    .venv/bin/python bench/e2e_headline.py [--products 100] [--photos 10] [--runs 3]
+                                           [--debounce 5] [--keep]
+
+Everything is the real thing, as a newcomer runs it: `channelmodel dev` (the
+Kubernetes API emulator, the operator, the job runner running the real trainer
+in a process per Job, the model server and the sample catalog backend) as a
+subprocess on free ports, with the shared Teachable Machine export as base.
+
+The catalog is real photos: the grocery-store train split, grouped by fine
+class and cut into pseudo-products of `--photos` photos, taken round-robin over
+the classes so that consecutive products come from different classes. The
+catalog folder is filled before `channelmodel dev` starts (the dev sandbox only
+draws its four sample products when their folders are missing, so four of the
+100 pseudo-products carry those IDs, with grocery photos of matching kind).
+
+1.0.0 is trained cold (the embedding cache starts empty: this is the "cold"
+figure). Then, per run, one more product's folder is copied into the catalog
+and `channelmodel notify-change` patches the change annotation (with `--at`
+set to the copy time, which is when the change happened); the clock stops when
+the model server's latest.json names a version whose metadata.json labels
+include the new product. The embedding cache is warm then: only the new
+product's photos are embedded.
+
+Breakdown: the bench polls the emulator (kubernetes client, sandbox
+kubeconfig) and the model server every POLL seconds and notes when each
+transition is first seen (API timestamps have 1 s resolution; they are
+printed as a cross-check). Inside the trainer process the stages come from the
+trainer's result JSON (the Pod's termination message) and the wall-clock time
+of its first log line. Target: total <= debounceSeconds + 30 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+POLL = 0.1  # seconds between polls of the emulator and the model server
+TARGET_SLACK = 30.0  # seconds allowed on top of the debounce
+NAMESPACE = "default"
+NAME = "headline"
+CHANNEL = "headline"
+GROUP, VERSION, PLURAL = "ml.dukarun.io", "v1alpha1", "channelmodels"
+# `channelmodel dev` draws these unless their folders exist; grocery classes of matching kind fill them.
+SAMPLE_IDS = {
+    "prod-apple": "Granny-Smith",
+    "prod-banana": "Banana",
+    "prod-milk": "Arla-Standard-Milk",
+    "prod-soda": "Bravo-Orange-Juice",
+}
+TRAINER_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+
+
+def shared_dir() -> Path:
+    configured = os.environ.get("CHANNELMODEL_SHARED")
+    return Path(configured) if configured else (REPO_ROOT / ".." / "shared").resolve()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rfc3339(seconds: float) -> str:
+    return (
+        datetime.fromtimestamp(seconds, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def api_time(value: Any) -> float | None:
+    """An API timestamp (datetime from the client, or RFC 3339 text) as epoch seconds."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+# ---------------------------------------------------------------- the catalog
+
+
+@dataclass(frozen=True)
+class Product:
+    id: str
+    photos: list[Path]
+
+
+def grocery_products(count: int, photos: int) -> list[Product]:
+    """`count` pseudo-products of `photos` photos, round-robin over the fine classes."""
+    dataset = shared_dir() / "datasets" / "grocery-store" / "dataset"
+    if not (dataset / "train.txt").is_file():
+        sys.exit(f"missing {dataset}: set CHANNELMODEL_SHARED to the shared folder")
+    with (dataset / "classes.csv").open() as handle:
+        names = {int(row[1]): row[0] for row in list(csv.reader(handle))[1:]}
+    by_class: dict[int, list[Path]] = defaultdict(list)
+    for line in (dataset / "train.txt").read_text().splitlines():
+        path, fine, _ = (part.strip() for part in line.split(","))
+        by_class[int(fine)].append(dataset / path)
+    chunks = {
+        cls: [paths[i : i + photos] for i in range(0, len(paths) - photos + 1, photos)]
+        for cls, paths in sorted(by_class.items())
+    }
+    sample_for = {
+        cls: sid for sid, cname in SAMPLE_IDS.items() for cls, n in names.items() if n == cname
+    }
+    products: list[Product] = []
+    for round_ in range(max(len(c) for c in chunks.values())):
+        for cls, class_chunks in chunks.items():
+            if round_ < len(class_chunks) and len(products) < count:
+                number = len(products) + 1
+                pid = (
+                    sample_for[cls]
+                    if round_ == 0 and cls in sample_for
+                    else f"p{number:03d}-{names[cls].lower()}"
+                )
+                products.append(Product(pid, class_chunks[round_]))
+    if len(products) < count:
+        sys.exit(f"the grocery train split has only {len(products)} products of {photos} photos")
+    return products
+
+
+def write_product(catalog: Path, product: Product) -> None:
+    folder = catalog / product.id
+    folder.mkdir(parents=True)
+    for index, photo in enumerate(product.photos):
+        # Copied, not linked: the catalog server does not follow symlinks.
+        shutil.copyfile(photo, folder / f"{index:02d}{photo.suffix.lower()}")
+
+
+# ---------------------------------------------------------------- the sandbox
+
+
+class DevProcess:
+    """`channelmodel dev` as a subprocess; its narration goes to a log and a list."""
+
+    def __init__(self, argv: list[str], cwd: Path, log: Path) -> None:
+        self.lines: list[str] = []
+        self._log = log.open("w")
+        self.process = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip())
+            self._log.write(line)
+            self._log.flush()
+
+    def wait_for(self, text: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines:
+                if text in line:
+                    return line
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        sys.exit(f"no {text!r} within {timeout}s; output:\n" + "\n".join(self.lines[-40:]))
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            return self.process.wait()
+
+
+@dataclass
+class Timeline:
+    """When each transition was first seen (epoch seconds), plus what the API said."""
+
+    change: float
+    expect_label: str | None  # None: any served version
+    seen: dict[str, float] = field(default_factory=dict)
+    job: str | None = None
+    pod: str | None = None
+    version: str | None = None
+    api: dict[str, float | None] = field(default_factory=dict)
+    result: dict[str, Any] = field(default_factory=dict)
+    served_version: str | None = None
+
+    def note(self, event: str) -> None:
+        self.seen.setdefault(event, time.time())
+
+
+class Observer:
+    """Polls the emulator through the kubernetes client and the model server over HTTP."""
+
+    def __init__(self, kubeconfig: Path, server_url: str) -> None:
+        from kubernetes import client, config
+
+        api = config.new_client_from_config(str(kubeconfig))
+        self.custom = client.CustomObjectsApi(api)
+        self.batch = client.BatchV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.http = httpx.Client(timeout=5)
+        self.latest_url = f"{server_url}/assets/ml-models/{CHANNEL}/latest.json"
+        self.labels: dict[str, list[str]] = {}  # per version, from metadata.json
+
+    def channel_model(self) -> dict[str, Any]:
+        obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, NAMESPACE, PLURAL, NAME
+        )
+        return obj
+
+    def follow(self, timeline: Timeline, known_jobs: set[str], timeout: float) -> Timeline:
+        """Poll until a version with the expected label is served and the status says so."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._poll_once(timeline, known_jobs)
+            if {"served", "status"} <= timeline.seen.keys() and timeline.result:
+                return timeline
+            time.sleep(POLL)
+        sys.exit(f"timed out after {timeout}s; seen so far: {sorted(timeline.seen)}")
+
+    def _poll_once(self, t: Timeline, known_jobs: set[str]) -> None:
+        if t.job is None:
+            jobs = self.batch.list_namespaced_job(NAMESPACE).items
+            new = [j for j in jobs if j.metadata.name not in known_jobs]
+            if new:
+                t.note("job")
+                t.job = new[0].metadata.name
+                t.api["jobCreated"] = api_time(new[0].metadata.creation_timestamp)
+                known_jobs.add(t.job)
+        obj = self.channel_model()
+        status = obj.get("status") or {}
+        current = status.get("currentJob") or {}
+        if t.job and current.get("name") == t.job:
+            t.version = current.get("version")
+            t.api["currentJob.startedAt"] = api_time(current.get("startedAt"))
+        if t.job:
+            self._poll_job(t)
+        if t.version and status.get("modelVersion") == t.version:
+            t.note("status")
+            t.api["lastTrained"] = api_time(status.get("lastTrained"))
+        if "served" not in t.seen:
+            self._poll_server(t)
+
+    def _poll_job(self, t: Timeline) -> None:
+        assert t.job is not None
+        if "jobDone" not in t.seen:
+            job = self.batch.read_namespaced_job(t.job, NAMESPACE)
+            if job.status and job.status.completion_time:
+                t.note("jobDone")
+                t.api["job.completionTime"] = api_time(job.status.completion_time)
+            if job.status and job.status.failed:
+                sys.exit(f"Job {t.job} failed: {job.status.conditions}")
+        if t.result:
+            return
+        pods = self.core.list_namespaced_pod(
+            NAMESPACE, label_selector=f"batch.kubernetes.io/job-name={t.job}"
+        ).items
+        if not pods:
+            return
+        pod = pods[-1]
+        t.pod = pod.metadata.name
+        t.note("pod")
+        if pod.status and pod.status.start_time:
+            t.note("podRunning")
+            t.api["pod.startTime"] = api_time(pod.status.start_time)
+        statuses = (pod.status and pod.status.container_statuses) or []
+        terminated = statuses[0].state.terminated if statuses and statuses[0].state else None
+        if terminated is not None:
+            t.note("podDone")
+            t.api["container.finishedAt"] = api_time(terminated.finished_at)
+            t.result = json.loads(terminated.message or "{}")
+
+    def _poll_server(self, t: Timeline) -> None:
+        try:
+            response = self.http.get(self.latest_url)
+        except httpx.HTTPError:
+            return
+        if response.status_code != 200:
+            return
+        latest = response.json()
+        version = latest["version"]
+        if version not in self.labels:
+            metadata = self.http.get(latest["metadataUrl"])
+            if metadata.status_code != 200:
+                return
+            self.labels[version] = list(metadata.json()["labels"])
+        if t.expect_label is None or t.expect_label in self.labels[version]:
+            t.note("served")
+            t.served_version = version
+
+
+def trainer_first_log(work: Path, pod: str) -> float | None:
+    """Wall time of the trainer's first log line (its clock is this machine's)."""
+    log = work / "jobs" / f"{NAMESPACE}.{pod}" / "output.log"
+    for line in log.read_text(errors="replace").splitlines():
+        match = TRAINER_LOG_TIME.match(line)
+        if match:
+            local = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f")
+            return local.timestamp()  # asctime is local time
+    return None
+
+
+# ---------------------------------------------------------------- the report
+
+
+@dataclass
+class Breakdown:
+    label: str
+    rows: list[tuple[str, float, str]]  # stage, seconds, note
+    total: float
+    extra: str
+
+
+def breakdown(label: str, t: Timeline, work: Path, debounce: float) -> Breakdown:
+    timings: dict[str, float] = t.result.get("timings", {})
+    seen = t.seen
+    assert t.pod is not None
+    first_log = trainer_first_log(work, t.pod)
+    # The first log line ("embedding: started") follows the manifest stage.
+    pipeline_start = (first_log or seen["podRunning"]) - timings.get("manifest", 0.0)
+    pipeline_end = pipeline_start + timings["total"]
+    staged = sum(timings.get(k, 0.0) for k in ("manifest", "images", "train", "export", "publish"))
+    end = max(seen["served"], seen["status"])
+    rows = [
+        ("debounce wait (change -> Job created)", seen["job"] - t.change,
+         f"debounceSeconds {debounce:g}"),
+        ("Job start (Job -> Pod running)", seen["podRunning"] - seen["job"], "job runner"),
+        ("trainer start-up (Python, TensorFlow import)", pipeline_start - seen["podRunning"],
+         "process start -> pipeline"),
+        ("manifest", timings.get("manifest", 0.0), "GET manifest.json"),
+        ("download + embed", timings.get("images", 0.0),
+         f"overlapped; base model load {timings.get('baseModel', 0.0):.1f} s inside; "
+         f"{t.result.get('embedded')} embedded, {t.result.get('cacheHits')} from cache"),
+        ("train", timings.get("train", 0.0), "head, 20 epochs"),
+        ("export", timings.get("export", 0.0), "TF.js layers model"),
+        ("publish", timings.get("publish", 0.0), "store"),
+        ("other pipeline work", timings["total"] - staged, "dataset assembly etc."),
+        ("trainer exit -> Job Complete", seen["jobDone"] - pipeline_end,
+         "result write, interpreter exit, job runner"),
+        ("status update (Job Complete -> status.modelVersion)", seen["status"] - seen["jobDone"],
+         "operator"),
+        ("served (status -> latest.json has the label)", end - seen["status"],
+         f"latest.json seen {seen['served'] - seen['jobDone']:+.1f} s after Job Complete"),
+    ]  # fmt: skip
+    api = t.api
+    cross = [
+        f"currentJob.startedAt - change {(api['currentJob.startedAt'] or 0) - t.change:+.1f} s",
+        f"Job creationTimestamp - change {(api['jobCreated'] or 0) - t.change:+.1f} s",
+        f"pod startTime - Job creationTimestamp {(api['pod.startTime'] or 0) - (api['jobCreated'] or 0):+.0f} s",
+    ]
+    extra = "API timestamps (1 s resolution): " + "; ".join(cross)
+    return Breakdown(label, rows, end - t.change, extra)
+
+
+def print_breakdown(b: Breakdown, debounce: float) -> None:
+    print(f"\n{b.label}")
+    for stage, seconds, note in b.rows:
+        print(f"  {stage:<54} {seconds:7.2f} s   {note}")
+    target = debounce + TARGET_SLACK
+    print(f"  {'TOTAL (change -> served)':<54} {b.total:7.2f} s   "
+          f"ratio total/(debounce + 30 s) = {b.total / target:.2f}")  # fmt: skip
+    print(f"  {b.extra}")
+
+
+def markdown(cold: Breakdown, added: list[Breakdown], debounce: float) -> str:
+    """A table: one column per added product, their median, and the cold 1.0.0 for scale."""
+    header = "| stage (s) | " + " | ".join(b.label for b in added) + f" | median | {cold.label} |"
+    lines = [header, "|---" + "|--:" * (len(added) + 2) + "|"]
+    for index, (stage, _, _) in enumerate(cold.rows):
+        values = [b.rows[index][1] for b in added]
+        cells = " | ".join(f"{v:.1f}" for v in values)
+        lines.append(
+            f"| {stage} | {cells} | {statistics.median(values):.1f} | {cold.rows[index][1]:.1f} |"
+        )
+    totals = [b.total for b in added]
+    target = debounce + TARGET_SLACK
+    cells = " | ".join(f"**{v:.1f}**" for v in totals)
+    lines.append(
+        f"| **total** | {cells} | **{statistics.median(totals):.1f}** | **{cold.total:.1f}** |"
+    )
+    ratios = " | ".join(f"{v / target:.2f}" for v in totals)
+    lines.append(
+        f"| total / (debounce + 30 s) | {ratios} | {statistics.median(totals) / target:.2f} | |"
+    )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- main
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--products", type=int, default=100)
+    parser.add_argument("--photos", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=3, help="products added one after another")
+    parser.add_argument("--debounce", type=int, default=5, help="spec.debounceSeconds")
+    parser.add_argument("--timeout", type=float, default=900, help="per training, seconds")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = parser.parse_args()
+
+    base_model = shared_dir() / "reference" / "teachable-machine-image-export.zip"
+    if not base_model.is_file():
+        sys.exit(f"missing {base_model}: set CHANNELMODEL_SHARED to the shared folder")
+    products = grocery_products(args.products + args.runs, args.photos)
+    work_root = Path(tempfile.mkdtemp(prefix="e2e-headline-"))
+    work = work_root / "sandbox"
+    catalog = work / "catalog"
+    for product in products[: args.products]:
+        write_product(catalog, product)
+    pending = work_root / "pending"
+    for product in products[args.products :]:
+        write_product(pending, product)
+
+    example = yaml.safe_load((REPO_ROOT / "examples" / "channelmodel.yaml").read_text())
+    example["metadata"]["name"] = NAME
+    example["spec"].update(channelId=CHANNEL, debounceSeconds=args.debounce, cooldownSeconds=0)
+    manifest_file = work_root / "channelmodel.yaml"
+    manifest_file.write_text(yaml.safe_dump(example))
+    ports = {name: free_port() for name in ("catalog", "server", "metrics")}
+    server_url = f"http://127.0.0.1:{ports['server']}"
+    print(
+        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}; load average {load_average()}\n"
+        f"catalog: {args.products} products x {args.photos} grocery photos "
+        f"(round-robin over the fine classes); "
+        f"debounceSeconds {args.debounce}, cooldownSeconds 0, epochs "
+        f"{example['spec']['training']['epochs']}; work dir {work_root}",
+        flush=True,
+    )
+    dev_argv = [
+        sys.executable, "-m", "channelmodel", "dev", "--work-dir", str(work),
+        "-f", str(manifest_file), "--catalog-port", str(ports["catalog"]),
+        "--server-port", str(ports["server"]), "--metrics-port", str(ports["metrics"]),
+        "--base-model", str(base_model),
+    ]  # fmt: skip
+    started = time.time()
+    dev = DevProcess(dev_argv, cwd=work_root, log=work_root / "dev.log")
+    breakdowns: list[Breakdown] = []
+    try:
+        dev.wait_for("applied ChannelModel", timeout=120)
+        observer = Observer(work / "kubeconfig", server_url)
+        applied = api_time(observer.channel_model()["metadata"]["creationTimestamp"]) or started
+        known_jobs: set[str] = set()
+        cold = observer.follow(
+            Timeline(change=applied, expect_label=None), known_jobs, args.timeout
+        )
+        cold_b = breakdown("cold 1.0.0", cold, work, args.debounce)
+        print_breakdown(cold_b, args.debounce)
+        print(f"  (dev start -> 1.0.0 served: {cold.seen['served'] - started:.1f} s)", flush=True)
+        for product in products[args.products :]:
+            time.sleep(2)  # let the operator settle after the last transition
+            print(f"\nload average before adding {product.id}: {load_average()}", flush=True)
+            shutil.copytree(pending / product.id, catalog / product.id)
+            change = time.time()
+            subprocess.run(
+                [sys.executable, "-m", "channelmodel", "notify-change", NAME,
+                 "--kubeconfig", str(work / "kubeconfig"), "--at", rfc3339(change)],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            notified = time.time() - change
+            timeline = observer.follow(
+                Timeline(change=change, expect_label=product.id), known_jobs, args.timeout
+            )
+            result = breakdown(
+                f"+{product.id} -> {timeline.served_version}", timeline, work, args.debounce
+            )
+            breakdowns.append(result)
+            print_breakdown(result, args.debounce)
+            print(f"  (notify-change CLI took {notified:.1f} s; inside the debounce wait)")
+    finally:
+        code = dev.stop()
+        print(f"\nchannelmodel dev stopped (exit {code}); load average {load_average()}")
+        if args.keep:
+            print(f"kept {work_root}")
+        else:
+            shutil.rmtree(work_root, ignore_errors=True)
+    if breakdowns:
+        totals = [b.total for b in breakdowns]
+        target = args.debounce + TARGET_SLACK
+        print(
+            f"\nheadline: median {statistics.median(totals):.1f} s over {len(totals)} added products "
+            f"({', '.join(f'{v:.1f}' for v in totals)}); target debounce + 30 s = {target:g} s; "
+            f"ratio {statistics.median(totals) / target:.2f}\n"
+        )
+        print(markdown(cold_b, breakdowns, args.debounce))
+
+
+if __name__ == "__main__":
+    main()
