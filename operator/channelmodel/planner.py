@@ -119,7 +119,10 @@ class Plan:
 
 def spec_hash(spec: ChannelModelSpec) -> str:
     """Hash of the fields that shape a model: a change retrains at once."""
-    relevant = spec.model_dump(mode="json", include={"channelId", "manifest", "training"})
+    # Scheduling fields (resources, tolerations, image, ...) do not change the model.
+    relevant = spec.model_dump(
+        mode="json", include={"channelId": True, "manifest": {"url"}, "training": {"epochs"}}
+    )
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -396,3 +396,17 @@ def test_manually_imported_version_is_adopted() -> None:
     sim.spec = make_spec(pinnedVersion="1.0.0")  # rollback works like for trained versions
     sim.tick()
     assert sim.status.modelVersion == "1.0.0"
+
+
+def test_only_model_shaping_spec_changes_retrain() -> None:
+    sim = Sim()
+    sim.trained_once()
+    sim.spec = make_spec(
+        training={"tolerations": [{"key": "gpu", "operator": "Exists"}], "gpus": 2}
+    )
+    sim.advance(5)
+    assert len(sim.started) == 1
+    sim.spec = make_spec(manifest={"url": "http://backend.test/v2/manifest"})
+    sim.tick()
+    assert len(sim.started) == 2
+    assert sim.started[-1][1].trigger == Trigger.SPEC

@@ -24,7 +24,8 @@ STEPS_PER_EXECUTION = 32
 @dataclass(frozen=True)
 class HeadRecipe:
     epochs: int = 20
-    batch_size: int = 16  # photos per step; with views, a step holds their views too
+    batch_size: int = 16
+    batch_per_photo: bool = True  # with views, a step holds batch_size photos' worth of rows
     learning_rate: float = 0.001
     validation_fraction: float = 0.15  # per class, as Teachable Machine holds out
     balance_classes: bool = True  # weight classes by inverse frequency
@@ -123,7 +124,7 @@ def _fit(
         features,
         targets,
         epochs=recipe.epochs,
-        batch_size=recipe.batch_size * rows_per_photo,
+        batch_size=recipe.batch_size * (rows_per_photo if recipe.batch_per_photo else 1),
         shuffle=True,
         class_weight=_class_weights(targets, num_classes) if recipe.balance_classes else None,
         verbose=0,
