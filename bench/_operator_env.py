@@ -1,7 +1,7 @@
 """What the operator benchmarks share: an emulated cluster that timestamps every
-request, the local job runner with the fake trainer, the operator as a real
-process (`python -m channelmodel run`), request accounting, /proc figures and
-the results file docs/benchmarks/operator.md.
+request, the local job runner with the fake trainer (tests/support/fake_trainer.py),
+the operator as a real process (`python -m channelmodel run`), request accounting,
+/proc figures and the results file docs/benchmarks/operator.md.
 
 The cluster, process and waiting helpers are the ones the end-to-end tests use
 (tests/support/); only the request timing is added here, because the emulator's
@@ -37,6 +37,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from tests.support.k8s import Cluster, wait_for  # noqa: E402
 from tests.support.operator import OPERATOR_ARGV, OperatorProcess, operator_env  # noqa: E402
+from tests.support.standin import FAKE_TRAINER  # noqa: E402
 
 from channelmodel.api.crd import crd_manifest  # noqa: E402
 from channelmodel.api.models import GROUP, PLURAL, VERSION  # noqa: E402
@@ -47,7 +48,6 @@ from channelmodel.sandbox.kubeconfig import write_kubeconfig  # noqa: E402
 from channelmodel.sandbox.requests import WRITE_VERBS  # noqa: E402
 from channelmodel.sandbox.runtime import EmulatorThread  # noqa: E402
 
-FAKE_TRAINER = REPO_ROOT / "tests" / "operator" / "fake_trainer.py"
 RESULTS_FILE = REPO_ROOT / "docs" / "benchmarks" / "operator.md"
 BENCH_USER_AGENT = "channelmodel-bench"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -101,11 +101,11 @@ class Request:
         # (kopf/x.y) and the operator's official client (OpenAPI-Generator/...).
         return self.user_agent not in (BENCH_USER_AGENT, JOBRUNNER_USER_AGENT)
 
-    def describe(self) -> str:
+    def describe(self, limit: int = 600) -> str:
         stamp = datetime.fromtimestamp(self.time, UTC).strftime("%H:%M:%S.%f")[:-3]
         text = f"#{self.seq} {stamp} {self.method} {self.path} -> {self.status} [{self.user_agent}]"
         if self.body:
-            text += f"\n    body: {self.body.decode(errors='replace')[:600]}"
+            text += f"\n    body: {self.body.decode(errors='replace')[:limit]}"
         return text
 
 
@@ -206,6 +206,15 @@ class OperatorEnv:
         return [line for line in self.operator.log_text().splitlines() if pattern.search(line)]
 
 
+class TrainingFailed(RuntimeError):
+    """A training the benchmark needs failed: its figures would mean nothing."""
+
+
+def raise_if_failed(name: str, status: Mapping[str, Any]) -> None:
+    if status.get("trainingStatus") == "Failed":
+        raise TrainingFailed(f"{name}: training failed: {status.get('lastError')}")
+
+
 def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -291,7 +300,7 @@ _HEADER = """# Operator benchmarks
 
 Issue 3's benchmarks, run against the Kubernetes API emulator
 (`channelmodel.sandbox`) with the local job runner and the fake trainer
-(tests/operator/fake_trainer.py), the operator running as a real process
+(tests/support/fake_trainer.py), the operator running as a real process
 (`python -m channelmodel run`). Requests are counted from the emulator's request
 log; the operator's are those whose User-Agent is neither the benchmark's client
 (`channelmodel-bench`) nor the job runner's. Each section is rewritten by its
@@ -300,7 +309,12 @@ script; re-run with the command shown.
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    # The load average says whether other processes shared the cores during the run.
+    load = os.getloadavg()[0]
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load average {load:.1f} at the end"
+    )
 
 
 def write_section(key: str, markdown: str) -> None:

@@ -47,7 +47,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,13 +110,21 @@ class Product:
     photos: list[Path]
 
 
-def grocery_products(count: int, photos: int) -> list[Product]:
-    """`count` pseudo-products of `photos` photos, round-robin over the fine classes."""
+def grocery_products(count: int, added: int, photos: int) -> tuple[list[Product], list[Product]]:
+    """The catalog's `count` pseudo-products and `added` new ones, `photos` photos each.
+
+    The new products are genuinely new: the first photos of classes kept out
+    of the catalog (classes alone in their coarse class, so nothing in the
+    catalog looks like them). The catalog goes round-robin over the other
+    classes, so beyond their number it holds second lots of the same class.
+    """
     dataset = shared_dir() / "datasets" / "grocery-store" / "dataset"
     if not (dataset / "train.txt").is_file():
         sys.exit(f"missing {dataset}: set CHANNELMODEL_SHARED to the shared folder")
     with (dataset / "classes.csv").open() as handle:
-        names = {int(row[1]): row[0] for row in list(csv.reader(handle))[1:]}
+        classes = [(int(row[1]), row[0], row[2]) for row in list(csv.reader(handle))[1:]]
+    names = {cls: name for cls, name, _ in classes}
+    coarse_sizes = Counter(coarse for _, _, coarse in classes)
     by_class: dict[int, list[Path]] = defaultdict(list)
     for line in (dataset / "train.txt").read_text().splitlines():
         path, fine, _ = (part.strip() for part in line.split(","))
@@ -125,23 +133,24 @@ def grocery_products(count: int, photos: int) -> list[Product]:
         cls: [paths[i : i + photos] for i in range(0, len(paths) - photos + 1, photos)]
         for cls, paths in sorted(by_class.items())
     }
-    sample_for = {
-        cls: sid for sid, cname in SAMPLE_IDS.items() for cls, n in names.items() if n == cname
-    }
+    sample_ids = {names_cls: sid for sid, names_cls in SAMPLE_IDS.items()}
+    loners = [cls for cls, name, coarse in classes if coarse_sizes[coarse] == 1]
+    held_out = [cls for cls in reversed(loners) if names[cls] not in sample_ids][:added]
+    new = [
+        Product(f"p{count + i + 1:03d}-{names[cls].lower()}", chunks[cls][0])
+        for i, cls in enumerate(held_out)
+    ]
     products: list[Product] = []
     for round_ in range(max(len(c) for c in chunks.values())):
         for cls, class_chunks in chunks.items():
-            if round_ < len(class_chunks) and len(products) < count:
-                number = len(products) + 1
-                pid = (
-                    sample_for[cls]
-                    if round_ == 0 and cls in sample_for
-                    else f"p{number:03d}-{names[cls].lower()}"
-                )
-                products.append(Product(pid, class_chunks[round_]))
-    if len(products) < count:
-        sys.exit(f"the grocery train split has only {len(products)} products of {photos} photos")
-    return products
+            if cls in held_out or round_ >= len(class_chunks) or len(products) >= count:
+                continue
+            sample_id = sample_ids.get(names[cls]) if round_ == 0 else None
+            pid = sample_id or f"p{len(products) + 1:03d}-{names[cls].lower()}"
+            products.append(Product(pid, class_chunks[round_]))
+    if len(products) < count or len(new) < added:
+        sys.exit(f"the grocery train split has too few photos for {count}+{added} products")
+    return products, new
 
 
 def write_product(catalog: Path, product: Product) -> None:
@@ -433,14 +442,14 @@ def main() -> None:
     base_model = shared_dir() / "reference" / "teachable-machine-image-export.zip"
     if not base_model.is_file():
         sys.exit(f"missing {base_model}: set CHANNELMODEL_SHARED to the shared folder")
-    products = grocery_products(args.products + args.runs, args.photos)
+    products, added = grocery_products(args.products, args.runs, args.photos)
     work_root = Path(tempfile.mkdtemp(prefix="e2e-headline-"))
     work = work_root / "sandbox"
     catalog = work / "catalog"
-    for product in products[: args.products]:
+    for product in products:
         write_product(catalog, product)
     pending = work_root / "pending"
-    for product in products[args.products :]:
+    for product in added:
         write_product(pending, product)
 
     example = yaml.safe_load((REPO_ROOT / "examples" / "channelmodel.yaml").read_text())
@@ -478,7 +487,7 @@ def main() -> None:
         cold_b = breakdown("cold 1.0.0", cold, work, args.debounce)
         print_breakdown(cold_b, args.debounce)
         print(f"  (dev start -> 1.0.0 served: {cold.seen['served'] - started:.1f} s)", flush=True)
-        for product in products[args.products :]:
+        for product in added:
             time.sleep(2)  # let the operator settle after the last transition
             print(f"\nload average before adding {product.id}: {load_average()}", flush=True)
             shutil.copytree(pending / product.id, catalog / product.id)

@@ -1,7 +1,8 @@
 """Idle fleet: 200 trained ChannelModels with nothing to do; the operator must write nothing.
 
     .venv/bin/python bench/operator_idle_fleet.py [--channels 200] [--window 120]
-                                                  [--baseline-window 30] [--keep] [--no-write]
+                                                  [--baseline-window 30] [--show-writes]
+                                                  [--keep] [--no-write]
 
 First, as the baseline, the operator runs with no ChannelModel for
 `--baseline-window` seconds (its RSS and CPU with nothing to watch). Then
@@ -9,6 +10,9 @@ First, as the baseline, the operator runs with no ChannelModel for
 (cap raised to 50, 0.1 s per training), and once every one is at rest the
 script watches the operator for `--window` seconds: API writes (target 0), all
 its requests, RSS (target <= 250 MB) and CPU seconds, against the baseline.
+It also reports how the fleet's trainings went (Jobs adopted on a 409, Events
+repeated per channel); --show-writes prints the operator's writes about the
+channel with the most repeated Events.
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ from _operator_env import (
     cpu_seconds,
     machine,
     operator_environment,
+    raise_if_failed,
     rss_mb,
     stamp,
-    wait_for,
     write_section,
 )
 
@@ -102,6 +106,21 @@ def state_of(env: OperatorEnv) -> dict[str, Any]:
     }
 
 
+def wait_trained(env: OperatorEnv, names: list[str], timeout: float) -> None:
+    """Until every channel serves 1.0.0 at rest; stop at the first failed training."""
+    deadline = time.monotonic() + timeout
+    while True:
+        objects = env.channelmodels()
+        for obj in objects:
+            raise_if_failed(obj["metadata"]["name"], obj.get("status") or {})
+        done = sum(at_rest(obj) for obj in objects)
+        if done == len(names):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {done}/{len(names)} channels trained after {timeout} s")
+        time.sleep(1.0)
+
+
 def training_phase(env: OperatorEnv) -> dict[str, Any]:
     """How the fleet's first trainings went: Job creates vs adoptions, repeated Events.
 
@@ -113,7 +132,16 @@ def training_phase(env: OperatorEnv) -> dict[str, Any]:
         (e.get("involvedObject", {}).get("name"), e.get("reason")) for e in env.cluster.events()
     )
     repeated = {key: n for key, n in per_channel.items() if n > 1}
+    # The channel with the most repeated Events: its writes show what was re-planned.
+    worst = max(repeated, key=repeated.__getitem__)[0] if repeated else None
+    history = [
+        r.describe(limit=1200)
+        for r in env.operator_requests()
+        if worst and r.is_write and (r.name == worst or f'"name": "{worst}"'.encode() in r.body)
+    ]
     return {
+        "worst": worst,
+        "worst_writes": history,
         "created": log.count("created Job"),
         "adopted": log.count("adopted Job"),
         "adopted_lines": [line for line in log.splitlines() if "adopted Job" in line],
@@ -127,6 +155,11 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=120.0, help="idle window, seconds")
     parser.add_argument("--baseline-window", type=float, default=30.0)
     parser.add_argument("--keep", action="store_true", help="keep the work dir (operator log)")
+    parser.add_argument(
+        "--show-writes",
+        action="store_true",
+        help="print every operator write about the channel with the most repeated Events",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not update the results file")
     args = parser.parse_args()
 
@@ -136,7 +169,10 @@ def main() -> int:
     }
     with operator_environment(settings, {"FAKE_DELAY": "0.1"}, keep=args.keep) as env:
         time.sleep(3)  # startup: watches established
-        print(f"baseline: operator with no ChannelModel for {args.baseline_window:.0f} s ...")
+        print(
+            f"baseline: operator with no ChannelModel for {args.baseline_window:.0f} s ...",
+            flush=True,
+        )
         baseline = observe(env, args.baseline_window)
 
         names = [f"fleet-{i:03d}" for i in range(args.channels)]
@@ -144,12 +180,7 @@ def main() -> int:
         for name in names:
             env.create_channelmodel(name, spec(name))
         print(f"training {len(names)} channels to 1.0.0 ...", flush=True)
-        wait_for(
-            lambda: sum(at_rest(obj) for obj in env.channelmodels()) == len(names),
-            timeout=900,
-            interval=1.0,
-            message=lambda: f"{sum(at_rest(o) for o in env.channelmodels())}/{len(names)} at rest",
-        )
+        wait_trained(env, names, timeout=900)
         train_seconds = time.monotonic() - train_start
         jobs = len(env.job_names())
         time.sleep(5)  # the last Events and status writes of the final trainings
@@ -170,6 +201,10 @@ def main() -> int:
     )
     for line in training["adopted_lines"][:5]:
         print(f"    {line}")
+    if training["worst"] and args.show_writes:
+        print(f"  operator writes about {training['worst']} (most repeated Events):")
+        for line in training["worst_writes"]:
+            print(f"    {line}")
     repeated = training["repeated_events"]
     print(f"  channels with a repeated Event reason: {len({name for name, _ in repeated})}")
     for (name, reason), count in sorted(repeated.items())[:10]:
@@ -228,11 +263,15 @@ created. Measured {stamp()} on {machine()}.
 | status/annotation fields changed in the window | - | {len(changes)} |
 | operator log warnings/errors | {len(problems)} (whole run) | |
 
-While the fleet trained (all {len(names)} created at once), the operator logged
-{training["created"]} `created Job` and {training["adopted"]} `adopted Job` lines: an adoption is a
-timer run that planned a Job which already existed (HTTP 409), i.e. it planned from
-an object whose status did not show that Job yet; {len({name for name, _ in training["repeated_events"]})} channels got an Event
-reason more than once.
+Requests in the idle window, by kind: {", ".join(f"`{k}` {v}" for k, v in breakdown(idle["requests"]).items()) or "none"}.
+
+While the fleet trained (all {len(names)} created at once, on 2 shared cores), the
+operator logged {training["created"]} `created Job` and {training["adopted"]} `adopted Job` lines. An
+adoption is a timer run that planned a Job which already existed (HTTP 409): it
+planned from kopf's copy of an object whose own earlier status write had not
+come back through the watch yet. {len({name for name, _ in training["repeated_events"]})} channels got an Event reason more than
+once (at most {max(training["repeated_events"].values(), default=1)} times: a finished Job accepted again on the same stale
+copy). `--show-writes` prints one such channel's writes.
 
 Each timer run plans from the object kopf already holds and patches status only
 when the plan changed it, so an idle fleet costs CPU (the timers) but no requests.

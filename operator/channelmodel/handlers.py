@@ -4,7 +4,7 @@ One level-triggered timer per ChannelModel does all the work (like a
 controller-runtime Reconcile): it reads the object kopf already holds, so a
 channel with nothing to do costs no API request and writes nothing. Jobs and
 the fleet's queue are seen through kopf indexes fed by watches. See
-docs/decisions/0005-level-triggered-timer.md.
+docs/decisions/0005-debounce-state-and-timer.md.
 """
 
 from __future__ import annotations
@@ -268,7 +268,7 @@ async def _execute(
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
     _record_telemetry(rt, (namespace, name), spec, raw_status, decision)
     if spec.notify and decision.events:
-        await _notify(rt, namespace, name, spec, decision)
+        await _notify(rt, namespace, name, spec, decision, logger)
 
 
 def _record_telemetry(
@@ -301,13 +301,23 @@ def _record_telemetry(
 
 
 async def _notify(
-    rt: Runtime, namespace: str, name: str, spec: ChannelModelSpec, decision: Plan
+    rt: Runtime,
+    namespace: str,
+    name: str,
+    spec: ChannelModelSpec,
+    decision: Plan,
+    logger: kopf.Logger,
 ) -> None:
     assert spec.notify is not None
     secret = None
     if spec.notify.secretRef:
         ref = spec.notify.secretRef
         secret = await rt.kube.secret_value(namespace, ref.name, ref.key)
+        if secret is None:  # fail closed: never send unsigned what should be signed
+            logger.warning(
+                "webhook not sent: Secret %s/%s has no key %r", namespace, ref.name, ref.key
+            )
+            return
     status = decision.status
     for event in decision.events:
         kind = EVENT_TYPES.get(event.reason)
@@ -327,7 +337,7 @@ async def _notify(
             payload["version"] = decision.start_job.version
             payload["trigger"] = decision.start_job.trigger.value
         elif kind in ("training.succeeded", "training.rejected", "training.failed"):
-            payload["version"] = status.latestVersion if kind != "training.failed" else None
+            payload["version"] = decision.finished_job.version if decision.finished_job else None
             payload["metrics"] = (
                 status.lastRun.model_dump(exclude_none=True) if status.lastRun else None
             )

@@ -70,9 +70,7 @@ def build_job(
             "--epochs", str(training.epochs),
             "--base-model", settings.base_model,
         ]  # fmt: skip
-    env: list[dict[str, Any]] = [
-        {"name": "CHANNELMODEL_TRAINING_TRIGGER", "value": start.trigger.value}
-    ]
+    env: list[dict[str, Any]] = []
     if token_ref:
         ref = token_ref
         env.append(

@@ -92,6 +92,7 @@ class PlanInput:
     job: JobObservation | None = None
     quality_margin: float = 0.05
     blocked: str | None = None  # why a Job cannot be started (e.g. missing Secret)
+    store_latest: str | None = None  # newest version in the store (a re-created object)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class Plan:
     start_job: StartJob | None = None
     delete_versions: list[str] = field(default_factory=list)
     serve_version: str | None = None  # write the store's serving pointer
+    finished_job: JobRef | None = None  # the Job this plan saw finish
     events: list[Event] = field(default_factory=list)
 
 
@@ -179,10 +181,10 @@ def _follow_job(inp: PlanInput, result: Plan, job: JobRef, obs: JobObservation) 
 
     status.attemptedChangeAt = job.changeAt
     status.currentJob = None
+    result.finished_job = job
     report = dict(obs.result or {})
     metrics = _metrics(report)
-    if metrics is not None:
-        status.lastRun = metrics
+    status.lastRun = metrics  # None when the run reported none: never the previous run's
 
     if obs.phase == JobPhase.SUCCEEDED and report.get("ok", True) and obs.published:
         _accept_or_reject(inp, result, job, metrics, report)
@@ -354,7 +356,9 @@ def _decide_training(inp: PlanInput, result: Plan) -> None:
         return
 
     attempt = status.attempts + 1
-    version = next_version(status.latestVersion)
+    known = [v for v in (status.latestVersion, inp.store_latest) if v]
+    # A re-created ChannelModel finds its channel's old versions in the store: never reuse one.
+    version = next_version(max(known, key=parse_version) if known else None)
     start = StartJob(name=job_name(inp.name, attempt), version=version, trigger=want.trigger)
     result.start_job = start
     status.attempts = attempt
@@ -509,6 +513,8 @@ def _set_conditions(inp: PlanInput, result: Plan) -> None:
         conds = cond.set_condition(
             conds, cond.TRAINING, False, "Suspended", "spec.suspend is true", now, gen
         )
+    elif status.trainingStatus == TrainingStatus.QUEUED and inp.blocked:
+        conds = cond.set_condition(conds, cond.TRAINING, False, "Blocked", inp.blocked, now, gen)
     elif status.trainingStatus == TrainingStatus.QUEUED:
         waiting = (
             "capacity" if status.trainAfter and status.trainAfter <= now else "debounce/cooldown"

@@ -59,15 +59,15 @@ async def test_token_is_compared_in_constant_time(
     k8s.create_channelmodel("shop-1", SPEC)
     async with compat_client() as client:
         good = await client.post("/v1/train", json=train_body(), headers=AUTH)
-        bad = await client.post("/v1/train", json=train_body(), headers={"Authorization": "Bearer x"})
+        bad = await client.post(
+            "/v1/train", json=train_body(), headers={"Authorization": "Bearer x"}
+        )
 
     assert (good.status, bad.status) == (202, 401)
     assert calls == [(TOKEN.encode(), TOKEN.encode()), (b"x", TOKEN.encode())]
 
 
-async def test_token_file_is_read_on_each_request(
-    k8s: Cluster, tmp_path: Any
-) -> None:
+async def test_token_file_is_read_on_each_request(k8s: Cluster, tmp_path: Any) -> None:
     """A rotated Secret mount takes effect without a restart."""
     from aiohttp.test_utils import TestClient, TestServer
 
@@ -91,9 +91,7 @@ async def test_token_file_is_read_on_each_request(
     assert (first.status, old.status, new.status) == (202, 401, 202)
 
 
-def test_settings_come_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
-) -> None:
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.setenv("CHANNELMODEL_COMPAT_ENABLED", "true")
     monkeypatch.setenv("CHANNELMODEL_COMPAT_TOKEN", "from-env")
     monkeypatch.setenv("CHANNELMODEL_COMPAT_NAMESPACE", "shops")
@@ -103,7 +101,11 @@ def test_settings_come_from_the_environment(
     settings = CompatSettings()
 
     assert settings.enabled and settings.create
-    assert (settings.namespace, settings.mode, settings.bearer_token()) == ("shops", "manual", "from-env")
+    assert (settings.namespace, settings.mode, settings.bearer_token()) == (
+        "shops",
+        "manual",
+        "from-env",
+    )
     assert "from-env" not in repr(settings)
 
 

@@ -27,10 +27,14 @@ async def test_model_server_with_compat_routes(k8s: Cluster, tmp_path: Path) -> 
         job = await client.get(f"/v1/jobs/{job_id}", headers=AUTH)
         unauthorized = await client.post("/v1/train", json=train_body())
         missing_model = await client.get("/assets/ml-models/shop-1/v1.0.0/model.json")
+        metrics = await (await client.get("/metrics")).text()
 
         assert (health.status, train.status, job.status) == (200, 202, 200)
         assert (await job.json())["state"] == "queued"
         assert unauthorized.status == 401
         assert missing_model.status == 404
+        # Operators watch the old API's traffic die out before switching it off.
+        assert 'route="compat_train",status="202"' in metrics
+        assert 'route="compat_train",status="401"' in metrics
     annotations = k8s.get_channelmodel("shop-one")["metadata"]["annotations"]
     assert annotations[ann.INVENTORY_CHANGED_AT] == job_id.split("/")[2]

@@ -89,7 +89,10 @@ async def test_webhook_url_is_mapped_onto_notify_keeping_its_secret(
 
     assert (status, again) == (202, 202)
     obj = k8s.get_channelmodel("shop-one")
-    assert obj["spec"]["notify"] == {"webhookUrl": "https://backend.test/new", "secretRef": secret_ref}
+    assert obj["spec"]["notify"] == {
+        "webhookUrl": "https://backend.test/new",
+        "secretRef": secret_ref,
+    }
     assert obj["metadata"]["generation"] == generation  # same URL: the spec is left alone
 
 
@@ -150,7 +153,13 @@ async def test_a_secret_managed_elsewhere_is_never_overwritten(
     )
     k8s.create_channelmodel(
         "shop-one",
-        {**SPEC, "manifest": {**SPEC["manifest"], "authSecretRef": {"name": "shop-creds", "key": "token"}}},
+        {
+            **SPEC,
+            "manifest": {
+                **SPEC["manifest"],
+                "authSecretRef": {"name": "shop-creds", "key": "token"},
+            },
+        },
     )
     async with compat_client() as client:
         status, _ = await post_train(client, train_body(authToken="backend-token"))
@@ -163,7 +172,10 @@ async def test_a_secret_managed_elsewhere_is_never_overwritten(
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
-        ({"channelId": "bad id!", "authToken": "leak-me"}, "channelId: String should match pattern"),
+        (
+            {"channelId": "bad id!", "authToken": "leak-me"},
+            "channelId: String should match pattern",
+        ),
         ({"channelId": "shop-1", "manifestUrl": "ftp://x", "authToken": "leak-me"}, "manifestUrl"),
         ({"authToken": "leak-me"}, "channelId: Field required"),
     ],
@@ -187,7 +199,9 @@ async def test_numeric_channel_id_is_accepted_as_text(
 ) -> None:
     k8s.create_channelmodel("channel-123", {**SPEC, "channelId": "123"})
     async with compat_client() as client:
-        status, body = await post_train(client, {"channelId": 123, "manifestUrl": "https://s.test/m"})
+        status, body = await post_train(
+            client, {"channelId": 123, "manifestUrl": "https://s.test/m"}
+        )
     assert status == 202
     assert body["jobId"].startswith("default/channel-123/")
 
@@ -197,3 +211,30 @@ async def test_creation_needs_a_manifest_url(k8s: Cluster, compat_client: Compat
         status, body = await post_train(client, {"channelId": "shop-5"})
     assert status == 400
     assert body == {"error": "manifestUrl is required to create a ChannelModel"}
+
+
+async def test_creation_never_takes_over_a_name_in_use(
+    k8s: Cluster, compat_client: CompatClient
+) -> None:
+    k8s.create_channelmodel("shop-5", {**SPEC, "channelId": "legacy-5"})
+    k8s.core.create_namespaced_secret(
+        "default",
+        {
+            "metadata": {"name": "shop-6-manifest-token"},
+            "data": {"token": base64.b64encode(b"ops").decode()},
+        },
+    )
+    async with compat_client(create=True) as client:
+        taken_model, model_body = await post_train(client, train_body("shop-5", authToken="t1"))
+        taken_secret, secret_body = await post_train(client, train_body("shop-6", authToken="t2"))
+
+    assert taken_model == taken_secret == 409
+    assert model_body == {"error": "ChannelModel default/shop-5 exists for another channel"}
+    assert secret_body == {
+        "error": "Secret default/shop-6-manifest-token exists and is not managed by this API"
+    }
+    assert k8s.get_channelmodel("shop-5")["spec"]["channelId"] == "legacy-5"
+    names = [s.metadata.name for s in k8s.core.list_namespaced_secret("default").items]
+    assert names == ["shop-6-manifest-token"]  # the Secret made for shop-5 was removed again
+    secret = k8s.core.read_namespaced_secret("shop-6-manifest-token", "default")
+    assert base64.b64decode(secret.data["token"]) == b"ops"

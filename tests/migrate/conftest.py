@@ -67,9 +67,7 @@ def store(store_uri: str) -> ArtifactStore:
 
 
 @pytest.fixture
-def run_import(
-    store_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> Importer:
+def run_import(store_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Importer:
     """`channelmodel import ... --store <tmp store>`; the result as the operator reads it."""
 
     def run(*args: str, channel: str = "shop-1", store: str | None = None) -> ImportRun:

@@ -32,9 +32,7 @@ class FolderHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serve_folder(
-    folder: Path, token: str | None = None
-) -> Iterator[tuple[str, list[str | None]]]:
+def serve_folder(folder: Path, token: str | None = None) -> Iterator[tuple[str, list[str | None]]]:
     """(base URL ending in "/", the Authorization headers received)."""
     seen: list[str | None] = []
     handler = type("Handler", (FolderHandler,), {"token": token, "seen_authorization": seen})

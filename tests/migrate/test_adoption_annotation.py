@@ -67,7 +67,9 @@ def test_channel_model_of_another_channel_is_refused_before_publishing(
     assert run.code == 1
     assert run.result["error"] == "ChannelModel default/other is for channel 'shop-2', not 'shop-1'"
     assert stored_files(store_uri) == []
-    assert IMPORTED_VERSION not in (k8s.get_channelmodel("other")["metadata"].get("annotations") or {})
+    assert IMPORTED_VERSION not in (
+        k8s.get_channelmodel("other")["metadata"].get("annotations") or {}
+    )
 
 
 def test_missing_channel_model_is_refused_before_publishing(

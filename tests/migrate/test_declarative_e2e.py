@@ -26,7 +26,10 @@ def test_import_from_url_with_token_is_served_as_first_version(
 ) -> None:
     k8s.core.create_namespaced_secret(
         "default",
-        {"metadata": {"name": "tm-host"}, "data": {"token": base64.b64encode(b"tm-token").decode()}},
+        {
+            "metadata": {"name": "tm-host"},
+            "data": {"token": base64.b64encode(b"tm-token").decode()},
+        },
     )
     with serve_folder(reference_dir, token="tm-token") as (base, seen):
         start_job_runner()  # runs the Job's own command: python -m channelmodel import ...
@@ -44,10 +47,12 @@ def test_import_from_url_with_token_is_served_as_first_version(
             },
         )
         status = wait_for(
-            lambda: (s := k8s.get_channelmodel("shop-1").get("status") or {}).get("modelVersion")
-            == "1.0.0"
-            and not s.get("currentJob")
-            and s,
+            lambda: (
+                (s := k8s.get_channelmodel("shop-1").get("status") or {}).get("modelVersion")
+                == "1.0.0"
+                and not s.get("currentJob")
+                and s
+            ),
             timeout=90,
             message="the imported 1.0.0 served",
         )
@@ -63,6 +68,7 @@ def test_import_from_url_with_token_is_served_as_first_version(
     assert len(jobs) == 1  # the import stands for the first training
     assert jobs[0]["spec"]["template"]["spec"]["containers"][0]["args"][0] == "import"
     store = open_store(f"file://{tmp_path / 'store'}")
-    assert store.read_file("shop-1", "1.0.0", "weights.bin") == (
-        reference_dir / "weights.bin"
-    ).read_bytes()
+    assert (
+        store.read_file("shop-1", "1.0.0", "weights.bin")
+        == (reference_dir / "weights.bin").read_bytes()
+    )

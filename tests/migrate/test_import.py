@@ -147,9 +147,10 @@ def test_zip_of_a_folder_is_read_one_level_down(
             zf.write(path, f"my-model/{path.name}")
 
     assert run_import(str(archive)).code == 0
-    assert store.read_file("shop-1", "1.0.0", "weights.bin") == (
-        reference_dir / "weights.bin"
-    ).read_bytes()
+    assert (
+        store.read_file("shop-1", "1.0.0", "weights.bin")
+        == (reference_dir / "weights.bin").read_bytes()
+    )
 
 
 def test_model_json_path_reads_its_neighbours(
@@ -172,9 +173,10 @@ def test_url_with_bearer_token_and_credentials_kept_out_of_origin(
     assert run.result["origin"] == f"imported:{base}model.json"
     assert seen == ["Bearer s3cr3t-token"] * 3  # model.json, metadata.json, weights.bin
     assert "s3cr3t" not in run.stdout + run.stderr + json.dumps(run.result)
-    assert store.read_file("shop-1", "1.0.0", "weights.bin") == (
-        reference_dir / "weights.bin"
-    ).read_bytes()
+    assert (
+        store.read_file("shop-1", "1.0.0", "weights.bin")
+        == (reference_dir / "weights.bin").read_bytes()
+    )
 
 
 def test_url_without_the_token_is_refused_without_leaking_the_query(

@@ -52,13 +52,19 @@ def climbing_path(model: dict[str, Any]) -> None:
 
 
 METADATA_BREAKS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
-    "labels-exceed-outputs": (add_label, "model.json outputs 2 classes but metadata.json has 3 labels"),
+    "labels-exceed-outputs": (
+        add_label,
+        "model.json outputs 2 classes but metadata.json has 3 labels",
+    ),
     "duplicate-labels": (duplicate_label, "metadata.json: duplicate labels: 'Class 1'"),
     "no-labels": (empty_labels, "metadata.json has no labels"),
     "blank-label": (blank_label, "labels must be non-empty strings"),
 }
 MODEL_BREAKS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
-    "outputs-exceed-labels": (wider_output, "model.json outputs 3 classes but metadata.json has 2 labels"),
+    "outputs-exceed-labels": (
+        wider_output,
+        "model.json outputs 3 classes but metadata.json has 2 labels",
+    ),
     "graph-model": (graph_model, "model.json is a TF.js 'graph-model', not a layers model"),
     "no-topology": (no_topology, "model.json is not a TF.js layers model: no modelTopology"),
     "manifest-shorter-than-weights": (

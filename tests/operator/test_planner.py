@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -410,3 +411,42 @@ def test_only_model_shaping_spec_changes_retrain() -> None:
     sim.tick()
     assert len(sim.started) == 2
     assert sim.started[-1][1].trigger == Trigger.SPEC
+
+
+def test_recreated_channel_model_continues_the_stores_numbering() -> None:
+    sim = Sim()
+    p = plan_with_store(sim, "1.0.7")
+    assert p.start_job is not None
+    assert p.start_job.version == "1.0.8"
+
+
+def plan_with_store(sim: Sim, store_latest: str) -> Any:
+    from channelmodel.planner import PlanInput, plan
+
+    from .sim import base_url
+
+    return plan(
+        PlanInput(name="shop-1", spec=sim.spec, status=sim.status, annotations={}, now=sim.now,
+                  fleet=sim.fleet, model_base_url=base_url, store_latest=store_latest)
+    )  # fmt: skip
+
+
+def test_blocked_start_says_why_in_the_training_condition() -> None:
+    sim = Sim()
+    sim.tick(blocked="Secret default/tok not found")
+    training = get_condition(sim.status.conditions, "Training")
+    assert training is not None
+    assert training.reason == "Blocked"
+    assert training.message == "Secret default/tok not found"
+
+
+def test_failed_run_without_metrics_clears_last_run() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=0))
+    sim.trained_once()
+    assert sim.status.lastRun is not None
+    sim.change()
+    sim.tick()
+    p = sim.finish(ok=False)
+    assert sim.status.lastRun is None
+    assert p.finished_job is not None
+    assert p.finished_job.version == "1.0.1"

@@ -25,7 +25,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, V
 
 from channelmodel.api.models import CHANNEL_ID_PATTERN, HTTP_URL_PATTERN
 from channelmodel.compat.auth import is_authorized, unauthorized
-from channelmodel.compat.channels import ChannelModels, ChannelNotFound, TrainCall
+from channelmodel.compat.channels import ChannelModels, ChannelNotFound, NameTaken, TrainCall
 from channelmodel.compat.jobs import JobId, job_view
 from channelmodel.compat.settings import CompatSettings
 from channelmodel.kube import load_client_config
@@ -135,6 +135,8 @@ async def train(request: web.Request) -> web.Response:
         return _error(
             404, f"no ChannelModel for channel {body.channelId} in namespace {settings.namespace}"
         )
+    except NameTaken as exc:
+        return _error(409, str(exc))
     except ValueError as exc:
         return _error(400, str(exc))
     except ApiException as exc:

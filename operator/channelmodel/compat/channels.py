@@ -43,6 +43,10 @@ class ChannelNotFound(Exception):
     pass
 
 
+class NameTaken(Exception):
+    """The name a new ChannelModel or Secret needs belongs to something else."""
+
+
 def channel_model_name(channel_id: str) -> str:
     """A DNS-1123 name for a channel; a hash suffix when lowercasing or `_` changed it,
     so `Shop_1` and `shop-1` never share a name."""
@@ -130,8 +134,9 @@ class ChannelModels:
             "manifest": {"url": call.manifest_url},
         }
         secret_name = f"{name}-manifest-token"
+        secret_created = False
         if call.auth_token:
-            self._put_token_secret(secret_name, call.auth_token)
+            secret_created = self._put_token_secret(secret_name, call.auth_token)
             spec["manifest"]["authSecretRef"] = {"name": secret_name, "key": TOKEN_KEY}
         if call.webhook_url:
             spec["notify"] = {"webhookUrl": call.webhook_url}
@@ -154,8 +159,15 @@ class ChannelModels:
                 )
             )
         except ApiException as exc:
-            if exc.status == 409:
-                return None
+            existing = self.get(name) if exc.status == 409 else None
+            if existing is not None and existing["spec"].get("channelId") == call.channel_id:
+                return None  # a concurrent call created it: its Secret is this one
+            if secret_created:
+                self.core.delete_namespaced_secret(secret_name, self.namespace)
+            if existing is not None:
+                raise NameTaken(
+                    f"ChannelModel {self.namespace}/{name} exists for another channel"
+                ) from None
             raise
         if call.auth_token:
             self._own_secret(secret_name, created)
@@ -163,7 +175,8 @@ class ChannelModels:
         return JobId(self.namespace, name, at)
 
     # --- the manifest token -----------------------------------------------------------
-    def _put_token_secret(self, name: str, token: str) -> None:
+    def _put_token_secret(self, name: str, token: str) -> bool:
+        """Create (True) or update our own Secret; refuse to touch anyone else's."""
         data = {TOKEN_KEY: _b64(token)}
         body = client.V1Secret(
             metadata=client.V1ObjectMeta(name=name, labels={MANAGED_BY_LABEL: MANAGED_BY}),
@@ -175,7 +188,15 @@ class ChannelModels:
         except ApiException as exc:
             if exc.status != 409:
                 raise
+            existing = self.core.read_namespaced_secret(name, self.namespace)
+            labels = (existing.metadata.labels if existing.metadata else None) or {}
+            if labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
+                raise NameTaken(
+                    f"Secret {self.namespace}/{name} exists and is not managed by this API"
+                ) from None
             self.core.patch_namespaced_secret(name, self.namespace, {"data": data})
+            return False
+        return True
 
     def _own_secret(self, name: str, owner: dict[str, Any]) -> None:
         """Deleting the ChannelModel then deletes its token (best effort)."""

@@ -9,6 +9,7 @@ import sys
 from aiohttp import web
 from pydantic import ValidationError
 
+from channelmodel.compat.settings import CompatSettings
 from channelmodel.server.app import create_app
 from channelmodel.server.settings import ServerSettings
 from channelmodel.store import StoreError, open_store
@@ -61,6 +62,20 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(
         store, cors_origins=settings.cors_origins, public_base_url=settings.public_base_url
     )
+    compat = CompatSettings()
+    if compat.enabled:
+        # The old trainer service's POST /v1/train (docs/migration.md); off by default.
+        from channelmodel.compat.app import mount
+        from channelmodel.compat.settings import CompatTokenMissing
+        from channelmodel.kube import load_client_config
+
+        try:
+            mount(app, compat)
+            load_client_config()
+        except CompatTokenMissing as exc:  # accepting nobody (or everybody) is no option
+            print(f"channelmodel serve: compatibility API: {exc}", file=sys.stderr)
+            return 2
+        log.info("compatibility API /v1/train enabled (%s mode)", compat.mode)
     log.info("serving %s on %s:%d", store.uri, settings.server_host, settings.server_port)
     web.run_app(
         app, host=settings.server_host, port=settings.server_port, print=None, access_log=None
