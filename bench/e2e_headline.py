@@ -57,7 +57,7 @@ import httpx
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-POLL = 0.1  # seconds between polls of the emulator and the model server
+POLL = 0.2  # seconds between polls of the emulator and the model server
 TARGET_SLACK = 30.0  # seconds allowed on top of the debounce
 NAMESPACE = "default"
 NAME = "headline"
@@ -220,6 +220,7 @@ class Timeline:
     api: dict[str, float | None] = field(default_factory=dict)
     result: dict[str, Any] = field(default_factory=dict)
     served_version: str | None = None
+    failure: str | None = None  # the operator's lastError when the run was not served
 
     def note(self, event: str) -> None:
         self.seen.setdefault(event, time.time())
@@ -250,7 +251,8 @@ class Observer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._poll_once(timeline, known_jobs)
-            if {"served", "status"} <= timeline.seen.keys() and timeline.result:
+            done = {"served", "status"} <= timeline.seen.keys() and timeline.result
+            if done or timeline.failure:
                 return timeline
             time.sleep(POLL)
         sys.exit(f"timed out after {timeout}s; seen so far: {sorted(timeline.seen)}")
@@ -275,6 +277,8 @@ class Observer:
         if t.version and status.get("modelVersion") == t.version:
             t.note("status")
             t.api["lastTrained"] = api_time(status.get("lastTrained"))
+        elif "jobDone" in t.seen and status.get("trainingStatus") == "Failed" and not current:
+            t.failure = str(status.get("lastError"))  # e.g. rejected by the quality gate
         if "served" not in t.seen:
             self._poll_server(t)
 
@@ -326,15 +330,31 @@ class Observer:
             t.served_version = version
 
 
-def trainer_first_log(work: Path, pod: str) -> float | None:
-    """Wall time of the trainer's first log line (its clock is this machine's)."""
+@dataclass
+class TrainerLog:
+    """Wall times (this machine's clock) of landmarks in the trainer's log."""
+
+    first_line: float | None = None  # the manifest GET, the first thing it logs
+    last_image: float | None = None  # the last image download answered
+    embedded: float | None = None  # "embedding: N images of M products; ..."
+
+
+def read_trainer_log(work: Path, pod: str) -> TrainerLog:
+    found = TrainerLog()
     log = work / "jobs" / f"{NAMESPACE}.{pod}" / "output.log"
     for line in log.read_text(errors="replace").splitlines():
         match = TRAINER_LOG_TIME.match(line)
-        if match:
-            local = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f")
-            return local.timestamp()  # asctime is local time
-    return None
+        if not match:
+            continue
+        # asctime is local time
+        at = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        if found.first_line is None:
+            found.first_line = at
+        if "HTTP Request: GET" in line and "/images/" in line:
+            found.last_image = at
+        if " embedding: " in line and " images of " in line:
+            found.embedded = at
+    return found
 
 
 # ---------------------------------------------------------------- the report
@@ -352,12 +372,16 @@ def breakdown(label: str, t: Timeline, work: Path, debounce: float) -> Breakdown
     timings: dict[str, float] = t.result.get("timings", {})
     seen = t.seen
     assert t.pod is not None
-    first_log = trainer_first_log(work, t.pod)
-    # The first log line ("embedding: started") follows the manifest stage.
-    pipeline_start = (first_log or seen["podRunning"]) - timings.get("manifest", 0.0)
+    log = read_trainer_log(work, t.pod)
+    # The first log line is the manifest response, at the end of the manifest stage.
+    pipeline_start = (log.first_line or seen["podRunning"]) - timings.get("manifest", 0.0)
     pipeline_end = pipeline_start + timings["total"]
+    images = timings.get("images", 0.0)
+    images_start = pipeline_start + timings.get("manifest", 0.0)
+    # Cache look-ups need the base model's identity, so downloads of cached photos
+    # wait for it; what follows the last download is embedding the uncached rest.
+    download = (log.last_image - images_start) if log.last_image else images
     staged = sum(timings.get(k, 0.0) for k in ("manifest", "images", "train", "export", "publish"))
-    end = max(seen["served"], seen["status"])
     rows = [
         ("debounce wait (change -> Job created)", seen["job"] - t.change,
          f"debounceSeconds {debounce:g}"),
@@ -365,9 +389,11 @@ def breakdown(label: str, t: Timeline, work: Path, debounce: float) -> Breakdown
         ("trainer start-up (Python, TensorFlow import)", pipeline_start - seen["podRunning"],
          "process start -> pipeline"),
         ("manifest", timings.get("manifest", 0.0), "GET manifest.json"),
-        ("download + embed", timings.get("images", 0.0),
-         f"overlapped; base model load {timings.get('baseModel', 0.0):.1f} s inside; "
-         f"{t.result.get('embedded')} embedded, {t.result.get('cacheHits')} from cache"),
+        ("download + cache look-ups (+ embedding misses)", download,
+         f"base model load {timings.get('baseModel', 0.0):.1f} s overlapped; "
+         f"{t.result.get('cacheHits')} from cache"),
+        ("embed (after the last download)", images - download,
+         f"{t.result.get('embedded')} photos embedded in all"),
         ("train", timings.get("train", 0.0), "head, 20 epochs"),
         ("export", timings.get("export", 0.0), "TF.js layers model"),
         ("publish", timings.get("publish", 0.0), "store"),
@@ -376,8 +402,9 @@ def breakdown(label: str, t: Timeline, work: Path, debounce: float) -> Breakdown
          "result write, interpreter exit, job runner"),
         ("status update (Job Complete -> status.modelVersion)", seen["status"] - seen["jobDone"],
          "operator"),
-        ("served (status -> latest.json has the label)", end - seen["status"],
-         f"latest.json seen {seen['served'] - seen['jobDone']:+.1f} s after Job Complete"),
+        ("served (status -> latest.json has the label)", seen["served"] - seen["status"],
+         "operator: store pointer, then status" if seen["served"] >= seen["status"]
+         else "the version was served before the status said so"),
     ]  # fmt: skip
     api = t.api
     cross = [
@@ -386,7 +413,7 @@ def breakdown(label: str, t: Timeline, work: Path, debounce: float) -> Breakdown
         f"pod startTime - Job creationTimestamp {(api['pod.startTime'] or 0) - (api['jobCreated'] or 0):+.0f} s",
     ]
     extra = "API timestamps (1 s resolution): " + "; ".join(cross)
-    return Breakdown(label, rows, end - t.change, extra)
+    return Breakdown(label, rows, seen["served"] - t.change, extra)
 
 
 def print_breakdown(b: Breakdown, debounce: float) -> None:
@@ -476,6 +503,7 @@ def main() -> None:
     started = time.time()
     dev = DevProcess(dev_argv, cwd=work_root, log=work_root / "dev.log")
     breakdowns: list[Breakdown] = []
+    not_served: list[str] = []
     try:
         dev.wait_for("applied ChannelModel", timeout=120)
         observer = Observer(work / "kubeconfig", server_url)
@@ -484,6 +512,8 @@ def main() -> None:
         cold = observer.follow(
             Timeline(change=applied, expect_label=None), known_jobs, args.timeout
         )
+        if cold.failure:
+            sys.exit(f"1.0.0 was not served: {cold.failure}")
         cold_b = breakdown("cold 1.0.0", cold, work, args.debounce)
         print_breakdown(cold_b, args.debounce)
         print(f"  (dev start -> 1.0.0 served: {cold.seen['served'] - started:.1f} s)", flush=True)
@@ -501,6 +531,11 @@ def main() -> None:
             timeline = observer.follow(
                 Timeline(change=change, expect_label=product.id), known_jobs, args.timeout
             )
+            if timeline.failure:
+                ended = timeline.seen["jobDone"] - change
+                not_served.append(f"+{product.id}: {timeline.failure} (Job done at +{ended:.1f} s)")
+                print(f"\n+{product.id}: NOT SERVED: {not_served[-1]}", flush=True)
+                continue
             result = breakdown(
                 f"+{product.id} -> {timeline.served_version}", timeline, work, args.debounce
             )
@@ -514,6 +549,8 @@ def main() -> None:
             print(f"kept {work_root}")
         else:
             shutil.rmtree(work_root, ignore_errors=True)
+    for line in not_served:
+        print(f"not served: {line}")
     if breakdowns:
         totals = [b.total for b in breakdowns]
         target = args.debounce + TARGET_SLACK
