@@ -232,7 +232,7 @@ class Observer:
     def __init__(self, kubeconfig: Path, server_url: str) -> None:
         from kubernetes import client, config
 
-        api = config.new_client_from_config(str(kubeconfig))
+        api = config.new_client_from_config(str(kubeconfig))  # type: ignore[no-untyped-call]
         self.custom = client.CustomObjectsApi(api)
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
@@ -241,9 +241,8 @@ class Observer:
         self.labels: dict[str, list[str]] = {}  # per version, from metadata.json
 
     def channel_model(self) -> dict[str, Any]:
-        obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, NAMESPACE, PLURAL, NAME
-        )
+        obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, NAME)
+        assert isinstance(obj, dict)
         return obj
 
     def follow(self, timeline: Timeline, known_jobs: set[str], timeout: float) -> Timeline:
@@ -259,12 +258,14 @@ class Observer:
 
     def _poll_once(self, t: Timeline, known_jobs: set[str]) -> None:
         if t.job is None:
-            jobs = self.batch.list_namespaced_job(NAMESPACE).items
-            new = [j for j in jobs if j.metadata.name not in known_jobs]
-            if new:
+            jobs = [
+                j.metadata for j in self.batch.list_namespaced_job(NAMESPACE).items if j.metadata
+            ]
+            new = [meta for meta in jobs if meta.name and meta.name not in known_jobs]
+            if new and new[0].name:
                 t.note("job")
-                t.job = new[0].metadata.name
-                t.api["jobCreated"] = api_time(new[0].metadata.creation_timestamp)
+                t.job = new[0].name
+                t.api["jobCreated"] = api_time(new[0].creation_timestamp)
                 known_jobs.add(t.job)
         obj = self.channel_model()
         status = obj.get("status") or {}
@@ -286,11 +287,10 @@ class Observer:
         assert t.job is not None
         if "jobDone" not in t.seen:
             job = self.batch.read_namespaced_job(t.job, NAMESPACE)
-            if job.status and job.status.completion_time:
+            conditions = (job.status and job.status.conditions) or []
+            if any(c.type in ("Complete", "Failed") and c.status == "True" for c in conditions):
                 t.note("jobDone")
-                t.api["job.completionTime"] = api_time(job.status.completion_time)
-            if job.status and job.status.failed:
-                sys.exit(f"Job {t.job} failed: {job.status.conditions}")
+                t.api["job.completionTime"] = api_time(job.status and job.status.completion_time)
         if t.result:
             return
         pods = self.core.list_namespaced_pod(
@@ -299,7 +299,7 @@ class Observer:
         if not pods:
             return
         pod = pods[-1]
-        t.pod = pod.metadata.name
+        t.pod = pod.metadata.name if pod.metadata else None
         t.note("pod")
         if pod.status and pod.status.start_time:
             t.note("podRunning")

@@ -84,6 +84,11 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.level = logging.WARNING  # only our explicit Events, not log lines
         settings.persistence.finalizer = f"{GROUP}/cleanup"
+        # kopf stores a diff base for change handlers; annotation storms must not
+        # rewrite it on every backend patch (we have no on.update handler to feed).
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            ignored_fields=["metadata.annotations", "status"]
+        )
         settings.watching.server_timeout = 300
         settings.networking.error_backoffs = [1, 2, 5, 10]
         # Namespaced installs get no cluster-wide rights: no namespace/CRD scanning.

@@ -222,3 +222,20 @@ def test_restart_during_debounce_and_cooldown_still_runs_once(
     wait_for(lambda: _at_version(k8s, "1.0.2"), timeout=60, message="1.0.2")
     time.sleep(2)
     assert len(k8s.jobs()) == 3
+
+
+def test_change_storm_costs_a_status_write_per_tick_not_per_patch(
+    k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
+) -> None:
+    start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.2"))
+    operator_process()  # default 1 s timer
+    k8s.create_channelmodel("shop-1", _spec(debounceSeconds=30))
+    wait_for(lambda: _at_version(k8s, "1.0.0"), timeout=60, message="1.0.0")
+    time.sleep(1.5)
+    mark = k8s.request_mark()
+    for _ in range(40):  # 40 patches in ~2 s
+        _change(k8s, datetime.now(UTC))
+        time.sleep(0.05)
+    time.sleep(1.5)
+    writes = k8s.count_requests(since=mark, verbs={"create", "patch", "update", "delete"}, user_agent="kopf")
+    assert 1 <= writes <= 8, f"{writes} operator writes for 40 change patches"
