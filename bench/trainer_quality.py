@@ -10,9 +10,10 @@ decode, augmentation and embedder, and optionally kept in a file for reruns.
 
 Recipes (train.HeadRecipe):
 - tm: Teachable Machine's: 50 epochs, batch 16, Adam 1e-3, 15% held out, photos only.
-- tm+refit: the same, then the exported head is trained on every photo.
-- tm+views: the same as tm, on the photo and its augmented views.
-- ours: the trainer's default (views, class balancing, refit on all photos, 20 epochs).
+- tm+views: the same on each photo and its augmented views (a step holds 16
+  photos' worth of rows, so steps per epoch stay TM's).
+- ours: the trainer's default: views, class balancing, 20 epochs.
+- ours+refit: the same, then the head trained again on every photo (held-out ones too).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ from trainer_common import grocery_split, load_base, machine
 
 RECIPES: dict[str, HeadRecipe] = {
     "tm": TM_RECIPE,
-    "tm+refit": replace(TM_RECIPE, refit_on_all=True),
-    "tm+views": replace(TM_RECIPE, use_views=True),
+    "tm+views": replace(TM_RECIPE, use_views=True, batch_per_photo=True),
     "ours": HeadRecipe(),
+    "ours+refit": replace(HeadRecipe(), refit_on_all=True),
 }
 
 

@@ -48,6 +48,7 @@ from channelmodel.store import ArtifactStore
 
 Clock = Callable[[], datetime]
 SECRET_RECHECK_SECONDS = 10.0
+STALE_WRITE_TIMEOUT = 15.0
 
 
 def utc_now() -> datetime:
@@ -66,6 +67,10 @@ class Runtime:
     # for the concurrency cap, rebuilt from the index after a restart.
     recent_starts: dict[tuple[str, str], float] = field(default_factory=dict)
     start_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Status fields written last, per object, until the watch shows them back.
+    pending_writes: dict[tuple[str, str], tuple[dict[str, Any], float]] = field(
+        default_factory=dict
+    )
     notifier: Notifier = field(default_factory=Notifier)
     telemetry: ChannelTelemetry = field(default_factory=ChannelTelemetry)
     # Secret checks are rate-limited per object (a cache, not state).
@@ -158,6 +163,7 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         body: kopf.Body, name: str, namespace: str | None, logger: kopf.Logger, **_: Any
     ) -> None:
         rt.telemetry.forget((namespace or "default", name))
+        rt.pending_writes.pop((namespace or "default", name), None)
         deleted = await rt.kube.delete_jobs(namespace or "default", f"{CHANNEL_MODEL_LABEL}={name}")
         if deleted:
             logger.info("deleted training Jobs %s", ", ".join(deleted))
@@ -185,6 +191,8 @@ async def reconcile_channel(
 ) -> None:
     now = rt.clock()
     raw_status = dict(body.get("status") or {})
+    if _is_stale(rt, (namespace, name), raw_status):
+        return
     status = _parse_status(raw_status, logger)
     try:
         spec = ChannelModelSpec.model_validate(dict(body.get("spec") or {}))
@@ -268,7 +276,9 @@ async def _execute(
             decision.start_job.name,
             decision.start_job.version,
         )
-    _patch_status(raw_status, decision.status, patch)
+    written = _patch_status(raw_status, decision.status, patch)
+    if written:
+        rt.pending_writes[(namespace, name)] = (written, time.monotonic())
     for event in decision.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
     _record_telemetry(rt, (namespace, name), spec, raw_status, decision)
@@ -370,15 +380,38 @@ def _status_json(status: ChannelModelStatus) -> dict[str, Any]:
     return status.model_dump(mode="json", exclude_none=True)
 
 
-def _patch_status(raw: Mapping[str, Any], new: ChannelModelStatus, patch: kopf.Patch) -> None:
+def _patch_status(
+    raw: Mapping[str, Any], new: ChannelModelStatus, patch: kopf.Patch
+) -> dict[str, Any]:
     """Write only the top-level status fields that changed (nothing when idle)."""
     wanted = _status_json(new)
-    for key, value in wanted.items():
-        if raw.get(key) != value:
-            patch.status[key] = value
-    for key in ChannelModelStatus.model_fields:
-        if key in raw and key not in wanted:
-            patch.status[key] = None
+    changed: dict[str, Any] = {key: value for key, value in wanted.items() if raw.get(key) != value}
+    changed |= {
+        key: None for key in ChannelModelStatus.model_fields if key in raw and key not in wanted
+    }
+    for key, value in changed.items():
+        patch.status[key] = value
+    return changed
+
+
+def _is_stale(rt: Runtime, key: tuple[str, str], raw_status: Mapping[str, Any]) -> bool:
+    """True while the body kopf hands us predates our own last status write.
+
+    kopf's timers run on the latest object the watch delivered; under load that
+    can be older than what we wrote a moment ago, and planning from it would
+    repeat the last decision (a second Job create, a second success).
+    """
+    pending = rt.pending_writes.get(key)
+    if pending is None:
+        return False
+    expected, written_at = pending
+    if all(raw_status.get(field) == value for field, value in expected.items()):
+        del rt.pending_writes[key]
+        return False
+    if time.monotonic() - written_at > STALE_WRITE_TIMEOUT:
+        del rt.pending_writes[key]  # the write was lost or overwritten: plan afresh
+        return False
+    return True
 
 
 def _report_invalid_spec(

@@ -18,6 +18,18 @@ S3: dict[str, Any] = {
     },
 }
 
+# The compatibility API on, with the chart's defaults otherwise.
+COMPAT: dict[str, Any] = {"enabled": True, "existingSecret": "channelmodel-compat"}
+# ... and creating ChannelModels, in a namespace other than the release's.
+COMPAT_CREATE: dict[str, Any] = {
+    "enabled": True,
+    "existingSecret": "backend-bearer",
+    "secretKey": "bearer",
+    "namespace": "shop-b",
+    "createChannelModels": True,
+    "mode": "manual",
+}
+
 CASES: list[Values] = [
     Values("defaults"),
     Values("s3", {"store": S3}),
@@ -56,6 +68,15 @@ CASES: list[Values] = [
             "store": {
                 "pvc": {"storageClass": "fast-rwx", "accessMode": "ReadWriteMany", "size": "50Gi"}
             }
+        },
+    ),
+    Values("compat", {"server": {"compat": COMPAT}}),
+    Values(
+        "compat-create",
+        {
+            "watch": {"namespaces": ["shop-a", "shop-b"]},
+            "store": S3,
+            "server": {"compat": COMPAT_CREATE},
         },
     ),
     Values(

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -163,3 +163,34 @@ def rendered_notes(overrides: Mapping[str, Any], tmp_path: Path) -> str:
         [*template_args(values_file, chart=chart), "--show-only", "templates/notes-probe.yaml"]
     ).stdout
     return str(yaml.safe_load(output)["text"])
+
+
+@dataclass(frozen=True)
+class MountedSecretKey:
+    """A file in a container that is one key of a Secret volume."""
+
+    secret: str
+    key: str
+    mount_path: PurePosixPath  # where the volume is mounted
+    relative: PurePosixPath  # the file inside the mount
+    mode: int | None
+
+
+def mounted_secret_key(pod: Mapping[str, Any], file: str) -> MountedSecretKey | None:
+    """Which Secret key the first container sees at `file`, or None if no Secret volume holds it."""
+    path = PurePosixPath(file)
+    volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
+    for mount in pod["containers"][0].get("volumeMounts", []):
+        mount_path = PurePosixPath(mount["mountPath"])
+        secret = volumes[mount["name"]].get("secret")
+        if secret is None or "subPath" in mount or not path.is_relative_to(mount_path):
+            continue
+        relative = path.relative_to(mount_path)
+        items = secret.get("items")
+        keys = {item["path"]: item["key"] for item in items} if items else None
+        key = keys.get(str(relative)) if keys is not None else str(relative)
+        if key is not None:
+            return MountedSecretKey(
+                secret["secretName"], key, mount_path, relative, secret.get("defaultMode")
+            )
+    return None

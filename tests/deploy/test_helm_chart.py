@@ -26,6 +26,7 @@ from tests.deploy.chart_render import (
     rendered_notes,
     run_helm,
     select,
+    template_args,
 )
 
 # Oldest Kubernetes the chart declares (Chart.yaml kubeVersion) and the newest
@@ -422,9 +423,24 @@ BAD_VALUES = [
     ({"securityContext": {"runAsUser": 0}}, ["securityContext.runAsUser"]),
     ({"trainer": {"gpus": 2}}, ["Additional property gpus is not allowed"]),
     ({"storage": {"type": "s3"}}, ["Additional property storage is not allowed"]),
+    ({"server": {"compat": {"enabled": True}}}, ["server.compat.existingSecret"]),
+    (
+        {"server": {"compat": {"enabled": True, "existingSecret": ""}}},
+        ["server.compat.existingSecret"],
+    ),
+    ({"server": {"compat": {"mode": "auto"}}}, ["server.compat.mode", '"event", "manual"']),
+    # The bearer token has no place in values: only the Secret's name does.
+    ({"server": {"compat": {"token": "s3cr3t"}}}, ["Additional property token is not allowed"]),
+    ({"server": {"compat": {"namespace": "Shop_A"}}}, ["server.compat.namespace"]),
+    ({"server": {"compat": {"secretKey": "a/b"}}}, ["server.compat.secretKey"]),
+    ({"server": {"compat": {"createChannelModels": "yes"}}}, ["server.compat.createChannelModels"]),
     # Combinations the schema cannot express are refused by the templates.
     ({"watch": {"clusterWide": True}}, ["store.type=pvc", "use store.type=s3"]),
     ({"watch": {"namespaces": ["shop-a"]}}, ["store.type=pvc", "watch only the release namespace"]),
+    (
+        {"server": {"compat": {"enabled": True, "existingSecret": "t", "namespace": "shop-z"}}},
+        ['server.compat.namespace "shop-z" is not watched', "add it to watch.namespaces"],
+    ),
 ]
 
 
@@ -437,3 +453,51 @@ def test_bad_values_are_refused_with_a_clear_message(
     error = render_error(Values("bad", overrides), tmp_path)
     for message in messages:
         assert message in error, f"{message!r} not in helm's error:\n{error}"
+
+
+def test_compat_without_a_token_secret_is_refused_even_without_the_schema(tmp_path: Path) -> None:
+    """The templates refuse it too (e.g. `--skip-schema-validation`), saying what to create."""
+    values = Values("no-secret", {"server": {"compat": {"enabled": True, "secretKey": "bearer"}}})
+    result = run_helm(
+        [*template_args(values.write(tmp_path)), "--skip-schema-validation"], check=False
+    )
+    assert result.returncode != 0
+    assert "server.compat.enabled=true needs server.compat.existingSecret" in result.stderr
+    assert f'Secret in namespace "{NAMESPACE}"' in result.stderr
+    assert "--from-literal=bearer=" in result.stderr
+
+
+def test_compat_mounts_the_token_secret_and_renders_no_secret_of_its_own(tmp_path: Path) -> None:
+    objects = render(CASES[CASE_IDS.index("compat-create")], tmp_path)
+    assert select(objects, "Secret") == []
+    pod = deployment(objects, "server")["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if "secret" in v]
+    assert volume["secret"]["secretName"] == "backend-bearer"
+    assert volume["secret"]["items"] == [{"key": "bearer", "path": "token"}]
+    (mount,) = [
+        m
+        for m in container(deployment(objects, "server"))["volumeMounts"]
+        if m["name"] == volume["name"]
+    ]
+    # A whole-directory mount (no subPath): the kubelet then updates a rotated Secret in place.
+    assert mount["readOnly"] is True and "subPath" not in mount
+    # The operator is unchanged by the server's API.
+    operator_pod = deployment(objects, "operator")["spec"]["template"]["spec"]
+    assert not [v for v in operator_pod["volumes"] if "secret" in v]
+
+
+def test_notes_tell_the_backend_where_the_compat_api_is(tmp_path: Path) -> None:
+    case = CASES[CASE_IDS.index("compat-create")]
+    notes = rendered_notes(dict(case.overrides), tmp_path)
+    objects = render(case, tmp_path)
+    service = only(objects, "Service", deployment(objects, "server")["metadata"]["name"])
+    port = service["spec"]["ports"][0]["port"]
+    host = f"{service['metadata']['name']}.{NAMESPACE}.svc"
+    base = f"http://{host}" if port == 80 else f"http://{host}:{port}"
+    assert f"POST {base}/v1/train" in notes
+    assert f"GET  {base}/v1/jobs/<jobId>" in notes
+    assert "namespace shop-b (manual mode" in notes
+    assert "Secret backend-bearer" in notes and "key bearer" in notes
+    assert "create, read,\npatch and delete any Secret in namespace shop-b" in notes
+    (tmp_path / "off").mkdir()
+    assert "/v1/train" not in rendered_notes({}, tmp_path / "off")

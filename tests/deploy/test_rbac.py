@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.cases import S3
+from tests.deploy.cases import COMPAT, COMPAT_CREATE, S3
 from tests.deploy.chart_render import NAMESPACE, Manifest, Values, deployment, render, select
 
 Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
@@ -30,6 +30,18 @@ CLUSTER_ONLY_GRANTS: set[Grant] = {
     ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")
 }
 RBAC_KINDS = ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
+# The model server's compatibility API (server.compat, channelmodel/compat/channels.py):
+# find a channel's ChannelModel (list), follow a job (get), request a retrain (patch).
+COMPAT_GRANTS: set[Grant] = {
+    ("ml.dukarun.io", "channelmodels", v) for v in ("get", "list", "patch")
+}
+# createChannelModels: create the ChannelModel and its manifest-token Secret (get and
+# patch on a clash or a rotated token, delete when the ChannelModel is refused).
+COMPAT_CREATE_GRANTS: set[Grant] = {
+    *COMPAT_GRANTS,
+    ("ml.dukarun.io", "channelmodels", "create"),
+    *{("", "secrets", v) for v in ("create", "get", "patch", "delete")},
+}
 
 
 def grants(role: Manifest) -> set[Grant]:
@@ -58,6 +70,30 @@ def bound_subjects(binding: Manifest) -> set[tuple[str, str]]:
     return {
         (s["name"], s["namespace"]) for s in binding["subjects"] if s["kind"] == "ServiceAccount"
     }
+
+
+def server_service_account(objects: Iterable[Manifest]) -> tuple[str, str]:
+    pod = deployment(objects, "server")["spec"]["template"]["spec"]
+    return pod["serviceAccountName"], NAMESPACE
+
+
+def bindings_of(objects: list[Manifest], subject: tuple[str, str]) -> list[Manifest]:
+    return [
+        binding
+        for binding in select(objects, "RoleBinding") + select(objects, "ClusterRoleBinding")
+        if subject in bound_subjects(binding)
+    ]
+
+
+def bound_role(objects: list[Manifest], binding: Manifest) -> Manifest:
+    ref = binding["roleRef"]
+    (role,) = [
+        role
+        for role in select(objects, ref["kind"], ref["name"])
+        if ref["kind"] == "ClusterRole"
+        or role["metadata"]["namespace"] == binding["metadata"]["namespace"]
+    ]
+    return role
 
 
 @pytest.mark.parametrize(
@@ -155,11 +191,95 @@ def test_trainer_service_account_has_no_token_and_no_rights(
         assert not bound_subjects(binding) & trainer_names
 
 
-def test_only_the_operator_gets_a_token(tmp_path: Path) -> None:
-    objects = render(None, tmp_path)
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"server": {"compat": {**COMPAT_CREATE, "enabled": False}}}],
+    ids=["defaults", "compat-configured-but-off"],
+)
+def test_only_the_operator_gets_a_token(overrides: dict[str, object], tmp_path: Path) -> None:
+    objects = render(Values("token", overrides), tmp_path)
     server_pod = deployment(objects, "server")["spec"]["template"]["spec"]
     assert server_pod["automountServiceAccountToken"] is False
     server_accounts = select(objects, "ServiceAccount", server_pod["serviceAccountName"])
     assert [sa["automountServiceAccountToken"] for sa in server_accounts] == [False]
+    assert bindings_of(objects, server_service_account(objects)) == []
     kinds = {o["kind"] for o in objects}
     assert kinds & set(RBAC_KINDS) == {"Role", "RoleBinding"}
+    # Every Role there is is the operator's.
+    assert {b["roleRef"]["name"] for b in select(objects, "RoleBinding")} == {
+        r["metadata"]["name"] for r in select(objects, "Role")
+    }
+    assert all(
+        bound_subjects(b) == {operator_service_account(objects)}
+        for b in select(objects, "RoleBinding")
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "namespace", "expected"),
+    [
+        ({"server": {"compat": COMPAT}}, NAMESPACE, COMPAT_GRANTS),
+        (
+            {"server": {"compat": {**COMPAT, "createChannelModels": True}}},
+            NAMESPACE,
+            COMPAT_CREATE_GRANTS,
+        ),
+        (
+            {
+                "watch": {"namespaces": ["shop-a", "shop-b"]},
+                "store": S3,
+                "server": {"compat": COMPAT_CREATE},
+            },
+            "shop-b",
+            COMPAT_CREATE_GRANTS,
+        ),
+        (
+            {
+                "watch": {"clusterWide": True},
+                "store": S3,
+                "server": {"compat": {**COMPAT, "namespace": "shop-c"}},
+            },
+            "shop-c",
+            COMPAT_GRANTS,
+        ),
+    ],
+    ids=["find-only", "create", "create-other-namespace", "cluster-wide"],
+)
+def test_compat_grants_the_server_exactly_what_the_api_calls(
+    overrides: dict[str, object], namespace: str, expected: set[Grant], tmp_path: Path
+) -> None:
+    objects = render(Values("compat", overrides), tmp_path)
+    server = server_service_account(objects)
+    (binding,) = bindings_of(objects, server)
+    # One Role in one namespace: nothing cluster-wide, whatever the operator's mode.
+    assert binding["kind"] == "RoleBinding"
+    assert binding["metadata"]["namespace"] == namespace
+    assert bound_subjects(binding) == {server}
+    role = bound_role(objects, binding)
+    assert role["kind"] == "Role"
+    granted = grants(role)
+    assert granted == expected, f"unexpected: {granted - expected}, missing: {expected - granted}"
+    assert not {verb for _, resource, verb in granted if resource == "secrets"} & {"list", "watch"}
+    # The operator's rights are untouched by the server's.
+    operator = operator_service_account(objects)
+    operator_grants = NAMESPACED_GRANTS | (
+        CLUSTER_ONLY_GRANTS if binding_kinds(objects, operator) == {"ClusterRoleBinding"} else set()
+    )
+    for operator_binding in bindings_of(objects, operator):
+        assert grants(bound_role(objects, operator_binding)) == operator_grants
+    # The server now mounts an API token; the trainer still never does.
+    pod = deployment(objects, "server")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is True
+    assert [
+        sa["automountServiceAccountToken"] for sa in select(objects, "ServiceAccount", server[0])
+    ] == [True]
+    trainers = [
+        sa
+        for sa in select(objects, "ServiceAccount")
+        if sa["metadata"]["labels"]["app.kubernetes.io/component"] == "trainer"
+    ]
+    assert trainers and all(sa["automountServiceAccountToken"] is False for sa in trainers)
+
+
+def binding_kinds(objects: list[Manifest], subject: tuple[str, str]) -> set[str]:
+    return {binding["kind"] for binding in bindings_of(objects, subject)}

@@ -1,6 +1,7 @@
 """The chart renders the env the code parses: OperatorSettings for the operator,
-ServerSettings for the model server. Chart and code cannot drift apart: every
-CHANNELMODEL_* variable the chart sets must be a field, and its value must parse."""
+ServerSettings (and CompatSettings for the compatibility API) for the model server.
+Chart and code cannot drift apart: every CHANNELMODEL_* variable the chart sets
+must be a field, and its value must parse."""
 
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ from typing import Any
 import pytest
 from pydantic_settings import BaseSettings
 
+from channelmodel.compat.settings import CompatSettings
 from channelmodel.server.settings import ServerSettings
 from channelmodel.settings import OperatorSettings
 from channelmodel.store import s3
-from tests.deploy.cases import CASE_IDS, CASES
+from tests.deploy.cases import CASE_IDS, CASES, COMPAT, COMPAT_CREATE, S3
 from tests.deploy.chart_render import (
     NAMESPACE,
+    Manifest,
     Values,
     container,
     deployment,
+    mounted_secret_key,
     plain_env,
     render,
     rendered_operator_environment,
@@ -121,13 +125,18 @@ def test_server_env_parses_as_server_settings(
     unknown = (
         {n for n in env if n.startswith("CHANNELMODEL_")}
         - field_env_names(ServerSettings)
+        - field_env_names(CompatSettings)
         - STORE_ENV
         - SERVER_ALSO_READS
     )
-    assert not unknown, f"the chart sets variables ServerSettings does not read: {unknown}"
+    assert not unknown, (
+        f"the chart sets variables ServerSettings and CompatSettings do not read: {unknown}"
+    )
     with only_env(monkeypatch, env):
         settings = ServerSettings()
+        compat = CompatSettings()
         operator_settings = OperatorSettings()  # the server's view of shared variables
+    assert compat.enabled == bool(compat_roles(objects))
     assert settings.server_port == server["ports"][0]["containerPort"]
     assert (
         settings.store_uri
@@ -138,6 +147,99 @@ def test_server_env_parses_as_server_settings(
         == plain_env(container(deployment(objects, "operator")))["CHANNELMODEL_PUBLIC_BASE_URL"]
     )
     assert operator_settings.store_uri == settings.store_uri
+
+
+def compat_roles(objects: list[Manifest]) -> list[Manifest]:
+    """Roles bound to the model server's ServiceAccount (the compatibility API's)."""
+    account = deployment(objects, "server")["spec"]["template"]["spec"]["serviceAccountName"]
+    bound = {
+        (binding["metadata"]["namespace"], binding["roleRef"]["name"])
+        for binding in select(objects, "RoleBinding")
+        if any(s["name"] == account and s["namespace"] == NAMESPACE for s in binding["subjects"])
+    }
+    return [
+        role
+        for role in select(objects, "Role")
+        if (role["metadata"]["namespace"], role["metadata"]["name"]) in bound
+    ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"server": {"compat": COMPAT}},
+            {"namespace": NAMESPACE, "create": False, "mode": "event"},
+        ),
+        (
+            {
+                "watch": {"namespaces": ["shop-a", "shop-b"]},
+                "store": S3,
+                "server": {"compat": COMPAT_CREATE},
+            },
+            {"namespace": "shop-b", "create": True, "mode": "manual"},
+        ),
+        (
+            {
+                "watch": {"clusterWide": True},
+                "store": S3,
+                "server": {"compat": {**COMPAT, "namespace": "anywhere"}},
+            },
+            {"namespace": "anywhere", "create": False, "mode": "event"},
+        ),
+    ],
+    ids=["defaults", "create-manual-other-namespace", "cluster-wide"],
+)
+def test_compat_env_parses_and_reads_the_token_from_the_mounted_secret(
+    overrides: dict[str, Any],
+    expected: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    objects = render(Values("compat", overrides), tmp_path)
+    pod = deployment(objects, "server")["spec"]["template"]["spec"]
+    env = plain_env(pod["containers"][0])
+    with only_env(monkeypatch, env):
+        settings = CompatSettings()
+    assert settings.enabled is True
+    assert settings.token is None, "the token must come from the Secret file, never from env"
+    for name, value in expected.items():
+        assert getattr(settings, name) == value, name
+    (role,) = compat_roles(objects)
+    assert role["metadata"]["namespace"] == settings.namespace
+
+    # The file the server reads is the values' Secret key, mounted without subPath.
+    assert settings.token_file is not None
+    mounted = mounted_secret_key(pod, str(settings.token_file))
+    values = overrides["server"]["compat"]
+    assert mounted is not None, f"{settings.token_file} is not on a Secret volume"
+    assert (mounted.secret, mounted.key) == (
+        values["existingSecret"],
+        values.get("secretKey", "token"),
+    )
+    assert mounted.mode is not None and mounted.mode & 0o440 == 0o440 and not mounted.mode & 0o007
+    assert pod["securityContext"]["fsGroup"]  # group-readable is readable by the container
+
+    # As the kubelet would project it: the server then reads exactly that value.
+    root = tmp_path / "mount"
+    (root / mounted.relative).parent.mkdir(parents=True, exist_ok=True)
+    (root / mounted.relative).write_text("bearer-from-secret\n")
+    projected = settings.model_copy(update={"token_file": root / mounted.relative})
+    assert projected.bearer_token() == "bearer-from-secret"
+
+
+def test_compat_off_sets_no_compat_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # existingSecret set but enabled false: still nothing.
+    disabled = {**COMPAT_CREATE, "enabled": False, "namespace": ""}
+    for overrides in ({}, {"server": {"compat": disabled}}):
+        objects = render(Values("compat-off", overrides), tmp_path)
+        pod = deployment(objects, "server")["spec"]["template"]["spec"]
+        env = plain_env(pod["containers"][0])
+        assert not [name for name in env if name.startswith("CHANNELMODEL_COMPAT_")]
+        with only_env(monkeypatch, env):
+            assert CompatSettings().enabled is False
+        assert not [v for v in pod["volumes"] if "secret" in v]
+        assert compat_roles(objects) == []
 
 
 @pytest.mark.parametrize(

@@ -113,7 +113,8 @@ class ChannelModels:
         self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, name, patch
         )
-        if call.auth_token:
+        if call.auth_token and create:
+            # Only an API that may create Secrets has ones of its own to rotate.
             self._rotate_own_token(obj, call.auth_token)
         log.info(
             "retrain requested (%s) for channel %s: %s/%s",
@@ -225,7 +226,7 @@ class ChannelModels:
         try:
             secret = self.core.read_namespaced_secret(ref["name"], self.namespace)
         except ApiException as exc:
-            if exc.status == 404:
+            if exc.status in (403, 404):  # not ours to read, or gone
                 return
             raise
         labels = (secret.metadata.labels if secret.metadata else None) or {}

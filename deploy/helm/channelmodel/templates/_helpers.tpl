@@ -109,13 +109,41 @@ app.kubernetes.io/component: {{ .component }}
 {{- else if .Values.server.ingress.enabled -}}
 {{- printf "%s://%s" (ternary "https" "http" .Values.server.ingress.tls.enabled) .Values.server.ingress.host -}}
 {{- else -}}
+{{- include "channelmodel.serverServiceUrl" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The model server's in-cluster URL. */}}
+{{- define "channelmodel.serverServiceUrl" -}}
 {{- $port := int .Values.server.service.port -}}
 {{- printf "http://%s.%s.svc%s" (include "channelmodel.serverName" .) .Release.Namespace (ternary "" (printf ":%d" $port) (eq $port 80)) -}}
 {{- end -}}
+
+{{/* Namespace of the ChannelModels the compatibility API finds and creates. */}}
+{{- define "channelmodel.compatNamespace" -}}
+{{- default .Release.Namespace .Values.server.compat.namespace -}}
+{{- end -}}
+
+{{/* Where the compatibility API's bearer token is mounted (a directory: no subPath, so Secret updates reach it). */}}
+{{- define "channelmodel.compatTokenDir" -}}
+/var/run/secrets/channelmodel/compat
+{{- end -}}
+
+{{- define "channelmodel.compatTokenFile" -}}
+{{- printf "%s/token" (include "channelmodel.compatTokenDir" .) -}}
 {{- end -}}
 
 {{/* Refuse combinations values.schema.json cannot express. */}}
 {{- define "channelmodel.validate" -}}
+{{- if .Values.server.compat.enabled -}}
+{{- if not .Values.server.compat.existingSecret -}}
+{{- fail (printf "server.compat.enabled=true needs server.compat.existingSecret: the name of a Secret in namespace %q holding the bearer token under key %q (kubectl create secret generic NAME --from-literal=%s=...); the token never goes into values" .Release.Namespace .Values.server.compat.secretKey .Values.server.compat.secretKey) -}}
+{{- end -}}
+{{- $namespace := include "channelmodel.compatNamespace" . -}}
+{{- if and (not .Values.watch.clusterWide) (not (has $namespace (splitList "," (include "channelmodel.watchedNamespaces" .)))) -}}
+{{- fail (printf "server.compat.namespace %q is not watched by the operator (it watches %s): ChannelModels the compatibility API finds or creates there would never train; set server.compat.namespace to a watched namespace or add it to watch.namespaces" $namespace (include "channelmodel.watchedNamespaces" .)) -}}
+{{- end -}}
+{{- end -}}
 {{- if eq .Values.store.type "pvc" -}}
 {{- if or .Values.watch.clusterWide (ne (include "channelmodel.watchedNamespaces" .) .Release.Namespace) -}}
 {{- fail (printf "store.type=pvc keeps models on a claim in namespace %q, but training Jobs run in each ChannelModel's namespace and can mount the claim only there: watch only the release namespace (watch.clusterWide=false, watch.namespaces=[]) or use store.type=s3" .Release.Namespace) -}}
