@@ -53,7 +53,9 @@ class EmulatorThread:
     ) -> None:
         self.host = host
         self.port = port
-        self.emulator = emulator if emulator is not None else KubernetesAPIEmulator()  # kmock: falsy when unused
+        self.emulator = (
+            emulator if emulator is not None else KubernetesAPIEmulator()
+        )  # kmock: falsy when unused
         self._manifests = list(manifests)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="k8s-emulator", daemon=True)
