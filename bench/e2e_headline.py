@@ -40,13 +40,10 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -58,6 +55,11 @@ import httpx
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.support.processes import DevProcess, WaitFailed, free_port  # noqa: E402
+
 POLL = 0.2  # seconds between polls of the emulator and the model server
 TARGET_SLACK = 30.0  # seconds allowed on top of the debounce
 NAMESPACE = "default"
@@ -79,12 +81,6 @@ TRAINER_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 def shared_dir() -> Path:
     configured = os.environ.get("CHANNELMODEL_SHARED")
     return Path(configured) if configured else (REPO_ROOT / ".." / "shared").resolve()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rfc3339(seconds: float) -> str:
@@ -165,49 +161,6 @@ def write_product(catalog: Path, product: Product) -> None:
 
 
 # ---------------------------------------------------------------- the sandbox
-
-
-class DevProcess:
-    """`channelmodel dev` as a subprocess; its narration goes to a log and a list."""
-
-    def __init__(self, argv: list[str], cwd: Path, log: Path) -> None:
-        self.lines: list[str] = []
-        self._log = log.open("w")
-        self.process = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip())
-            self._log.write(line)
-            self._log.flush()
-
-    def wait_for(self, text: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in self.lines:
-                if text in line:
-                    return line
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        sys.exit(f"no {text!r} within {timeout}s; output:\n" + "\n".join(self.lines[-40:]))
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            return self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            return self.process.wait()
 
 
 @dataclass
@@ -530,7 +483,10 @@ def main() -> None:
     breakdowns: list[Breakdown] = []
     not_served: list[str] = []
     try:
-        dev.wait_for("applied ChannelModel", timeout=120)
+        try:
+            dev.wait_for("applied ChannelModel", timeout=120)
+        except WaitFailed as exc:
+            sys.exit(str(exc))
         observer = Observer(work / "kubeconfig", server_url)
         applied = api_time(observer.channel_model()["metadata"]["creationTimestamp"]) or started
         known_jobs: set[str] = set()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,12 +11,7 @@ from pathlib import Path
 import httpx
 
 from channelmodel.sandbox.kubeconfig import write_kubeconfig
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.processes import free_port
 
 
 def _serve(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
@@ -34,7 +28,7 @@ def _serve(tmp_path: Path, **env: str) -> subprocess.Popen[str]:
 
 def test_enabled_without_token_refuses_to_start(tmp_path: Path) -> None:
     process = _serve(
-        tmp_path, CHANNELMODEL_COMPAT_ENABLED="true", CHANNELMODEL_SERVER_PORT=str(_free_port())
+        tmp_path, CHANNELMODEL_COMPAT_ENABLED="true", CHANNELMODEL_SERVER_PORT=str(free_port())
     )
     out, _ = process.communicate(timeout=60)
     assert process.returncode == 2
@@ -43,7 +37,7 @@ def test_enabled_without_token_refuses_to_start(tmp_path: Path) -> None:
 
 def test_mounted_only_when_enabled(tmp_path: Path) -> None:
     for enabled, expected in (("false", 404), ("true", 401)):
-        port = _free_port()
+        port = free_port()
         process = _serve(
             tmp_path, CHANNELMODEL_COMPAT_ENABLED=enabled, CHANNELMODEL_COMPAT_TOKEN="s3cret",
             CHANNELMODEL_SERVER_HOST="127.0.0.1", CHANNELMODEL_SERVER_PORT=str(port),

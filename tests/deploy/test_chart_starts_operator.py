@@ -4,7 +4,6 @@ the emulator, train a first version and answer kopf's liveness probe."""
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,16 +13,11 @@ import pytest
 
 from tests.deploy.chart_render import helm_binary, rendered_operator_environment
 from tests.support.k8s import Cluster, wait_for
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.e2e
 
 NAMESPACE = "channelmodel"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_rendered_operator_deployment_runs_the_operator(
@@ -33,7 +27,7 @@ def test_rendered_operator_deployment_runs_the_operator(
     argv, env = rendered_operator_environment({}, tmp_path, namespace=NAMESPACE)
     assert argv[:2] == ["channelmodel", "run"]
     liveness = next(a for a in argv if a.startswith("--liveness="))
-    port = _free_port()
+    port = free_port()
     # The only substitutions: this machine's interpreter, free ports, a writable store.
     argv = [sys.executable, "-m", "channelmodel", *argv[1:]]
     argv = [a.replace(liveness, f"--liveness=http://127.0.0.1:{port}/healthz") for a in argv]

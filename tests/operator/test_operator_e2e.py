@@ -12,6 +12,7 @@ import pytest
 
 from channelmodel.store import open_store
 from tests.support.k8s import Cluster, wait_for
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -207,7 +208,6 @@ def test_webhook_events_are_signed_in_order_and_metrics_add_up(
 ) -> None:
     import http.server
     import json
-    import socket
     import threading
     import time
 
@@ -229,9 +229,7 @@ def test_webhook_events_are_signed_in_order_and_metrics_add_up(
 
     hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        metrics_port = s.getsockname()[1]
+    metrics_port = free_port()
     secret = b"webhook-key"
     k8s.core.create_namespaced_secret(
         "default",

@@ -237,5 +237,7 @@ def test_change_storm_costs_a_status_write_per_tick_not_per_patch(
         _change(k8s, datetime.now(UTC))
         time.sleep(0.05)
     time.sleep(1.5)
-    writes = k8s.count_requests(since=mark, verbs={"create", "patch", "update", "delete"}, user_agent="kopf")
+    writes = k8s.count_requests(
+        since=mark, verbs={"create", "patch", "update", "delete"}, user_agent="kopf"
+    )
     assert 1 <= writes <= 8, f"{writes} operator writes for 40 change patches"

@@ -8,8 +8,6 @@ import http.server
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +21,7 @@ import pytest
 import yaml
 
 from channelmodel.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from tests.support.processes import DevProcess, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -31,12 +30,6 @@ SHARED = Path(os.environ.get("CHANNELMODEL_SHARED", ROOT.parent / "shared"))
 REFERENCE = SHARED / "reference" / "teachable-machine-image-export.zip"
 NODE_PREDICT = ROOT / "tests" / "js" / "predict_tfjs4.js"
 SECRET = b"sandbox-webhook-key"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Webhook(http.server.ThreadingHTTPServer):
@@ -56,38 +49,6 @@ class Webhook(http.server.ThreadingHTTPServer):
                 pass
 
         super().__init__(("127.0.0.1", 0), Handler)
-
-
-class DevProcess:
-    def __init__(self, argv: list[str], cwd: Path) -> None:
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip())
-
-    def wait_for(self, text: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in self.lines:
-                if text in line:
-                    return line
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.2)
-        raise AssertionError(
-            f"no {text!r} within {timeout}s; output:\n" + "\n".join(self.lines[-60:])
-        )
 
 
 def _predict_in_node(base_url: str, image: Path, tmp_path: Path) -> list[float]:
@@ -134,7 +95,7 @@ def test_dev_sandbox_trains_serves_retrains_and_reports(tmp_path: Path) -> None:
         pytest.skip("node or @tensorflow/tfjs missing: run scripts/setup.sh")
     webhook = Webhook()
     threading.Thread(target=webhook.serve_forever, daemon=True).start()
-    ports = {name: _free_port() for name in ("catalog", "server", "metrics")}
+    ports = {name: free_port() for name in ("catalog", "server", "metrics")}
     example = yaml.safe_load((ROOT / "examples" / "channelmodel.yaml").read_text())
     example["spec"]["debounceSeconds"] = 3
     example["spec"]["cooldownSeconds"] = 0
@@ -196,12 +157,7 @@ def test_dev_sandbox_trains_serves_retrains_and_reports(tmp_path: Path) -> None:
         assert "channelmodel_changes_per_training_count 1.0" in scrape
         assert 'version="1.0.1"' in scrape
     finally:
-        dev.process.send_signal(signal.SIGINT)
-        try:
-            dev.process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(dev.process.pid, signal.SIGKILL)
-            raise
+        dev.stop(timeout=30)
         webhook.shutdown()
     assert dev.process.returncode == 0
     assert any("stopping" in line for line in dev.lines)

@@ -1,0 +1,69 @@
+"""Helpers for tests and benchmarks that run the project's commands as processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class WaitFailed(AssertionError):
+    """The process never printed the awaited line."""
+
+
+class DevProcess:
+    """`channelmodel dev` (or any narrating command) as a subprocess; output kept as lines."""
+
+    def __init__(self, argv: list[str], cwd: Path, log: Path | None = None) -> None:
+        self.lines: list[str] = []
+        self._log: IO[str] | None = log.open("w") if log else None
+        self.process = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip())
+            if self._log:
+                self._log.write(line)
+                self._log.flush()
+
+    def wait_for(self, text: str, timeout: float) -> str:
+        """The first output line containing `text`; WaitFailed after `timeout` or an exit."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines:
+                if text in line:
+                    return line
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise WaitFailed(f"no {text!r} within {timeout}s; output:\n" + "\n".join(self.lines[-60:]))
+
+    def stop(self, timeout: float = 60) -> int:
+        """Ctrl-C, as a person would; SIGKILL the group if it does not stop in time."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            raise
