@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/trainer_download.py [--images 500] [--latency-ms 20]
 
-A local HTTP server (127.0.0.1, a thread per request) serves real grocery
-photos with an added latency per request, like a shop's image host far away.
+A local aiohttp server (127.0.0.1, its own process) serves real grocery photos with an added latency per request, like a shop's
+image host farther away.
 1. The trainer's downloader fetches the same N images with its default
    concurrency and with concurrency 1 (sequential): ratio, target >= 10x.
 2. The whole collect stage (download, hash, decode, embed; no cache) runs in a
@@ -18,9 +18,7 @@ import asyncio
 import json
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from channelmodel_trainer.download import Downloaded, DownloadPolicy, download_images
 from channelmodel_trainer.manifest import ImageRef
@@ -28,11 +26,28 @@ from trainer_common import REPO_ROOT, grocery_split, machine
 
 
 def serve(latency: float) -> None:
-    """Server process: its own interpreter, so it never competes for the client's GIL."""
+    """The image host: aiohttp in its own process (not competing for the client's GIL)."""
+    from aiohttp import web
+
     photos = [path.read_bytes() for path, _ in grocery_split("train")]
-    server, base_url = start_server(photos, latency)
-    print(base_url, flush=True)
-    threading.Event().wait()
+
+    async def photo(request: web.Request) -> web.Response:
+        await asyncio.sleep(latency)
+        index = int(request.match_info["index"]) % len(photos)
+        return web.Response(body=photos[index], content_type="image/jpeg")
+
+    async def run() -> None:
+        app = web.Application()
+        app.router.add_get("/{index:\\d+}.jpg", photo)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        print(f"http://127.0.0.1:{port}/", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(run())
 
 
 def start_server_process(latency: float) -> tuple[subprocess.Popen[str], str]:
@@ -43,30 +58,6 @@ def start_server_process(latency: float) -> tuple[subprocess.Popen[str], str]:
     )
     assert process.stdout is not None
     return process, process.stdout.readline().strip()
-
-
-def start_server(photos: list[bytes], latency: float) -> tuple[ThreadingHTTPServer, str]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # else delayed ACKs add 40 ms per keep-alive request
-
-        def do_GET(self) -> None:
-            time.sleep(latency)
-            body = photos[int(self.path.strip("/").split(".")[0]) % len(photos)]
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    server.request_queue_size = 256
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
 
 def download_seconds(base_url: str, count: int, concurrency: int) -> tuple[float, int]:
@@ -116,13 +107,17 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--latency-ms", type=float, default=20)
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000])
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        serve(args.latency_ms / 1000)
+        return
 
     photos = [path.read_bytes() for path, _ in grocery_split("train")]
-    server, base_url = start_server(photos, args.latency_ms / 1000)
+    server, base_url = start_server_process(args.latency_ms / 1000)
     print(
         f"{machine()}; {args.images} photos (mean {sum(map(len, photos)) // len(photos)} bytes), "
-        f"{args.latency_ms:.0f} ms added latency"
+        f"{args.latency_ms:.0f} ms added latency, server in its own process"
     )
     concurrency = DownloadPolicy().concurrency
     concurrent, got_concurrent = download_seconds(base_url, args.images, concurrency)
@@ -141,8 +136,8 @@ def main() -> None:
             f"collect {size:5d} images: {result['seconds']:6.1f} s, peak RSS {result['rss_peak']:6.0f} MiB "
             f"(after loading TensorFlow and the base: {result['rss_before']:.0f} MiB)"
         )
-    server_process.terminate()
-    server_process.wait()
+    server.terminate()
+    server.wait()
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ class BaseModel:
 
 def load_base_model(spec: str) -> BaseModel:
     """Load the base named by `spec`: "imagenet" or a path to a TF.js / TM export."""
+    if spec != "imagenet" and not Path(spec).exists():
+        raise BaseModelError(f"base model {spec} does not exist (use 'imagenet' or a path to a TF.js export)")
     keras = tfcompat.tf_keras()
     mobilenet = _mobilenet(keras, weights="imagenet" if spec == "imagenet" else None)
     if spec != "imagenet":

@@ -26,7 +26,7 @@ _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 @dataclass(frozen=True)
 class DownloadPolicy:
-    concurrency: int = 32
+    concurrency: int = 16
     timeout_seconds: float = 20.0
     attempts: int = 4  # first try plus retries, on 5xx/429 and transport errors
     backoff_seconds: float = 0.25  # doubled each retry, with jitter

@@ -1,0 +1,45 @@
+"""The pretrained base: loaded from a Teachable Machine export, named by its weights."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from channelmodel_trainer.base_model import EMBEDDING_SIZE, load_base_model
+from channelmodel_trainer.errors import BaseModelError
+
+
+def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(BaseModelError, match="does not exist"):
+        load_base_model(str(tmp_path / "nowhere.zip"))
+
+
+@pytest.mark.slow
+def test_zip_without_a_model_is_refused(tmp_path: Path) -> None:
+    archive = tmp_path / "not-a-model.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("readme.txt", "hello")
+    with pytest.raises(BaseModelError, match="has no model.json"):
+        load_base_model(str(archive))
+
+
+@pytest.mark.slow
+def test_reference_export_gives_the_pretrained_features(base_model: Any, reference_export: Path) -> None:
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (4, 224, 224, 3)).astype(np.float32)
+
+    embeddings = base_model.model(images, training=False).numpy()
+
+    assert embeddings.shape == (4, EMBEDDING_SIZE)
+    # Pretrained MobileNetV2 features: non-negative (ReLU6, pooled), varied, not all zero
+    # (random or missing BatchNorm statistics give near-constant outputs).
+    assert embeddings.min() >= 0
+    assert embeddings.std(axis=1).min() > 0.1
+    assert not base_model.model.trainable
+    assert base_model.identity.startswith("mobilenetv2-0.35-224-")
+    # The same export always gets the same identity: the embedding cache depends on it.
+    assert load_base_model(str(reference_export)).identity == base_model.identity
