@@ -122,7 +122,14 @@ def main() -> None:
             f"{100 * np.mean(scores[n]):5.1f}±{100 * np.std(scores[n]):3.1f} ({np.mean(seconds[n]):4.1f}s)"
             for n in args.recipes
         ]
-        print(f"{shots or 'all':>14} " + " ".join(f"{cell:>16}" for cell in cells), flush=True)
+        paired = ""
+        if "tm" in scores and "ours" in scores:
+            gains = 100 * (np.array(scores["ours"]) - np.array(scores["tm"]))
+            paired = f"   ours-tm per seed: {' '.join(f'{gain:+.1f}' for gain in gains)}"
+        print(
+            f"{shots or 'all':>14} " + " ".join(f"{cell:>16}" for cell in cells) + paired,
+            flush=True,
+        )
     if "tm" in args.recipes and "ours" in args.recipes:
         print(
             "top-1 in %, mean ± std over seeds (head training seconds); target: ours >= tm + 5 at 5 and 10"

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from trainer_testlib import (
+
+from tests.trainer.trainer_testlib import (
     GROCERY,
     GROCERY_CLASSES,
     GROCERY_PHOTOS_PER_PRODUCT,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
-from trainer_testlib import patterned_jpeg
 
 from channelmodel_trainer.augment import augmented_views
 from channelmodel_trainer.collect import photo_and_views
 from channelmodel_trainer.decode import decode_image
+from tests.trainer.trainer_testlib import patterned_jpeg
 
 
 def photo() -> Image.Image:

@@ -23,12 +23,14 @@ def test_zip_without_a_model_is_refused(tmp_path: Path) -> None:
     archive = tmp_path / "not-a-model.zip"
     with zipfile.ZipFile(archive, "w") as handle:
         handle.writestr("readme.txt", "hello")
-    with pytest.raises(BaseModelError, match="has no model.json"):
+    with pytest.raises(BaseModelError, match=r"has no model\.json"):
         load_base_model(str(archive))
 
 
 @pytest.mark.slow
-def test_reference_export_gives_the_pretrained_features(base_model: Any, reference_export: Path) -> None:
+def test_reference_export_gives_the_pretrained_features(
+    base_model: Any, reference_export: Path
+) -> None:
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (4, 224, 224, 3)).astype(np.float32)
 
@@ -43,3 +45,19 @@ def test_reference_export_gives_the_pretrained_features(base_model: Any, referen
     assert base_model.identity.startswith("mobilenetv2-0.35-224-")
     # The same export always gets the same identity: the embedding cache depends on it.
     assert load_base_model(str(reference_export)).identity == base_model.identity
+
+
+def test_baked_imagenet_weights_are_taken_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from channelmodel_trainer.base_model import IMAGENET_WEIGHTS_ENV, imagenet_weights
+
+    monkeypatch.delenv(IMAGENET_WEIGHTS_ENV, raising=False)
+    assert imagenet_weights() == "imagenet"
+    baked = tmp_path / "mobilenet.h5"
+    baked.write_bytes(b"weights")
+    monkeypatch.setenv(IMAGENET_WEIGHTS_ENV, str(baked))
+    assert imagenet_weights() == str(baked)
+    monkeypatch.setenv(IMAGENET_WEIGHTS_ENV, str(tmp_path / "missing.h5"))
+    with pytest.raises(BaseModelError, match="does not exist"):
+        imagenet_weights()

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from trainer_testlib import CatalogServer, Route, patterned_jpeg
 
 from channelmodel.cli import main
 from channelmodel.store import open_store
+from tests.trainer.trainer_testlib import CatalogServer, Route, patterned_jpeg
 
 pytestmark = pytest.mark.slow
 

@@ -7,9 +7,9 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from trainer_testlib import jpeg_bytes
 
 from channelmodel_trainer.decode import DecodeError, decode_image
+from tests.trainer.trainer_testlib import jpeg_bytes
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **save: object) -> bytes:

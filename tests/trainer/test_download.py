@@ -6,10 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from trainer_testlib import CatalogServer, Route, jpeg_bytes
 
-from channelmodel_trainer.download import Downloaded, DownloadPolicy, download_images
+from channelmodel_trainer.download import Downloaded, DownloadPolicy, _retry_after, download_images
 from channelmodel_trainer.manifest import ImageRef, origin
+from tests.trainer.trainer_testlib import CatalogServer, Route, jpeg_bytes
 
 FAST = DownloadPolicy(
     concurrency=4, timeout_seconds=5, attempts=3, backoff_seconds=0.01, max_bytes=50_000
@@ -114,8 +114,9 @@ async def test_local_files_are_read_with_the_same_limits(tmp_path: Path) -> None
     assert results[str(tmp_path / "none.jpg")].reason == "file not found"
 
 
-@pytest.mark.parametrize("retry_after", ["0", "Wed, 21 Oct 2015 07:28:00 GMT"])
-async def test_retry_after_is_honoured(catalog_server: CatalogServer, retry_after: str) -> None:
-    from channelmodel_trainer.download import _retry_after
-
-    assert _retry_after(retry_after) == 0.0
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("5", 5.0), ("0", 0.0), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0), ("soon", None), (None, None)],
+)
+def test_retry_after_header_is_understood(header: str | None, seconds: float | None) -> None:
+    assert _retry_after(header) == seconds

@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from trainer_testlib import patterned_jpeg
 
 from channelmodel.store import open_store
 from channelmodel_trainer.decode import decode_image
 from channelmodel_trainer.embed import Embedder
 from channelmodel_trainer.pipeline import TrainingRequest, run_training
 from channelmodel_trainer.train import HeadRecipe
+from tests.trainer.trainer_testlib import patterned_jpeg
 
 pytestmark = pytest.mark.slow
 
@@ -102,3 +102,24 @@ def _cached(store: Any, base: Any, photo: Path) -> np.ndarray:
     array: np.ndarray = np.load(io.BytesIO(blob), allow_pickle=False)
     assert array.shape == (2, 1280)
     return array
+
+
+def test_s3_store_holds_the_version_and_the_cache(
+    tmp_path: Path, base_model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same pipeline against S3 (moto's S3 server on 127.0.0.1, a real S3 API)."""
+    from channelmodel.store.testing import S3_TEST_ENV, create_bucket, moto_s3_server
+
+    with moto_s3_server() as endpoint:
+        for key, value in S3_TEST_ENV.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("CHANNELMODEL_S3_ENDPOINT_URL", endpoint)
+        store = open_store(f"s3://{create_bucket(endpoint)}/models")
+        manifest = write_catalog(tmp_path, {"a": [41, 42], "b": [43, 44]})
+
+        first = train(manifest, store, "1.0.0", base_model)
+        again = train(manifest, store, "1.0.1", base_model)
+
+        assert (first.embedded, again.embedded, again.cache_hits) == (4, 0, 4)
+        assert store.list_versions("inc") == ["1.0.0", "1.0.1"]
+        assert store.read_file("inc", "1.0.0", "weights.bin") == first.files["weights.bin"]

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from trainer_testlib import CatalogServer
 
 from channelmodel_trainer.errors import ManifestError
 from channelmodel_trainer.manifest import load_manifest, origin, redact
+from tests.trainer.trainer_testlib import CatalogServer
 
 
 def write_manifest(folder: Path, data: object) -> Path:
@@ -71,6 +71,26 @@ def test_invalid_manifest_is_a_clear_one_line_error(
         load_manifest(str(path))
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_counts_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from channelmodel_trainer import manifest as manifest_module
+
+    monkeypatch.setattr(manifest_module, "MAX_IMAGES", 3)
+    path = write_manifest(
+        tmp_path,
+        {
+            "channelId": "c1",
+            "products": [{"id": "a", "images": ["1", "2"]}, {"id": "b", "images": ["3", "4"]}],
+        },
+    )
+    with pytest.raises(ManifestError, match="4 images is more than 3"):
+        load_manifest(str(path))
+    too_many = {"channelId": "c1", "products": [{"id": "a", "images": ["x"] * 501}, {"id": "b"}]}
+    with pytest.raises(
+        ManifestError, match=r"products\.0\.images: List should have at most 500 items"
+    ):
+        load_manifest(str(write_manifest(tmp_path, too_many)))
 
 
 def test_not_json_and_missing_file_are_errors(tmp_path: Path) -> None:

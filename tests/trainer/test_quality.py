@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from trainer_testlib import GROCERY_CLASSES, grocery_images
 
 from channelmodel_trainer.decode import decode_image
 from channelmodel_trainer.embed import preprocess
 from channelmodel_trainer.export import build_export_model
+from tests.trainer.trainer_testlib import GROCERY_CLASSES, grocery_images
 
 pytestmark = pytest.mark.slow
 

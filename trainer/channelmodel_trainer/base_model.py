@@ -11,6 +11,7 @@ Two sources give the same architecture (built by `tf_keras.applications`):
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ ALPHA = 0.35
 IMAGE_SIZE = 224
 EMBEDDING_SIZE = 1280
 MOBILENET_NAME = "mobilenetv2_0.35_224"
+IMAGENET_WEIGHTS_ENV = "CHANNELMODEL_IMAGENET_WEIGHTS"
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,11 @@ class BaseModel:
 def load_base_model(spec: str) -> BaseModel:
     """Load the base named by `spec`: "imagenet" or a path to a TF.js / TM export."""
     if spec != "imagenet" and not Path(spec).exists():
-        raise BaseModelError(f"base model {spec} does not exist (use 'imagenet' or a path to a TF.js export)")
+        raise BaseModelError(
+            f"base model {spec} does not exist (use 'imagenet' or a path to a TF.js export)"
+        )
     keras = tfcompat.tf_keras()
-    mobilenet = _mobilenet(keras, weights="imagenet" if spec == "imagenet" else None)
+    mobilenet = _mobilenet(keras, weights=imagenet_weights() if spec == "imagenet" else None)
     if spec != "imagenet":
         _copy_weights_from_tfjs(Path(spec), mobilenet)
     mobilenet.trainable = False
@@ -50,6 +54,20 @@ def load_base_model(spec: str) -> BaseModel:
     )
     base.trainable = False
     return BaseModel(model=base, identity=_identity(mobilenet), source=spec)
+
+
+def imagenet_weights() -> str:
+    """Keras's ImageNet weights: a baked-in file when the image names one.
+
+    With a read-only root filesystem tf_keras looks for its cache under /tmp
+    and would try to download; the trainer image points here instead.
+    """
+    baked = os.environ.get(IMAGENET_WEIGHTS_ENV)
+    if baked:
+        if not Path(baked).is_file():
+            raise BaseModelError(f"{IMAGENET_WEIGHTS_ENV}={baked} does not exist")
+        return baked
+    return "imagenet"
 
 
 def _mobilenet(keras: Any, weights: str | None) -> Any:

@@ -60,7 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="augmented views per photo at embedding time (0: none)",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed for the split, views and head initialisation"
+        "--seed",
+        type=int,
+        default=0,
+        help="seed for the validation split and the head (views are seeded by photo content)",
     )
     parser.add_argument(
         "--result-file",

@@ -89,6 +89,7 @@ class EmbeddingStage:
         self._in_flight: set[str] = set()
         self._consumer: asyncio.Task[None] | None = None
         self._failure: Exception | None = None
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def _ready(self) -> tuple[EmbeddingCache, Embedder]:
         if self._base is None:
@@ -112,7 +113,9 @@ class EmbeddingStage:
             self._progress.advance(STAGE)
             return
         cache, _ = await self._ready()
-        cached = await asyncio.to_thread(cache.get, sha256, 1 + self._views)
+        cached = None
+        if self._cache_store is not None:
+            cached = await asyncio.to_thread(cache.get, sha256, 1 + self._views)
         if cached is not None:
             self.result.embeddings[sha256] = cached
             self.result.images.setdefault(product, []).append(sha256)
@@ -134,6 +137,8 @@ class EmbeddingStage:
         if self._consumer is not None:
             await self._queue.put(None)
             await self._consumer
+        if self._writes:
+            await asyncio.gather(*self._writes)
         self._pool.shutdown(wait=True)
         if self._failure is not None:
             raise self._failure
@@ -141,6 +146,11 @@ class EmbeddingStage:
 
     def _decode(self, data: bytes, sha256: str) -> np.ndarray:
         return photo_and_views(data, self._views, sha256)
+
+    @staticmethod
+    def _store_all(cache: EmbeddingCache, computed: list[tuple[str, np.ndarray]]) -> None:
+        for sha256, rows in computed:
+            cache.put(sha256, rows)
 
     def _skip(self, product: str, reason: str) -> None:
         self.result.skipped[product] += 1
@@ -176,11 +186,17 @@ class EmbeddingStage:
         pixels = np.concatenate([item.pixels for item in batch])
         vectors = await asyncio.to_thread(self._embedder.embed, pixels)
         start = 0
+        computed: list[tuple[str, np.ndarray]] = []
         for item in batch:
             rows = vectors[start : start + len(item.pixels)]
             start += len(item.pixels)
             self.result.embeddings[item.sha256] = rows
             self._in_flight.discard(item.sha256)
-            await asyncio.to_thread(self._cache.put, item.sha256, rows)
+            computed.append((item.sha256, rows))
+        if self._cache_store is not None:
+            # Written in the background: the next batch need not wait for the store.
+            writes = asyncio.create_task(asyncio.to_thread(self._store_all, self._cache, computed))
+            self._writes.add(writes)
+            writes.add_done_callback(self._writes.discard)
         self.result.embedded += len(batch)
         self._progress.advance(STAGE, len(batch))

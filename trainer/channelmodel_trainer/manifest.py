@@ -24,6 +24,7 @@ from channelmodel_trainer.errors import ManifestError
 
 MAX_PRODUCTS = 5000
 MAX_IMAGES_PER_PRODUCT = 500
+MAX_IMAGES = 100_000  # per manifest: bounds a Job's time, memory and cache size
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
 CHANNEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
 HTTP_SCHEMES = ("http", "https")
@@ -66,6 +67,9 @@ class Manifest(BaseModel):
         duplicates = sorted(product_id for product_id, count in counts.items() if count > 1)
         if duplicates:
             raise ValueError(f"duplicate product IDs: {', '.join(duplicates[:5])}")
+        total = sum(len(product.images) for product in products)
+        if total > MAX_IMAGES:
+            raise ValueError(f"{total} images is more than {MAX_IMAGES}")
         return products
 
 

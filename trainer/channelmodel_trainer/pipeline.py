@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_VIEWS = 5
+DEFAULT_VIEWS = 10
 
 
 @dataclass(frozen=True)
