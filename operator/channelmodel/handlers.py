@@ -1,4 +1,5 @@
-"""kopf handlers: gather observations, call the planner, execute its plan.
+"""kopf handlers: gather observations (observe.py), call the planner, execute
+its plan, report it (reporting.py).
 
 One level-triggered timer per ChannelModel does all the work (like a
 controller-runtime Reconcile): it reads the object kopf already holds, so a
@@ -12,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import kopf
@@ -32,49 +33,17 @@ from channelmodel.api.models import (
 )
 from channelmodel.jobs import (
     CHANNEL_MODEL_LABEL,
-    JOB_NAME_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     build_job,
     job_phase,
-    observe,
 )
-from channelmodel.kube import KubeApi
-from channelmodel.metrics import QUEUE_LENGTH, TRAININGS_RUNNING, ChannelTelemetry
-from channelmodel.notify import EVENT_TYPES, Delivery, Notifier
-from channelmodel.planner import Fleet, JobObservation, JobPhase, Plan, PlanInput, plan
-from channelmodel.settings import OperatorSettings
-from channelmodel.store import ArtifactStore
+from channelmodel.observe import fleet_view, observe_job, secret_problem
+from channelmodel.planner import Plan, PlanInput, plan
+from channelmodel.reporting import notify, record_telemetry
+from channelmodel.runtime import Runtime
 
-Clock = Callable[[], datetime]
-SECRET_RECHECK_SECONDS = 10.0
 STALE_WRITE_TIMEOUT = 15.0
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class Runtime:
-    """What the handlers share: settings, clients, the clock."""
-
-    settings: OperatorSettings
-    store: ArtifactStore
-    kube: KubeApi
-    clock: Clock = utc_now
-    # Jobs created by this process that the Job index has not shown yet: a cache
-    # for the concurrency cap, rebuilt from the index after a restart.
-    recent_starts: dict[tuple[str, str], float] = field(default_factory=dict)
-    start_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # Status fields written last, per object, until the watch shows them back.
-    pending_writes: dict[tuple[str, str], tuple[dict[str, Any], float]] = field(
-        default_factory=dict
-    )
-    notifier: Notifier = field(default_factory=Notifier)
-    telemetry: ChannelTelemetry = field(default_factory=ChannelTelemetry)
-    # Secret checks are rate-limited per object (a cache, not state).
-    secret_checks: dict[tuple[str, str], tuple[float, str | None]] = field(default_factory=dict)
 
 
 def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
@@ -202,7 +171,7 @@ async def reconcile_channel(
 
     job_obs = None
     if status.currentJob is not None:
-        job_obs = await _observe_job(
+        job_obs = await observe_job(
             rt,
             namespace,
             spec.channelId,
@@ -217,7 +186,7 @@ async def reconcile_channel(
         status=status,
         annotations=dict(meta.get("annotations") or {}),
         now=now,
-        fleet=_fleet(rt, namespace, name, status, now, training_jobs, channel_queue),
+        fleet=fleet_view(rt, namespace, name, status, now, training_jobs, channel_queue),
         model_base_url=rt.settings.model_base_url,
         generation=meta.get("generation"),
         job=job_obs,
@@ -231,11 +200,11 @@ async def reconcile_channel(
     # Starts are serialised so the concurrency cap sees every Job created before.
     async with rt.start_lock:
         inp = replace(
-            inp, fleet=_fleet(rt, namespace, name, status, now, training_jobs, channel_queue)
+            inp, fleet=fleet_view(rt, namespace, name, status, now, training_jobs, channel_queue)
         )
         decision = plan(inp)
         if decision.start_job and spec.manifest.authSecretRef:
-            problem = await _secret_problem(rt, namespace, name, spec)
+            problem = await secret_problem(rt, namespace, name, spec)
             if problem:
                 decision = plan(replace(inp, blocked=problem))
         await _execute(rt, decision, body, namespace, name, spec, raw_status, patch, logger)
@@ -281,83 +250,9 @@ async def _execute(
         rt.pending_writes[(namespace, name)] = (written, time.monotonic())
     for event in decision.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-    _record_telemetry(rt, (namespace, name), spec, raw_status, decision)
+    record_telemetry(rt, (namespace, name), spec, raw_status, decision)
     if spec.notify and decision.events:
-        await _notify(rt, namespace, name, spec, decision, logger)
-
-
-def _record_telemetry(
-    rt: Runtime,
-    key: tuple[str, str],
-    spec: ChannelModelSpec,
-    raw_status: Mapping[str, Any],
-    decision: Plan,
-) -> None:
-    now = rt.clock()
-    status = decision.status
-    before = raw_status.get("currentJob")
-    if before and status.currentJob is None:
-        reasons = {e.reason for e in decision.events}
-        result = (
-            "rejected"
-            if "ModelRejected" in reasons
-            else "succeeded"
-            if "TrainingSucceeded" in reasons
-            else "failed"
-        )
-        started = datetime.fromisoformat(str(before.get("startedAt", "")).replace("Z", "+00:00"))
-        rt.telemetry.training_finished(key, result, (now - started).total_seconds())
-    if decision.start_job:
-        rt.telemetry.training_started(key, decision.start_job.trigger.value)
-    rt.telemetry.serving(key, spec.channelId, status.modelVersion)
-    rt.telemetry.last_success(
-        key, status.lastTrained.timestamp() if status.lastTrained else None, now.timestamp()
-    )
-
-
-async def _notify(
-    rt: Runtime,
-    namespace: str,
-    name: str,
-    spec: ChannelModelSpec,
-    decision: Plan,
-    logger: kopf.Logger,
-) -> None:
-    assert spec.notify is not None
-    secret = None
-    if spec.notify.secretRef:
-        ref = spec.notify.secretRef
-        secret = await rt.kube.secret_value(namespace, ref.name, ref.key)
-        if secret is None:  # fail closed: never send unsigned what should be signed
-            logger.warning(
-                "webhook not sent: Secret %s/%s has no key %r", namespace, ref.name, ref.key
-            )
-            return
-    status = decision.status
-    for event in decision.events:
-        kind = EVENT_TYPES.get(event.reason)
-        if kind is None:
-            continue
-        payload: dict[str, Any] = {
-            "type": kind,
-            "channelId": spec.channelId,
-            "namespace": namespace,
-            "name": name,
-            "message": event.message,
-            "at": rt.clock().isoformat().replace("+00:00", "Z"),
-            "modelVersion": status.modelVersion,
-            "modelBaseUrl": status.modelBaseUrl,
-        }
-        if decision.start_job and kind == "training.started":
-            payload["version"] = decision.start_job.version
-            payload["trigger"] = decision.start_job.trigger.value
-        elif kind in ("training.succeeded", "training.rejected", "training.failed"):
-            payload["version"] = decision.finished_job.version if decision.finished_job else None
-            payload["metrics"] = (
-                status.lastRun.model_dump(exclude_none=True) if status.lastRun else None
-            )
-            payload["error"] = status.lastError
-        rt.notifier.submit(Delivery(url=spec.notify.webhookUrl, payload=payload, secret=secret))
+        await notify(rt, namespace, name, spec, decision, logger)
 
 
 def _parse_status(raw: Mapping[str, Any], logger: kopf.Logger) -> ChannelModelStatus:
@@ -434,85 +329,3 @@ def _report_invalid_spec(
     _patch_status(raw_status, status, patch)
     if before is None or before.message != message:
         kopf.event(body, type="Warning", reason="InvalidSpec", message=message)
-
-
-async def _observe_job(
-    rt: Runtime,
-    namespace: str,
-    channel_id: str,
-    job_name: str,
-    version: str,
-    training_jobs: Mapping[tuple[str, str], Any],
-) -> JobObservation:
-    indexed = training_jobs.get((namespace, job_name))
-    if indexed:
-        entry = next(iter(indexed))
-        if entry["phase"] == JobPhase.RUNNING:
-            return JobObservation(phase=JobPhase.RUNNING)
-    job = await rt.kube.get_job(namespace, job_name)  # not indexed yet, or finished
-    if job is None:
-        return JobObservation(phase=JobPhase.MISSING)
-    phase, _ = job_phase(job)
-    if phase == JobPhase.RUNNING:
-        return JobObservation(phase=JobPhase.RUNNING)
-    pods = await rt.kube.list_pods(namespace, f"{JOB_NAME_LABEL}={job_name}")
-    published = await asyncio.to_thread(rt.store.has_version, channel_id, version)
-    return observe(job, pods, published)
-
-
-def _fleet(
-    rt: Runtime,
-    namespace: str,
-    name: str,
-    status: ChannelModelStatus,
-    now: datetime,
-    training_jobs: Mapping[tuple[str, str], Any],
-    channel_queue: Mapping[tuple[str, str], Any],
-) -> Fleet:
-    running = {
-        key
-        for key, entries in training_jobs.items()
-        if any(e["phase"] == JobPhase.RUNNING for e in entries)
-    }
-    # A Job created a moment ago may not be indexed yet: count it for a while.
-    horizon = time.monotonic() - 30
-    for key, started in list(rt.recent_starts.items()):
-        if key in training_jobs or started < horizon:
-            del rt.recent_starts[key]
-        else:
-            running.add(key)
-    mine = ((status.queuedAt or now).isoformat(), namespace, name)
-    ahead = 0
-    for (ns, other), entries in channel_queue.items():
-        for training_status, queued_at, train_after in entries:
-            if (ns, other) == (namespace, name) or training_status != "Queued" or not queued_at:
-                continue
-            if (
-                train_after
-                and _parse(train_after) <= now
-                and (_parse(queued_at).isoformat(), ns, other) < mine
-            ):
-                ahead += 1
-    TRAININGS_RUNNING.set(len(running))
-    QUEUE_LENGTH.set(
-        sum(1 for entries in channel_queue.values() for e in entries if e[0] == "Queued")
-    )
-    return Fleet(cap=rt.settings.max_concurrent_trainings, running=len(running), queued_ahead=ahead)
-
-
-def _parse(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-async def _secret_problem(
-    rt: Runtime, namespace: str, name: str, spec: ChannelModelSpec
-) -> str | None:
-    ref = spec.manifest.authSecretRef
-    assert ref is not None
-    key = (namespace, name)
-    checked = rt.secret_checks.get(key)
-    if checked and time.monotonic() - checked[0] < SECRET_RECHECK_SECONDS and checked[1]:
-        return checked[1]
-    problem = await rt.kube.secret_problem(namespace, ref.name, ref.key)
-    rt.secret_checks[key] = (time.monotonic(), problem)
-    return problem

@@ -8,9 +8,10 @@ import logging
 import kopf
 import prometheus_client
 
-from channelmodel.handlers import Runtime, register
+from channelmodel.handlers import register
 from channelmodel.kube import KubeApi, load_client_config
 from channelmodel.logs import configure_logging
+from channelmodel.runtime import Runtime
 from channelmodel.settings import OperatorSettings
 from channelmodel.store import open_store
 

@@ -1,0 +1,99 @@
+"""What the handlers observe before planning: the Job, the fleet, Secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from channelmodel.api.models import ChannelModelSpec, ChannelModelStatus
+from channelmodel.jobs import JOB_NAME_LABEL, job_phase, observe
+from channelmodel.metrics import QUEUE_LENGTH, TRAININGS_RUNNING
+from channelmodel.planner import Fleet, JobObservation, JobPhase
+from channelmodel.runtime import Runtime
+
+SECRET_RECHECK_SECONDS = 10.0
+
+
+async def observe_job(
+    rt: Runtime,
+    namespace: str,
+    channel_id: str,
+    job_name: str,
+    version: str,
+    training_jobs: Mapping[tuple[str, str], Any],
+) -> JobObservation:
+    indexed = training_jobs.get((namespace, job_name))
+    if indexed:
+        entry = next(iter(indexed))
+        if entry["phase"] == JobPhase.RUNNING:
+            return JobObservation(phase=JobPhase.RUNNING)
+    job = await rt.kube.get_job(namespace, job_name)  # not indexed yet, or finished
+    if job is None:
+        return JobObservation(phase=JobPhase.MISSING)
+    phase, _ = job_phase(job)
+    if phase == JobPhase.RUNNING:
+        return JobObservation(phase=JobPhase.RUNNING)
+    pods = await rt.kube.list_pods(namespace, f"{JOB_NAME_LABEL}={job_name}")
+    published = await asyncio.to_thread(rt.store.has_version, channel_id, version)
+    return observe(job, pods, published)
+
+
+def fleet_view(
+    rt: Runtime,
+    namespace: str,
+    name: str,
+    status: ChannelModelStatus,
+    now: datetime,
+    training_jobs: Mapping[tuple[str, str], Any],
+    channel_queue: Mapping[tuple[str, str], Any],
+) -> Fleet:
+    running = {
+        key
+        for key, entries in training_jobs.items()
+        if any(e["phase"] == JobPhase.RUNNING for e in entries)
+    }
+    # A Job created a moment ago may not be indexed yet: count it for a while.
+    horizon = time.monotonic() - 30
+    for key, started in list(rt.recent_starts.items()):
+        if key in training_jobs or started < horizon:
+            del rt.recent_starts[key]
+        else:
+            running.add(key)
+    mine = ((status.queuedAt or now).isoformat(), namespace, name)
+    ahead = 0
+    for (ns, other), entries in channel_queue.items():
+        for training_status, queued_at, train_after in entries:
+            if (ns, other) == (namespace, name) or training_status != "Queued" or not queued_at:
+                continue
+            if (
+                train_after
+                and _parse(train_after) <= now
+                and (_parse(queued_at).isoformat(), ns, other) < mine
+            ):
+                ahead += 1
+    TRAININGS_RUNNING.set(len(running))
+    QUEUE_LENGTH.set(
+        sum(1 for entries in channel_queue.values() for e in entries if e[0] == "Queued")
+    )
+    return Fleet(cap=rt.settings.max_concurrent_trainings, running=len(running), queued_ahead=ahead)
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+async def secret_problem(
+    rt: Runtime, namespace: str, name: str, spec: ChannelModelSpec
+) -> str | None:
+    ref = spec.manifest.authSecretRef
+    assert ref is not None
+    key = (namespace, name)
+    checked = rt.secret_checks.get(key)
+    if checked and time.monotonic() - checked[0] < SECRET_RECHECK_SECONDS and checked[1]:
+        return checked[1]
+    problem = await rt.kube.secret_problem(namespace, ref.name, ref.key)
+    rt.secret_checks[key] = (time.monotonic(), problem)
+    return problem

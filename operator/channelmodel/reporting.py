@@ -1,0 +1,88 @@
+"""What a plan tells the outside world besides Kubernetes: metrics and webhooks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import kopf
+
+from channelmodel.api.models import ChannelModelSpec
+from channelmodel.notify import EVENT_TYPES, Delivery
+from channelmodel.planner import Plan
+from channelmodel.runtime import Runtime
+
+
+def record_telemetry(
+    rt: Runtime,
+    key: tuple[str, str],
+    spec: ChannelModelSpec,
+    raw_status: Mapping[str, Any],
+    decision: Plan,
+) -> None:
+    now = rt.clock()
+    status = decision.status
+    before = raw_status.get("currentJob")
+    if before and status.currentJob is None:
+        reasons = {e.reason for e in decision.events}
+        result = (
+            "rejected"
+            if "ModelRejected" in reasons
+            else "succeeded"
+            if "TrainingSucceeded" in reasons
+            else "failed"
+        )
+        started = datetime.fromisoformat(str(before.get("startedAt", "")).replace("Z", "+00:00"))
+        rt.telemetry.training_finished(key, result, (now - started).total_seconds())
+    if decision.start_job:
+        rt.telemetry.training_started(key, decision.start_job.trigger.value)
+    rt.telemetry.serving(key, spec.channelId, status.modelVersion)
+    rt.telemetry.last_success(
+        key, status.lastTrained.timestamp() if status.lastTrained else None, now.timestamp()
+    )
+
+
+async def notify(
+    rt: Runtime,
+    namespace: str,
+    name: str,
+    spec: ChannelModelSpec,
+    decision: Plan,
+    logger: kopf.Logger,
+) -> None:
+    assert spec.notify is not None
+    secret = None
+    if spec.notify.secretRef:
+        ref = spec.notify.secretRef
+        secret = await rt.kube.secret_value(namespace, ref.name, ref.key)
+        if secret is None:  # fail closed: never send unsigned what should be signed
+            logger.warning(
+                "webhook not sent: Secret %s/%s has no key %r", namespace, ref.name, ref.key
+            )
+            return
+    status = decision.status
+    for event in decision.events:
+        kind = EVENT_TYPES.get(event.reason)
+        if kind is None:
+            continue
+        payload: dict[str, Any] = {
+            "type": kind,
+            "channelId": spec.channelId,
+            "namespace": namespace,
+            "name": name,
+            "message": event.message,
+            "at": rt.clock().isoformat().replace("+00:00", "Z"),
+            "modelVersion": status.modelVersion,
+            "modelBaseUrl": status.modelBaseUrl,
+        }
+        if decision.start_job and kind == "training.started":
+            payload["version"] = decision.start_job.version
+            payload["trigger"] = decision.start_job.trigger.value
+        elif kind in ("training.succeeded", "training.rejected", "training.failed"):
+            payload["version"] = decision.finished_job.version if decision.finished_job else None
+            payload["metrics"] = (
+                status.lastRun.model_dump(exclude_none=True) if status.lastRun else None
+            )
+            payload["error"] = status.lastError
+        rt.notifier.submit(Delivery(url=spec.notify.webhookUrl, payload=payload, secret=secret))

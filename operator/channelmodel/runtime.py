@@ -1,0 +1,43 @@
+"""What the operator's handlers share: settings, clients, the clock, caches."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from channelmodel.kube import KubeApi
+from channelmodel.metrics import ChannelTelemetry
+from channelmodel.notify import Notifier
+from channelmodel.settings import OperatorSettings
+from channelmodel.store import ArtifactStore
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    """What the handlers share: settings, clients, the clock."""
+
+    settings: OperatorSettings
+    store: ArtifactStore
+    kube: KubeApi
+    clock: Clock = utc_now
+    # Jobs created by this process that the Job index has not shown yet: a cache
+    # for the concurrency cap, rebuilt from the index after a restart.
+    recent_starts: dict[tuple[str, str], float] = field(default_factory=dict)
+    start_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Status fields written last, per object, until the watch shows them back.
+    pending_writes: dict[tuple[str, str], tuple[dict[str, Any], float]] = field(
+        default_factory=dict
+    )
+    notifier: Notifier = field(default_factory=Notifier)
+    telemetry: ChannelTelemetry = field(default_factory=ChannelTelemetry)
+    # Secret checks are rate-limited per object (a cache, not state).
+    secret_checks: dict[tuple[str, str], tuple[float, str | None]] = field(default_factory=dict)
