@@ -56,6 +56,12 @@ def test_first_training_publishes_1_0_0(
     start_job_runner(stand_in=fake_trainer(FAKE_DELAY="1"))
     operator_process()
     k8s.create_channelmodel("shop-1", _spec())
+    store = open_store(f"file://{tmp_path / 'store'}")
+    # while the first model trains, the store says nothing is served (no fallback)
+    wait_for(
+        lambda: _status(k8s).get("trainingStatus") == "Training", timeout=30, message="Training"
+    )
+    assert store.get_pointer("shop-1") == {"version": None}
 
     status = wait_for(lambda: _version_is(k8s, "1.0.0"), timeout=60, message="version 1.0.0")
     jobs = k8s.jobs()
@@ -75,7 +81,6 @@ def test_first_training_publishes_1_0_0(
     assert ready["observedGeneration"] == k8s.get_channelmodel("shop-1")["metadata"]["generation"]
     reasons = {e.get("reason") for e in k8s.events()}
     assert {"TrainingStarted", "TrainingSucceeded"} <= reasons
-    store = open_store(f"file://{tmp_path / 'store'}")
     assert store.list_versions("shop-1") == ["1.0.0"]
     assert store.get_pointer("shop-1") == {"version": "1.0.0", "pinned": False}
 

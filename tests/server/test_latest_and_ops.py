@@ -85,6 +85,16 @@ async def test_pointer_without_any_version_is_not_found(
     assert (await client.get(LATEST)).status == 404
 
 
+async def test_null_pointer_means_nothing_served_even_with_committed_versions(
+    client: TestClient, store: ArtifactStore
+) -> None:
+    publish(store, "1.0.0")  # committed by the trainer, not (yet) accepted by the operator
+    store.set_pointer("shop-1", {"version": None})
+    assert (await client.get(LATEST)).status == 404
+    store.set_pointer("shop-1", {"version": "1.0.0", "pinned": False})
+    assert (await client.get(LATEST)).status == 200
+
+
 async def test_latest_revalidates_and_changes_with_the_version(
     client: TestClient, store: ArtifactStore
 ) -> None:

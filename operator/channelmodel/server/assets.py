@@ -158,6 +158,8 @@ async def serve_latest(request: web.Request) -> web.Response:
     except StoreError as exc:
         log.warning("ignoring serving pointer of %s: %s", channel_id, exc)
         pointer = None
+    if pointer is not None and pointer.get("version") is None:
+        raise web.HTTPNotFound()  # the operator says nothing is served (yet)
     versions = await off_loop(request, store.list_versions, channel_id)
     pointed = pointer.get("version") if pointer else None
     if pointer and pointed in versions:

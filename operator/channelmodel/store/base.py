@@ -140,10 +140,13 @@ def check_model_files(files: Mapping[str, bytes]) -> None:
 
 
 def check_pointer(pointer: Mapping[str, object]) -> bytes:
-    version = pointer.get("version")
-    if not isinstance(version, str):
-        raise InvalidName("serving pointer needs a 'version' string")
-    check_version(version)
+    """A pointer names the served version, or `"version": null`: nothing is served yet
+    (a first model is training or was rejected; readers must not fall back)."""
+    version = pointer.get("version", "")
+    if version is not None:
+        if not isinstance(version, str):
+            raise InvalidName("serving pointer needs a 'version' string or null")
+        check_version(version)
     return json.dumps(dict(pointer), sort_keys=True).encode()
 
 
@@ -152,9 +155,12 @@ def parse_pointer(raw: bytes) -> dict[str, object]:
         pointer = json.loads(raw)
     except ValueError as exc:
         raise StoreError(f"corrupt serving pointer: {exc}") from exc
-    if not isinstance(pointer, dict) or not isinstance(pointer.get("version"), str):
+    if not isinstance(pointer, dict) or "version" not in pointer:
         raise StoreError("corrupt serving pointer: no version")
-    check_version(pointer["version"])
+    if pointer["version"] is not None:
+        if not isinstance(pointer["version"], str):
+            raise StoreError("corrupt serving pointer: version is not a string")
+        check_version(pointer["version"])
     return pointer
 
 
