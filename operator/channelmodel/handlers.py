@@ -232,11 +232,14 @@ async def _execute(
     for version in decision.delete_versions:
         await asyncio.to_thread(rt.store.delete_version, spec.channelId, version)
         logger.info("retention: deleted version %s", version)
-    if decision.start_job and decision.status.modelVersion is None:
-        # Nothing served yet: until the operator accepts this first model, the
-        # server must not fall back to whatever version the trainer committed.
-        if await asyncio.to_thread(rt.store.get_pointer, spec.channelId) is None:
-            await asyncio.to_thread(rt.store.set_pointer, spec.channelId, {"version": None})
+    # Nothing served yet: until the operator accepts this first model, the server
+    # must not fall back to whatever version the trainer committed.
+    if (
+        decision.start_job
+        and decision.status.modelVersion is None
+        and await asyncio.to_thread(rt.store.get_pointer, spec.channelId) is None
+    ):
+        await asyncio.to_thread(rt.store.set_pointer, spec.channelId, {"version": None})
     if decision.start_job:
         job = build_job(
             name=name, namespace=namespace, uid=body.get("metadata", {}).get("uid", ""),
