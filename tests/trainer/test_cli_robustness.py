@@ -118,6 +118,8 @@ def test_messy_catalog_skips_and_counts_every_bad_entry(
     assert result["metrics"]["skippedImages"] == 6
     assert result["skipped"] == {"pear": 2, "plum": 2, "apple": 1, "ghost": 1}
     assert result["productsWithoutImages"] == ["ghost", "empty"]
+    assert sum(result["skipReasons"].values()) == 6  # each skip says why
+    assert all(reason for reason in result["skipReasons"])
     assert set(result["timings"]) >= {
         "manifest",
         "baseModel",

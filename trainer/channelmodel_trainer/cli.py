@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import sys
+from collections import Counter
 
 from channelmodel_trainer.errors import TrainerError
 from channelmodel_trainer.pipeline import DEFAULT_VIEWS, TrainingRequest
@@ -120,5 +121,10 @@ def _train(args: argparse.Namespace) -> dict[str, object]:
         skipped=outcome.skipped,
         timings=outcome.timings,
         without_images=outcome.products_without_images,
-        extra={"embedded": outcome.embedded, "cacheHits": outcome.cache_hits},
+        extra={
+            "embedded": outcome.embedded,
+            "cacheHits": outcome.cache_hits,
+            # why images were skipped, most frequent first (bounded for the 4 KiB limit)
+            "skipReasons": dict(Counter(outcome.skip_reasons).most_common(8)),
+        },
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections import Counter
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,8 @@ from channelmodel_trainer.decode import DecodeError, centre_square, decode_image
 from channelmodel_trainer.download import Downloaded
 from channelmodel_trainer.embed import Embedder
 from channelmodel_trainer.progress import Progress
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from channelmodel.store.base import ArtifactStore
@@ -153,6 +156,7 @@ class EmbeddingStage:
             cache.put(sha256, rows)
 
     def _skip(self, product: str, reason: str) -> None:
+        log.info("skipped an image of %s: %s", product, reason)
         self.result.skipped[product] += 1
         self.result.reasons[reason] += 1
         self._progress.advance(STAGE)

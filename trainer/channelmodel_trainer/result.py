@@ -1,8 +1,8 @@
 """The trainer's result as JSON in the container's termination message.
 
 Kubernetes keeps at most 4096 bytes of it, so the lists of products (without
-images, with skipped images) are cut to fit and `truncated` says so; the full
-lists are in the log.
+images, with skipped images) are cut to fit and `truncated` says so; every
+skipped image is logged with its product and reason.
 """
 
 from __future__ import annotations
