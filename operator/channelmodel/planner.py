@@ -411,7 +411,15 @@ def _wanted_run(inp: PlanInput, status: ChannelModelStatus) -> _Want | None:
         if kind
         else any(t != ann.TriggerKind.SCHEDULE for t in spec.retrainTriggers)
     )
-    if spec.autoRetrain and kind_enabled and changed_at and (seen is None or changed_at > seen):
+    # The annotation keeps only the latest kind: an enabled change already queued
+    # stays queued when a disabled kind follows it inside the debounce window.
+    queued_event = status.queuedTrigger == Trigger.EVENT.value
+    if (
+        spec.autoRetrain
+        and (kind_enabled or queued_event)
+        and changed_at
+        and (seen is None or changed_at > seen)
+    ):
         debounce_end = changed_at + timedelta(seconds=spec.debounceSeconds)
         wants.append(_Want(Trigger.EVENT, max(debounce_end, cooldown_end, now)))
 

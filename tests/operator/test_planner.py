@@ -450,3 +450,18 @@ def test_failed_run_without_metrics_clears_last_run() -> None:
     assert sim.status.lastRun is None
     assert p.finished_job is not None
     assert p.finished_job.version == "1.0.1"
+
+
+def test_disabled_kind_after_an_enabled_one_keeps_the_queued_retrain() -> None:
+    sim = Sim(
+        spec=make_spec(debounceSeconds=5, cooldownSeconds=0, retrainTriggers=["productAdded"])
+    )
+    sim.trained_once()
+    sim.change("productAdded")
+    sim.tick()
+    assert sim.status.queuedTrigger == "event"
+    sim.now += timedelta(seconds=2)
+    sim.change("imageChanged")  # overwrites the kind annotation
+    sim.advance(10)
+    assert len(sim.started) == 2
+    assert sim.started[-1][1].trigger == Trigger.EVENT
