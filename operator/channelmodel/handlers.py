@@ -85,6 +85,7 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
                 "owner": labels.get(CHANNEL_MODEL_LABEL),
                 "phase": phase,
                 "reason": reason,
+                "suspended": bool((body.get("spec") or {}).get("suspend")),
             }
         }
 

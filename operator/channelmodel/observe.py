@@ -29,13 +29,13 @@ async def observe_job(
     if indexed:
         entry = next(iter(indexed))
         if entry["phase"] == JobPhase.RUNNING:
-            return JobObservation(phase=JobPhase.RUNNING)
+            return JobObservation(phase=JobPhase.RUNNING, suspended=entry.get("suspended", False))
     job = await rt.kube.get_job(namespace, job_name)  # not indexed yet, or finished
     if job is None:
         return JobObservation(phase=JobPhase.MISSING)
     phase, _ = job_phase(job)
     if phase == JobPhase.RUNNING:
-        return JobObservation(phase=JobPhase.RUNNING)
+        return JobObservation(phase=JobPhase.RUNNING, suspended=bool(job["spec"].get("suspend")))
     pods = await rt.kube.list_pods(namespace, f"{JOB_NAME_LABEL}={job_name}")
     published = await asyncio.to_thread(rt.store.has_version, channel_id, version)
     return observe(job, pods, published)

@@ -63,6 +63,7 @@ class JobObservation:
     result: Mapping[str, Any] | None = None  # the trainer's termination message
     reason: str = ""  # Job failure reason (BackoffLimitExceeded, DeadlineExceeded, ...)
     published: bool = True  # the version the Job reports is committed in the store
+    suspended: bool = False  # created suspended, not admitted yet (Kueue)
 
 
 @dataclass(frozen=True)
@@ -507,7 +508,13 @@ def _set_conditions(inp: PlanInput, result: Plan) -> None:
             conds, cond.READY, False, "NoModelYet", "no model trained yet", now, gen
         )
 
-    if status.currentJob:
+    if status.currentJob and inp.job is not None and inp.job.suspended:
+        queue = inp.spec.training.queueName or "its queue"
+        conds = cond.set_condition(
+            conds, cond.TRAINING, False, "WaitingForAdmission",
+            f"Job {status.currentJob.name} is suspended until Kueue admits it from {queue}", now, gen,
+        )  # fmt: skip
+    elif status.currentJob:
         conds = cond.set_condition(
             conds,
             cond.TRAINING,

@@ -340,3 +340,27 @@ def test_retention_and_pinning_reach_the_store(
     assert status["modelBaseUrl"].endswith("/v1.0.2/")
     assert _condition(status, "Ready")["reason"] == "VersionPinned"
     assert store.get_pointer("shop-1") == {"version": "1.0.2", "pinned": True}
+
+
+def test_kueue_job_waits_for_admission_then_trains(
+    k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
+) -> None:
+    start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.2"))
+    operator_process(env={"CHANNELMODEL_RECONCILE_INTERVAL_SECONDS": "0.25"})
+    k8s.create_channelmodel("shop-1", _spec(training={"gpus": 1, "queueName": "gpu-team"}))
+    status = wait_for(
+        lambda: (
+            (s := _status(k8s))
+            and _condition(s, "Training")["reason"] == "WaitingForAdmission"
+            and s
+        ),
+        timeout=30,
+        message="WaitingForAdmission",
+    )
+    assert "gpu-team" in _condition(status, "Training")["message"]
+    job = k8s.jobs()[0]
+    assert job["spec"]["suspend"] is True
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-team"
+    # Kueue admits the workload by unsuspending the Job
+    k8s.batch.patch_namespaced_job(job["metadata"]["name"], "default", {"spec": {"suspend": False}})
+    wait_for(lambda: _version_is(k8s, "1.0.0"), timeout=60, message="1.0.0 after admission")

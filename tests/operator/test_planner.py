@@ -465,3 +465,22 @@ def test_disabled_kind_after_an_enabled_one_keeps_the_queued_retrain() -> None:
     sim.advance(10)
     assert len(sim.started) == 2
     assert sim.started[-1][1].trigger == Trigger.EVENT
+
+
+def test_a_job_waiting_for_kueue_admission_says_so() -> None:
+    from channelmodel.planner import JobObservation, PlanInput, plan
+
+    from .sim import base_url
+
+    sim = Sim(spec=make_spec(training={"queueName": "gpu-team"}))
+    sim.tick()
+    suspended = plan(
+        PlanInput(name="shop-1", spec=sim.spec, status=sim.status, annotations={}, now=sim.now,
+                  fleet=sim.fleet, model_base_url=base_url,
+                  job=JobObservation(phase=JobPhase.RUNNING, suspended=True))
+    )  # fmt: skip
+    training = get_condition(suspended.status.conditions, "Training")
+    assert training is not None
+    assert training.reason == "WaitingForAdmission"
+    assert "gpu-team" in training.message
+    assert suspended.status.trainingStatus == TrainingStatus.TRAINING
