@@ -76,6 +76,17 @@ def build_job(
         env.append(
             {"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
         )
+    if spec.notify and start.trigger != Trigger.IMPORT:
+        # The trainer posts training.progress events to the same webhook.
+        env.append({"name": "CHANNELMODEL_NOTIFY_URL", "value": spec.notify.webhookUrl})
+        if spec.notify.secretRef:
+            secret = spec.notify.secretRef
+            env.append({"name": "CHANNELMODEL_NOTIFY_SIGNED", "value": "true"})
+            env.append({
+                "name": "CHANNELMODEL_NOTIFY_SECRET",
+                # optional: a missing webhook key must not keep the training from starting
+                "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key, "optional": True}},
+            })  # fmt: skip
     env_from: list[dict[str, Any]] = []
     if settings.store_uri.startswith("s3://"):
         if settings.s3_endpoint_url:

@@ -229,3 +229,19 @@ def test_import_job_runs_the_import_command() -> None:
         "--store", "file:///var/lib/channelmodel/models", "https://old.example/tm/model.json",
     ]  # fmt: skip
     assert container["env"][-1]["valueFrom"] == {"secretKeyRef": {"name": "old", "key": "t"}}
+
+
+def test_trainer_gets_the_webhook_for_progress_with_an_optional_key() -> None:
+    job = _job(
+        notify={
+            "webhookUrl": "https://b.example/hook",
+            "secretRef": {"name": "hook", "key": "hmac"},
+        }
+    )
+    env = {e["name"]: e for e in _container(job)["env"]}
+    assert env["CHANNELMODEL_NOTIFY_URL"]["value"] == "https://b.example/hook"
+    assert env["CHANNELMODEL_NOTIFY_SIGNED"]["value"] == "true"
+    assert env["CHANNELMODEL_NOTIFY_SECRET"]["valueFrom"] == {
+        "secretKeyRef": {"name": "hook", "key": "hmac", "optional": True}
+    }
+    assert "CHANNELMODEL_NOTIFY_URL" not in {e["name"] for e in _container(_job())["env"]}

@@ -137,10 +137,23 @@ def test_dev_sandbox_trains_serves_retrains_and_reports(tmp_path: Path) -> None:
         new_base = served.split("served: ", 1)[1].removesuffix("model.json")
         assert "prod-lemon" in httpx.get(new_base + "metadata.json").json()["labels"]
 
+        def transitions() -> list[str]:
+            types = [json.loads(body)["type"] for _, body in webhook.received]
+            return [t for t in types if t != "training.progress"]
+
         wait_until = time.monotonic() + 20
-        while len(webhook.received) < 8 and time.monotonic() < wait_until:
+        while len(transitions()) < 8 and time.monotonic() < wait_until:
             time.sleep(0.2)
-        kinds = [json.loads(body)["type"] for _, body in webhook.received]
+        kinds = transitions()
+        progress = [
+            json.loads(b)
+            for _, b in webhook.received
+            if json.loads(b)["type"] == "training.progress"
+        ]
+        assert {(p["stage"], p["state"]) for p in progress} >= {
+            ("epochs", "started"),
+            ("epochs", "finished"),
+        }
         assert kinds == [
             "training.queued", "training.started", "training.succeeded", "version.served",
             "training.queued", "training.started", "training.succeeded", "version.served",

@@ -95,6 +95,7 @@ def _train(args: argparse.Namespace) -> dict[str, object]:
     # Imported here: TensorFlow takes seconds to load, argument errors should not wait.
     from dataclasses import replace
 
+    from channelmodel_trainer.notify_progress import with_webhook
     from channelmodel_trainer.pipeline import run_training
     from channelmodel_trainer.progress import progress_for
     from channelmodel_trainer.publish import open_artifact_store
@@ -109,7 +110,7 @@ def _train(args: argparse.Namespace) -> dict[str, object]:
         views=max(0, args.views),
         token=os.environ.get(TOKEN_ENV) or None,
     )
-    progress = progress_for()
+    progress = with_webhook(progress_for(), args.channel, args.version)
     try:
         outcome = run_training(request, store, progress)
     finally:
