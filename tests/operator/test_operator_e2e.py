@@ -13,6 +13,7 @@ import pytest
 from channelmodel.store import open_store
 from tests.support.k8s import Cluster, wait_for
 from tests.support.processes import free_port
+from tests.support.webhook import WebhookReceiver
 
 pytestmark = pytest.mark.e2e
 
@@ -209,31 +210,16 @@ def _gone(k8s: Cluster) -> bool:
 
 
 def test_webhook_events_are_signed_in_order_and_metrics_add_up(
-    k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
+    k8s: Cluster,
+    start_job_runner: Any,
+    operator_process: Any,
+    fake_trainer: Any,
+    webhook_receiver: WebhookReceiver,
 ) -> None:
-    import http.server
-    import json
-    import threading
     import time
 
     import httpx
 
-    from channelmodel.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-
-    received: list[tuple[dict[str, str], bytes]] = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append((dict(self.headers), body))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
     metrics_port = free_port()
     secret = b"webhook-key"
     k8s.core.create_namespaced_secret(
@@ -250,7 +236,7 @@ def test_webhook_events_are_signed_in_order_and_metrics_add_up(
     spec = _spec(
         debounceSeconds=2,
         notify={
-            "webhookUrl": f"http://127.0.0.1:{hook.server_port}/hook",
+            "webhookUrl": webhook_receiver.url,
             "secretRef": {"name": "hook", "key": "hmac"},
         },
     )
@@ -263,18 +249,17 @@ def test_webhook_events_are_signed_in_order_and_metrics_add_up(
         }}})  # fmt: skip
         time.sleep(0.3)  # apart by more than kopf's 0.1 s batching window
     wait_for(lambda: _version_is(k8s, "1.0.1"), timeout=60, message="1.0.1")
-    wait_for(lambda: len(received) >= 8, timeout=20, message="eight webhook events")
+    wait_for(
+        lambda: len(webhook_receiver.received) >= 8, timeout=20, message="eight webhook events"
+    )
 
-    kinds = [json.loads(body)["type"] for _, body in received]
+    kinds = [e["type"] for e in webhook_receiver.events()]
     assert kinds == [
         "training.queued", "training.started", "training.succeeded", "version.served",
         "training.queued", "training.started", "training.succeeded", "version.served",
     ]  # fmt: skip
-    for headers, body in received:
-        assert verify(secret, headers[TIMESTAMP_HEADER], body, headers[SIGNATURE_HEADER])
-    succeeded = [
-        json.loads(body) for _, body in received if json.loads(body)["type"] == "training.succeeded"
-    ]
+    assert webhook_receiver.all_signed_with(secret)
+    succeeded = [e for e in webhook_receiver.events() if e["type"] == "training.succeeded"]
     assert [e["version"] for e in succeeded] == ["1.0.0", "1.0.1"]
     assert succeeded[1]["modelBaseUrl"] == "http://models.test/assets/ml-models/shop-1/v1.0.1/"
 
@@ -291,7 +276,6 @@ def test_webhook_events_are_signed_in_order_and_metrics_add_up(
         in scrape
     )
     assert 'version="1.0.0"' not in scrape
-    hook.shutdown()
 
 
 @pytest.mark.parametrize(("policy", "kept"), [("Retain", ["1.0.0"]), ("Delete", [])])

@@ -4,24 +4,21 @@ sale, a catalog change, signed webhooks and the metrics that describe it all."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 import yaml
 
-from channelmodel.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from tests.support.processes import DevProcess, free_port
+from tests.support.webhook import WebhookReceiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -30,25 +27,6 @@ SHARED = Path(os.environ.get("CHANNELMODEL_SHARED", ROOT.parent / "shared"))
 REFERENCE = SHARED / "reference" / "teachable-machine-image-export.zip"
 NODE_PREDICT = ROOT / "tests" / "js" / "predict_tfjs4.js"
 SECRET = b"sandbox-webhook-key"
-
-
-class Webhook(http.server.ThreadingHTTPServer):
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        hook = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                hook.received.append(
-                    (dict(self.headers), self.rfile.read(int(self.headers["Content-Length"])))
-                )
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
 
 
 def _predict_in_node(base_url: str, image: Path, tmp_path: Path) -> list[float]:
@@ -83,7 +61,9 @@ def _pids_using(work: Path) -> list[int]:
     return found
 
 
-def test_dev_sandbox_trains_serves_retrains_and_reports(tmp_path: Path) -> None:
+def test_dev_sandbox_trains_serves_retrains_and_reports(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
     if not REFERENCE.exists():
         pytest.skip(
             f"the pretrained base {REFERENCE} is missing (../shared not beside the checkout)"
@@ -93,14 +73,13 @@ def test_dev_sandbox_trains_serves_retrains_and_reports(tmp_path: Path) -> None:
         or not (ROOT / "tests/js/node_modules/@tensorflow/tfjs").is_dir()
     ):
         pytest.skip("node or @tensorflow/tfjs missing: run scripts/setup.sh")
-    webhook = Webhook()
-    threading.Thread(target=webhook.serve_forever, daemon=True).start()
+    webhook = webhook_receiver
     ports = {name: free_port() for name in ("catalog", "server", "metrics")}
     example = yaml.safe_load((ROOT / "examples" / "channelmodel.yaml").read_text())
     example["spec"]["debounceSeconds"] = 3
     example["spec"]["cooldownSeconds"] = 0
     example["spec"]["notify"] = {
-        "webhookUrl": f"http://127.0.0.1:{webhook.server_port}/events",
+        "webhookUrl": webhook.url,
         "secretRef": {"name": "webhook", "key": "hmac"},
     }
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "webhook", "namespace": "default"},
@@ -138,18 +117,13 @@ def test_dev_sandbox_trains_serves_retrains_and_reports(tmp_path: Path) -> None:
         assert "prod-lemon" in httpx.get(new_base + "metadata.json").json()["labels"]
 
         def transitions() -> list[str]:
-            types = [json.loads(body)["type"] for _, body in webhook.received]
-            return [t for t in types if t != "training.progress"]
+            return [e["type"] for e in webhook.events(exclude="training.progress")]
 
         wait_until = time.monotonic() + 20
         while len(transitions()) < 8 and time.monotonic() < wait_until:
             time.sleep(0.2)
         kinds = transitions()
-        progress = [
-            json.loads(b)
-            for _, b in webhook.received
-            if json.loads(b)["type"] == "training.progress"
-        ]
+        progress = [e for e in webhook.events() if e["type"] == "training.progress"]
         assert {(p["stage"], p["state"]) for p in progress} >= {
             ("epochs", "started"),
             ("epochs", "finished"),
@@ -158,8 +132,7 @@ def test_dev_sandbox_trains_serves_retrains_and_reports(tmp_path: Path) -> None:
             "training.queued", "training.started", "training.succeeded", "version.served",
             "training.queued", "training.started", "training.succeeded", "version.served",
         ]  # fmt: skip
-        for headers, body in webhook.received:
-            assert verify(SECRET, headers[TIMESTAMP_HEADER], body, headers[SIGNATURE_HEADER])
+        assert webhook.all_signed_with(SECRET)
 
         scrape = httpx.get(f"http://127.0.0.1:{ports['metrics']}/metrics").text
         assert (
@@ -171,7 +144,6 @@ def test_dev_sandbox_trains_serves_retrains_and_reports(tmp_path: Path) -> None:
         assert 'version="1.0.1"' in scrape
     finally:
         dev.stop(timeout=30)
-        webhook.shutdown()
     assert dev.process.returncode == 0
     assert any("stopping" in line for line in dev.lines)
     leftovers = _pids_using(work)
