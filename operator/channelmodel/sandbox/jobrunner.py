@@ -53,6 +53,15 @@ class StandInCommand:
 StandIn = Callable[[Obj], "StandInCommand | Sequence[str]"]
 
 
+# The Job controller's terminal Failed conditions (type, reason, message).
+DEADLINE_EXCEEDED = ("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")
+BACKOFF_LIMIT_EXCEEDED = (
+    "Failed",
+    "BackoffLimitExceeded",
+    "Job has reached the specified backoff limit",
+)
+
+
 def stand_in_script(
     result: Mapping[str, Any] | None = None,
     *,
@@ -271,39 +280,21 @@ class JobRunner:
             while True:
                 outcome = await self._run_pod(run, job, deadline)
                 if outcome == "Succeeded":
-                    await self._finish(
-                        run, started, succeeded=1, failed=failed, condition=("Complete", "", "")
-                    )
-                    return
+                    condition = ("Complete", "", "")
+                    break
                 failed += 1
                 if outcome == "DeadlineExceeded":
-                    await self._finish(
-                        run,
-                        started,
-                        succeeded=0,
-                        failed=failed,
-                        condition=(
-                            "Failed",
-                            "DeadlineExceeded",
-                            "Job was active longer than specified deadline",
-                        ),
-                    )
-                    return
+                    condition = DEADLINE_EXCEEDED
+                    break
                 if failed > backoff_limit:
-                    await self._finish(
-                        run,
-                        started,
-                        succeeded=0,
-                        failed=failed,
-                        condition=(
-                            "Failed",
-                            "BackoffLimitExceeded",
-                            "Job has reached the specified backoff limit",
-                        ),
-                    )
-                    return
+                    condition = BACKOFF_LIMIT_EXCEEDED
+                    break
                 await self._patch_job_status(run, {"failed": failed, "active": 1})
                 await asyncio.sleep(self.retry_delay)
+            succeeded = 1 if outcome == "Succeeded" else 0
+            await self._finish(
+                run, started, succeeded=succeeded, failed=failed, condition=condition
+            )
         except asyncio.CancelledError:
             await self._kill(run)
             raise
