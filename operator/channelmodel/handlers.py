@@ -259,7 +259,7 @@ async def _execute(
         rt.pending_writes[(namespace, name)] = (written, time.monotonic())
     for event in decision.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-    record_telemetry(rt, (namespace, name), spec, raw_status, decision)
+    record_telemetry(rt, (namespace, name), spec, decision)
     if spec.notify and decision.events:
         await notify(rt, namespace, name, spec, decision, logger)
 

@@ -11,7 +11,7 @@ from typing import Any
 from channelmodel.api.models import ChannelModelSpec, ChannelModelStatus
 from channelmodel.jobs import JOB_NAME_LABEL, job_phase, observe
 from channelmodel.metrics import QUEUE_LENGTH, TRAININGS_RUNNING
-from channelmodel.planner import Fleet, JobObservation, JobPhase
+from channelmodel.planner import Fleet, JobObservation, JobPhase, parse_time
 from channelmodel.runtime import Runtime
 
 SECRET_RECHECK_SECONDS = 10.0
@@ -68,21 +68,14 @@ def fleet_view(
         for training_status, queued_at, train_after in entries:
             if (ns, other) == (namespace, name) or training_status != "Queued" or not queued_at:
                 continue
-            if (
-                train_after
-                and _parse(train_after) <= now
-                and (_parse(queued_at).isoformat(), ns, other) < mine
-            ):
+            ready_at, queued = parse_time(train_after), parse_time(queued_at)
+            if ready_at and queued and ready_at <= now and (queued.isoformat(), ns, other) < mine:
                 ahead += 1
     TRAININGS_RUNNING.set(len(running))
     QUEUE_LENGTH.set(
         sum(1 for entries in channel_queue.values() for e in entries if e[0] == "Queued")
     )
     return Fleet(cap=rt.settings.max_concurrent_trainings, running=len(running), queued_ahead=ahead)
-
-
-def _parse(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 async def secret_problem(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 import kopf
@@ -15,16 +13,12 @@ from channelmodel.runtime import Runtime
 
 
 def record_telemetry(
-    rt: Runtime,
-    key: tuple[str, str],
-    spec: ChannelModelSpec,
-    raw_status: Mapping[str, Any],
-    decision: Plan,
+    rt: Runtime, key: tuple[str, str], spec: ChannelModelSpec, decision: Plan
 ) -> None:
     now = rt.clock()
     status = decision.status
-    before = raw_status.get("currentJob")
-    if before and status.currentJob is None:
+    finished = decision.finished_job
+    if finished is not None:
         reasons = {e.reason for e in decision.events}
         result = (
             "rejected"
@@ -33,8 +27,7 @@ def record_telemetry(
             if "TrainingSucceeded" in reasons
             else "failed"
         )
-        started = datetime.fromisoformat(str(before.get("startedAt", "")).replace("Z", "+00:00"))
-        rt.telemetry.training_finished(key, result, (now - started).total_seconds())
+        rt.telemetry.training_finished(key, result, (now - finished.startedAt).total_seconds())
     if decision.start_job:
         rt.telemetry.training_started(key, decision.start_job.trigger.value)
     rt.telemetry.serving(key, spec.channelId, status.modelVersion)
