@@ -6,8 +6,7 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -58,13 +57,6 @@ def best_of(runs: int, action: Callable[[], T]) -> tuple[float, T]:
         result = action()
         best = min(best, time.perf_counter() - started)
     return best, result
-
-
-@contextmanager
-def timed(label: str, into: dict[str, float]) -> Iterator[None]:
-    started = time.perf_counter()
-    yield
-    into[label] = time.perf_counter() - started
 
 
 def peak_rss_mib() -> float:

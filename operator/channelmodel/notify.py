@@ -14,7 +14,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,9 +64,6 @@ class Delivery:
     url: str
     payload: Mapping[str, Any]
     secret: bytes | None
-
-
-SecretLoader = Callable[[], Awaitable[bytes | None]]
 
 
 class Notifier:

@@ -24,7 +24,6 @@ from channelmodel_trainer.errors import BaseModelError
 ALPHA = 0.35
 IMAGE_SIZE = 224
 EMBEDDING_SIZE = 1280
-MOBILENET_NAME = "mobilenetv2_0.35_224"
 IMAGENET_WEIGHTS_ENV = "CHANNELMODEL_IMAGENET_WEIGHTS"
 
 

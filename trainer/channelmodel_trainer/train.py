@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -153,7 +153,3 @@ def _class_weights(targets: np.ndarray, num_classes: int) -> dict[int, float]:
     return {
         label: float(total / (num_classes * count)) for label, count in enumerate(counts) if count
     }
-
-
-def with_epochs(recipe: HeadRecipe, epochs: int | None) -> HeadRecipe:
-    return recipe if epochs is None else replace(recipe, epochs=epochs)

@@ -64,10 +64,6 @@ class WatchHub:
         )
         self._watchers: set[_Watcher] = set()
 
-    @property
-    def open_watches(self) -> int:
-        return len(self._watchers)
-
     def publish(self, key: TypeKey, kind: str, old: Obj | None, new: Obj) -> None:
         self._events.append((_rv(new), key, kind, old, new))
         namespace = _namespace(new)

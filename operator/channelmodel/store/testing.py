@@ -8,7 +8,6 @@ they are against MinIO or AWS. Needs `moto[server]` (a dev dependency).
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,22 +35,6 @@ def moto_s3_server() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
-
-
-@contextmanager
-def s3_environment(endpoint_url: str) -> Iterator[None]:
-    """Point S3Store.from_uri at `endpoint_url` with test credentials, restoring the env after."""
-    saved = {key: os.environ.get(key) for key in (*S3_TEST_ENV, "CHANNELMODEL_S3_ENDPOINT_URL")}
-    os.environ.update(S3_TEST_ENV)
-    os.environ["CHANNELMODEL_S3_ENDPOINT_URL"] = endpoint_url
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def create_bucket(endpoint_url: str, name: str | None = None) -> str:
