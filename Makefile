@@ -18,13 +18,13 @@ test-fast: ## skip the slow tests (TensorFlow, node, browser)
 	$(PY) -m pytest -q -m "not slow"
 
 lint: ## ruff + mypy
-	$(VENV)/bin/ruff check operator trainer tests bench
-	$(VENV)/bin/ruff format --check operator trainer tests bench
+	$(VENV)/bin/ruff check operator trainer sandbox tests bench
+	$(VENV)/bin/ruff format --check operator trainer sandbox tests bench
 	$(VENV)/bin/mypy
 
 format: ## apply ruff fixes and formatting
-	$(VENV)/bin/ruff check --fix operator trainer tests bench
-	$(VENV)/bin/ruff format operator trainer tests bench
+	$(VENV)/bin/ruff check --fix operator trainer sandbox tests bench
+	$(VENV)/bin/ruff format operator trainer sandbox tests bench
 
 typecheck: ## mypy only
 	$(VENV)/bin/mypy

@@ -35,8 +35,8 @@ if ! "$VENV/bin/python" -c "import tensorflow, tf_keras, tensorflowjs" 2>/dev/nu
   # Their own dependency lists pull full tensorflow, TF-DF and jax: skip them.
   "$PIP" install -q --no-deps tf-keras==2.21.0 tensorflowjs==4.22.0
 fi
-log "channelmodel (editable) with dev extras"
-"$PIP" install -q -e ".[dev,sandbox]"
+log "channelmodel (editable) with dev extras, and the sandbox (sandbox/, not in the operator image)"
+"$PIP" install -q -e ".[dev]" -e ./sandbox
 
 if [ -f tests/js/package.json ]; then
   log "node packages for TF.js tests"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -31,19 +32,30 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "channelmodel.commands.notify_change",
         "Report a catalog change of a ChannelModel.",
     ),
-    "dev": (
-        "channelmodel.sandbox.dev",
-        "Run the whole loop locally: API emulator, operator, jobs, server.",
-    ),
-    "emulator": (
-        "channelmodel.sandbox.cli",
-        "Run the Kubernetes API emulator and local job runner.",
-    ),
     "import": (
         "channelmodel.migrate.cli",
         "Import a Teachable Machine export as a channel version.",
     ),
 }
+
+# The sandbox is a separate distribution (sandbox/, `channelmodel-sandbox`) that the
+# operator image does not install: its subcommands exist only where it is installed.
+SANDBOX_SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "dev": (
+        "channelmodel_sandbox.dev",
+        "Run the whole loop locally: API emulator, operator, jobs, server.",
+    ),
+    "emulator": (
+        "channelmodel_sandbox.cli",
+        "Run the Kubernetes API emulator and local job runner.",
+    ),
+}
+
+
+def available_subcommands() -> dict[str, tuple[str, str]]:
+    if importlib.util.find_spec("channelmodel_sandbox") is None:
+        return dict(SUBCOMMANDS)
+    return {**SUBCOMMANDS, **SANDBOX_SUBCOMMANDS}
 
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
@@ -51,7 +63,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         prog="channelmodel", description=__doc__.splitlines()[0] if __doc__ else None
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
+    for name, (module_name, help_text) in available_subcommands().items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
         # Only the chosen subcommand's module is imported (it may need TensorFlow).
         if name in argv:

@@ -33,10 +33,12 @@ from channelmodel.api.models import (
 )
 from channelmodel.jobs import (
     CHANNEL_MODEL_LABEL,
+    JOB_NAME_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     build_job,
     job_phase,
+    unschedulable_reason,
 )
 from channelmodel.observe import fleet_view, observe_job, secret_problem
 from channelmodel.planner import Plan, PlanInput, plan
@@ -89,6 +91,17 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
             }
         }
 
+    @kopf.index(
+        "", "v1", "pods", id="training_pods", labels={MANAGED_BY_LABEL: MANAGED_BY},
+        registry=registry,
+    )  # fmt: skip
+    def training_pods(
+        namespace: str | None, labels: Mapping[str, str], status: Mapping[str, Any], **_: Any
+    ) -> dict[tuple[str | None, str], str]:
+        # Only what the scheduler says of a Pod it cannot place (resources, node selectors,
+        # taints): a Job waiting for it shows it in the Training condition.
+        return {(namespace, labels.get(JOB_NAME_LABEL, "")): unschedulable_reason(status)}
+
     @kopf.index(GROUP, VERSION, PLURAL, id="channel_queue", registry=registry)
     def channel_queue(
         name: str, namespace: str | None, status: Mapping[str, Any], **_: Any
@@ -116,7 +129,7 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
     ) -> None:
         await reconcile_channel(
             rt, body, name, namespace or "default", meta, patch, logger,
-            kwargs["training_jobs"], kwargs["channel_queue"],
+            kwargs["training_jobs"], kwargs["channel_queue"], kwargs["training_pods"],
         )  # fmt: skip
 
     @kopf.on.event(GROUP, VERSION, PLURAL, id="count_changes", registry=registry)
@@ -158,6 +171,7 @@ async def reconcile_channel(
     logger: kopf.Logger,
     training_jobs: Mapping[tuple[str, str], Any],
     channel_queue: Mapping[tuple[str, str], Any],
+    training_pods: Mapping[tuple[str, str], Any],
 ) -> None:
     now = rt.clock()
     raw_status = dict(body.get("status") or {})
@@ -179,6 +193,7 @@ async def reconcile_channel(
             status.currentJob.name,
             status.currentJob.version,
             training_jobs,
+            training_pods,
         )
 
     inp = PlanInput(

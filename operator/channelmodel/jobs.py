@@ -22,6 +22,7 @@ KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 TRAINER_UID = 10001  # the trainer image's user (Dockerfile.trainer)
 TOKEN_ENV = "CHANNELMODEL_MANIFEST_TOKEN"
+GPU_RESOURCE = "nvidia.com/gpu"
 
 
 def build_job(
@@ -47,7 +48,7 @@ def build_job(
 
     resources: dict[str, Any] = json.loads(json.dumps(training.resources or {}))
     if training.gpus > 0:
-        resources.setdefault("limits", {})["nvidia.com/gpu"] = str(training.gpus)  # a Quantity
+        resources.setdefault("limits", {})[GPU_RESOURCE] = str(training.gpus)  # a Quantity
 
     token_ref = spec.manifest.authSecretRef
     if start.trigger == Trigger.IMPORT and spec.importFrom:
@@ -142,8 +143,14 @@ def build_job(
     }
     if training.nodeSelector:
         pod_spec["nodeSelector"] = dict(training.nodeSelector)
-    if training.tolerations:
-        pod_spec["tolerations"] = list(training.tolerations)
+    tolerations = list(training.tolerations or [])
+    if training.gpus > 0 and not any(t.get("key") == GPU_RESOURCE for t in tolerations):
+        # GPU nodes are commonly tainted nvidia.com/gpu (GKE, the NVIDIA GPU operator);
+        # a Pod asking for a GPU tolerates it, as the ExtendedResourceToleration
+        # admission plugin would add where it is enabled.
+        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
 
     job_spec: dict[str, Any] = {
         "backoffLimit": training.backoffLimit,
@@ -189,6 +196,18 @@ def job_phase(job: Mapping[str, Any]) -> tuple[JobPhase, str]:
             message = condition.get("message") or ""
             return JobPhase.FAILED, f"{reason}: {message}" if message else reason
     return JobPhase.RUNNING, ""
+
+
+def unschedulable_reason(pod_status: Mapping[str, Any]) -> str:
+    """The scheduler's message when it cannot place a Pod (PodScheduled False), else ''."""
+    for condition in pod_status.get("conditions") or []:
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "Unschedulable"
+        ):
+            return str(condition.get("message") or "Unschedulable")
+    return ""
 
 
 def termination_result(pods: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:

@@ -24,18 +24,28 @@ async def observe_job(
     job_name: str,
     version: str,
     training_jobs: Mapping[tuple[str, str], Any],
+    training_pods: Mapping[tuple[str, str], Any] | None = None,
 ) -> JobObservation:
+    pending = next((r for r in (training_pods or {}).get((namespace, job_name), ()) if r), "")
     indexed = training_jobs.get((namespace, job_name))
     if indexed:
         entry = next(iter(indexed))
         if entry["phase"] == JobPhase.RUNNING:
-            return JobObservation(phase=JobPhase.RUNNING, suspended=entry.get("suspended", False))
+            return JobObservation(
+                phase=JobPhase.RUNNING,
+                suspended=entry.get("suspended", False),
+                unschedulable=pending,
+            )
     job = await rt.kube.get_job(namespace, job_name)  # not indexed yet, or finished
     if job is None:
         return JobObservation(phase=JobPhase.MISSING)
     phase, _ = job_phase(job)
     if phase == JobPhase.RUNNING:
-        return JobObservation(phase=JobPhase.RUNNING, suspended=bool(job["spec"].get("suspend")))
+        return JobObservation(
+            phase=JobPhase.RUNNING,
+            suspended=bool(job["spec"].get("suspend")),
+            unschedulable=pending,
+        )
     pods = await rt.kube.list_pods(namespace, f"{JOB_NAME_LABEL}={job_name}")
     published = await asyncio.to_thread(rt.store.has_version, channel_id, version)
     return observe(job, pods, published)

@@ -64,6 +64,7 @@ class JobObservation:
     reason: str = ""  # Job failure reason (BackoffLimitExceeded, DeadlineExceeded, ...)
     published: bool = True  # the version the Job reports is committed in the store
     suspended: bool = False  # created suspended, not admitted yet (Kueue)
+    unschedulable: str = ""  # the scheduler's word on a Pod it cannot place
 
 
 @dataclass(frozen=True)
@@ -513,6 +514,11 @@ def _set_conditions(inp: PlanInput, result: Plan) -> None:
         conds = cond.set_condition(
             conds, cond.TRAINING, False, "WaitingForAdmission",
             f"Job {status.currentJob.name} is suspended until Kueue admits it from {queue}", now, gen,
+        )  # fmt: skip
+    elif status.currentJob and inp.job is not None and inp.job.unschedulable:
+        conds = cond.set_condition(
+            conds, cond.TRAINING, False, "Unschedulable",
+            f"Job {status.currentJob.name}: {inp.job.unschedulable}", now, gen,
         )  # fmt: skip
     elif status.currentJob:
         conds = cond.set_condition(

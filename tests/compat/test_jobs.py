@@ -22,7 +22,7 @@ def later(stamp: str, seconds: float) -> str:
 
 def set_status(k8s: Cluster, status: dict[str, Any]) -> None:
     k8s.custom.patch_namespaced_custom_object_status(
-        "ml.dukarun.io", "v1alpha1", "default", "channelmodels", "shop-one", {"status": status}
+        "ml.dukarun.io", "v1alpha1", k8s.namespace, "channelmodels", "shop-one", {"status": status}
     )
 
 

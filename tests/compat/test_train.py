@@ -25,6 +25,7 @@ async def post_train(client: Any, body: dict[str, Any]) -> tuple[int, dict[str, 
     return response.status, await response.json()
 
 
+@pytest.mark.emulator  # counts requests in the emulator's log
 async def test_unknown_channel_is_404_and_nothing_is_created(
     k8s: Cluster, compat_client: CompatClient
 ) -> None:
@@ -36,7 +37,7 @@ async def test_unknown_channel_is_404_and_nothing_is_created(
     assert status == 404
     assert body == {"error": "no ChannelModel for channel shop-2 in namespace default"}
     assert k8s.count_requests(since=mark, verbs={"create", "patch"}) == 0
-    assert k8s.core.list_namespaced_secret("default").items == []
+    assert k8s.core.list_namespaced_secret(k8s.namespace).items == []
 
 
 async def test_event_mode_twice_in_a_row_records_one_pending_change(
@@ -51,7 +52,7 @@ async def test_event_mode_twice_in_a_row_records_one_pending_change(
     assert (first_status, second_status) == (202, 202)
     assert first["message"] == second["message"] == "Training job accepted"
     namespace, name, first_at = first["jobId"].split("/")
-    assert (namespace, name) == ("default", "shop-one")
+    assert (namespace, name) == (k8s.namespace, "shop-one")
     second_at = second["jobId"].split("/")[2]
     assert before <= parse(first_at) <= parse(second_at) <= datetime.now(UTC)
     annotations = k8s.get_channelmodel("shop-one")["metadata"]["annotations"]
@@ -117,7 +118,7 @@ async def test_creation_when_enabled_keeps_the_token_in_a_secret(
     assert obj["spec"]["manifest"]["url"] == "https://shop.test/channels/Shop_7/manifest.json"
     assert obj["spec"]["notify"]["webhookUrl"] == "https://backend.test/hooks/training"
     ref = obj["spec"]["manifest"]["authSecretRef"]
-    secret = k8s.core.read_namespaced_secret(ref["name"], "default")
+    secret = k8s.core.read_namespaced_secret(ref["name"], k8s.namespace)
     assert base64.b64decode(secret.data[ref["key"]]).decode() == token
     assert token not in str(obj)
     owner = secret.metadata.owner_references[0]
@@ -137,10 +138,10 @@ async def test_second_call_for_a_created_channel_reuses_it_and_rotates_its_token
     assert (first, second) == (202, 202)
     assert body["jobId"].startswith("default/shop-9/")
     items = k8s.custom.list_namespaced_custom_object(
-        "ml.dukarun.io", "v1alpha1", "default", "channelmodels"
+        "ml.dukarun.io", "v1alpha1", k8s.namespace, "channelmodels"
     )["items"]
     assert [item["metadata"]["name"] for item in items] == ["shop-9"]
-    secret = k8s.core.read_namespaced_secret("shop-9-manifest-token", "default")
+    secret = k8s.core.read_namespaced_secret("shop-9-manifest-token", k8s.namespace)
     assert base64.b64decode(secret.data["token"]).decode() == "new-token"
 
 
@@ -148,7 +149,7 @@ async def test_a_secret_managed_elsewhere_is_never_overwritten(
     k8s: Cluster, compat_client: CompatClient
 ) -> None:
     k8s.core.create_namespaced_secret(
-        "default",
+        k8s.namespace,
         {"metadata": {"name": "shop-creds"}, "data": {"token": base64.b64encode(b"ops").decode()}},
     )
     k8s.create_channelmodel(
@@ -165,10 +166,11 @@ async def test_a_secret_managed_elsewhere_is_never_overwritten(
         status, _ = await post_train(client, train_body(authToken="backend-token"))
 
     assert status == 202
-    secret = k8s.core.read_namespaced_secret("shop-creds", "default")
+    secret = k8s.core.read_namespaced_secret("shop-creds", k8s.namespace)
     assert base64.b64decode(secret.data["token"]) == b"ops"
 
 
+@pytest.mark.emulator  # counts requests in the emulator's log
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
@@ -218,7 +220,7 @@ async def test_creation_never_takes_over_a_name_in_use(
 ) -> None:
     k8s.create_channelmodel("shop-5", {**SPEC, "channelId": "legacy-5"})
     k8s.core.create_namespaced_secret(
-        "default",
+        k8s.namespace,
         {
             "metadata": {"name": "shop-6-manifest-token"},
             "data": {"token": base64.b64encode(b"ops").decode()},
@@ -234,7 +236,7 @@ async def test_creation_never_takes_over_a_name_in_use(
         "error": "Secret default/shop-6-manifest-token exists and is not managed by this API"
     }
     assert k8s.get_channelmodel("shop-5")["spec"]["channelId"] == "legacy-5"
-    names = [s.metadata.name for s in k8s.core.list_namespaced_secret("default").items]
+    names = [s.metadata.name for s in k8s.core.list_namespaced_secret(k8s.namespace).items]
     assert names == ["shop-6-manifest-token"]  # the Secret made for shop-5 was removed again
-    secret = k8s.core.read_namespaced_secret("shop-6-manifest-token", "default")
+    secret = k8s.core.read_namespaced_secret("shop-6-manifest-token", k8s.namespace)
     assert base64.b64decode(secret.data["token"]) == b"ops"

@@ -35,6 +35,8 @@ def test_rendered_operator_deployment_runs_the_operator(
     env["CHANNELMODEL_METRICS_PORT"] = "0"
     assert env["CHANNELMODEL_NAMESPACES"] == NAMESPACE
 
+    for namespace in (NAMESPACE, "elsewhere"):
+        k8s.ensure_namespace(namespace, env["CHANNELMODEL_TRAINER_SERVICE_ACCOUNT"])
     start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.2"))
     operator_process(env=env, argv=argv, name="chart-operator")
     spec = {

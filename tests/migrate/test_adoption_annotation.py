@@ -35,7 +35,7 @@ def test_version_follows_what_the_channel_model_knows(
     k8s.custom.patch_namespaced_custom_object_status(
         "ml.dukarun.io",
         "v1alpha1",
-        "default",
+        k8s.namespace,
         "channelmodels",
         "shop-one",
         {

@@ -25,7 +25,7 @@ def test_import_from_url_with_token_is_served_as_first_version(
     tmp_path: Path,
 ) -> None:
     k8s.core.create_namespaced_secret(
-        "default",
+        k8s.namespace,
         {
             "metadata": {"name": "tm-host"},
             "data": {"token": base64.b64encode(b"tm-token").decode()},

@@ -176,7 +176,7 @@ def test_unknown_secret_is_a_condition_not_a_crash_loop(
     assert operator.running
     # creating the Secret unblocks it
     k8s.core.create_namespaced_secret(
-        "default",
+        k8s.namespace,
         {"metadata": {"name": "missing"}, "data": {"token": base64.b64encode(b"t0k").decode()}},
     )
     wait_for(
@@ -223,7 +223,7 @@ def test_webhook_events_are_signed_in_order_and_metrics_add_up(
     metrics_port = free_port()
     secret = b"webhook-key"
     k8s.core.create_namespaced_secret(
-        "default",
+        k8s.namespace,
         {"metadata": {"name": "hook"}, "data": {"hmac": base64.b64encode(secret).decode()}},
     )
     start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.2"))
@@ -265,14 +265,14 @@ def test_webhook_events_are_signed_in_order_and_metrics_add_up(
 
     scrape = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
     assert (
-        'channelmodel_trainings_total{name="shop-1",namespace="default",result="succeeded"} 2.0'
+        f'channelmodel_trainings_total{{name="shop-1",namespace="{k8s.namespace}",result="succeeded"}} 2.0'
         in scrape
     )
     assert "channelmodel_training_duration_seconds_count 2.0" in scrape
     assert "channelmodel_changes_per_training_count 1.0" in scrape
     assert "channelmodel_changes_per_training_sum 5.0" in scrape
     assert (
-        'channelmodel_served_version_info{channel="shop-1",name="shop-1",namespace="default",version="1.0.1"} 1.0'
+        f'channelmodel_served_version_info{{channel="shop-1",name="shop-1",namespace="{k8s.namespace}",version="1.0.1"}} 1.0'
         in scrape
     )
     assert 'version="1.0.0"' not in scrape
@@ -346,5 +346,7 @@ def test_kueue_job_waits_for_admission_then_trains(
     assert job["spec"]["suspend"] is True
     assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-team"
     # Kueue admits the workload by unsuspending the Job
-    k8s.batch.patch_namespaced_job(job["metadata"]["name"], "default", {"spec": {"suspend": False}})
+    k8s.batch.patch_namespaced_job(
+        job["metadata"]["name"], k8s.namespace, {"spec": {"suspend": False}}
+    )
     wait_for(lambda: _version_is(k8s, "1.0.0"), timeout=60, message="1.0.0 after admission")

@@ -15,7 +15,7 @@ import yaml
 
 from tests.support.k8s import wait_for
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.emulator]
 
 MANIFEST = """
 apiVersion: ml.dukarun.io/v1alpha1

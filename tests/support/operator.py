@@ -122,6 +122,7 @@ def operator_env(
             "CHANNELMODEL_STORE_URI": f"file://{tmp_path / 'store'}",
             "CHANNELMODEL_PUBLIC_BASE_URL": "http://models.test",
             "CHANNELMODEL_METRICS_PORT": "0",
+            **k8s.operator_env(),
         }
     )
     env.update(extra or {})

@@ -19,9 +19,9 @@ from typing import Any
 
 import aiohttp.web
 
-from channelmodel.sandbox.apierrors import ApiError
-from channelmodel.sandbox.resources import ResourceType
-from channelmodel.sandbox.selectors import Matcher, object_matcher
+from channelmodel_sandbox.apierrors import ApiError
+from channelmodel_sandbox.resources import ResourceType
+from channelmodel_sandbox.selectors import Matcher, object_matcher
 
 Obj = dict[str, Any]
 TypeKey = tuple[str, str, str]

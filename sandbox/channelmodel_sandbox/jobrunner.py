@@ -16,7 +16,6 @@ Deleting a Job kills its process.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -24,7 +23,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,25 +31,21 @@ from typing import Any
 
 import aiohttp
 
+from channelmodel_sandbox.containers import (
+    TERMINATION_LOG_ENV,
+    ConfigError,
+    Obj,
+    StandIn,
+    StandInCommand,
+    choose_command,
+    resolve_env,
+    termination_message,
+)
+
 logger = logging.getLogger(__name__)
 
-TERMINATION_LOG_ENV = "CHANNELMODEL_TERMINATION_LOG"
-TERMINATION_MESSAGE_LIMIT = 4096  # bytes, as the kubelet caps it
 USER_AGENT = "channelmodel-jobrunner"
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-
-Obj = dict[str, Any]
-
-
-@dataclass
-class StandInCommand:
-    """What to run instead of a Job's container command."""
-
-    argv: list[str]
-    env: dict[str, str] = field(default_factory=dict)
-
-
-StandIn = Callable[[Obj], "StandInCommand | Sequence[str]"]
 
 
 # The Job controller's terminal Failed conditions (type, reason, message).
@@ -80,25 +75,11 @@ def stand_in_script(
         "    open(path, 'w').write(result)\n"
         f"sys.exit({exit_code})\n"
     )
-    return lambda job: StandInCommand([sys.executable, "-c", script])
+    return lambda pod: StandInCommand([sys.executable, "-c", script])
 
 
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def container_argv(container: Mapping[str, Any]) -> list[str]:
-    """The container's command + args; `channelmodel` becomes this interpreter's module."""
-    argv = [
-        str(part) for part in [*(container.get("command") or []), *(container.get("args") or [])]
-    ]
-    if argv and os.path.basename(argv[0]) == "channelmodel":
-        return [sys.executable, "-m", "channelmodel", *argv[1:]]
-    return argv
-
-
-class ConfigError(Exception):
-    """The kubelet's CreateContainerConfigError: a referenced Secret or key is missing."""
 
 
 @dataclass
@@ -416,43 +397,11 @@ class JobRunner:
         run.pods.append(pod_name)
         return created
 
-    async def _resolve_env(
-        self, namespace: str, pod: Obj, container: Mapping[str, Any]
-    ) -> dict[str, str]:
-        env: dict[str, str] = {}
-        for item in container.get("env") or []:
-            name = item["name"]
-            if "value" in item:
-                env[name] = str(item["value"])
-                continue
-            source = item.get("valueFrom") or {}
-            if "secretKeyRef" in source or "configMapKeyRef" in source:
-                ref = source.get("secretKeyRef") or source["configMapKeyRef"]
-                is_secret = "secretKeyRef" in source
-                path = f"/api/v1/namespaces/{namespace}/{'secrets' if is_secret else 'configmaps'}/{ref['name']}"
-                try:
-                    obj = await self._request("GET", path)
-                except aiohttp.ClientResponseError as error:
-                    if ref.get("optional"):
-                        continue
-                    kind = "secret" if is_secret else "configmap"
-                    raise ConfigError(f'{kind} "{ref["name"]}" not found') from error
-                data = obj.get("data") or {}
-                if ref["key"] not in data:
-                    if ref.get("optional"):
-                        continue
-                    raise ConfigError(
-                        f"couldn't find key {ref['key']} in Secret {namespace}/{ref['name']}"
-                    )
-                value = data[ref["key"]]
-                env[name] = base64.b64decode(value).decode() if is_secret else str(value)
-            elif "fieldRef" in source:
-                path = source["fieldRef"]["fieldPath"]
-                node: Any = pod
-                for part in path.split("."):
-                    node = node.get(part) if isinstance(node, dict) else None
-                env[name] = "" if node is None else str(node)
-        return env
+    async def _read_object(self, kind: str, namespace: str, name: str) -> Obj | None:
+        try:
+            return await self._request("GET", f"/api/v1/namespaces/{namespace}/{kind}/{name}")
+        except aiohttp.ClientResponseError:
+            return None
 
     async def _run_pod(self, run: JobRun, job: Obj, deadline: float | None) -> str:
         """One attempt; returns Succeeded, Failed or DeadlineExceeded."""
@@ -470,7 +419,7 @@ class JobRunner:
         loop = asyncio.get_running_loop()
 
         try:
-            container_env = await self._resolve_env(run.namespace, pod, container)
+            container_env = await resolve_env(pod, container, self._read_object)
         except ConfigError as error:
             # The kubelet keeps such a Pod pending; only the Job's deadline ends it.
             await self._patch_pod_status(
@@ -506,12 +455,9 @@ class JobRunner:
         env = dict(os.environ) if self.inherit_env else {"PATH": os.environ.get("PATH", "")}
         env.update(container_env)
         env[TERMINATION_LOG_ENV] = str(termination_log)
-        argv = container_argv(container)
-        if self.stand_in is not None:
-            chosen = self.stand_in(job)
-            command = chosen if isinstance(chosen, StandInCommand) else StandInCommand(list(chosen))
-            argv = command.argv
-            env.update(command.env)
+        command = choose_command(pod, container, self.stand_in)
+        argv = command.argv
+        env.update(command.env)
         if not argv:
             raise ValueError(f"job {run.namespace}/{run.name} has no command")
 
@@ -555,15 +501,12 @@ class JobRunner:
             await self._kill(run)
             exit_code = run.process.returncode if run.process.returncode is not None else 137
 
-        message = termination_log.read_bytes()[:TERMINATION_MESSAGE_LIMIT].decode(
-            "utf-8", errors="replace"
+        message = termination_message(
+            termination_log,
+            log_path,
+            exit_code=exit_code,
+            policy=container.get("terminationMessagePolicy"),
         )
-        if (
-            not message
-            and exit_code != 0
-            and container.get("terminationMessagePolicy") == "FallbackToLogsOnError"
-        ):
-            message = log_path.read_bytes()[-2048:].decode("utf-8", errors="replace")
         succeeded = exit_code == 0 and not timed_out
         reason = "Completed" if succeeded else "DeadlineExceeded" if timed_out else "Error"
         terminated = {

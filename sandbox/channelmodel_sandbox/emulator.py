@@ -42,15 +42,14 @@ from typing import Any
 import aiohttp.web
 import attrs
 import kmock
-from kmock._internal import rendering
 
-from channelmodel.sandbox import discovery, patching, tables
-from channelmodel.sandbox.apierrors import ApiError, already_exists, conflict, invalid, not_found
-from channelmodel.sandbox.requests import ApiPath, RequestRecord, parse_api_path, verb_of
-from channelmodel.sandbox.resources import Registry, ResourceType, builtin_types, crd_types
-from channelmodel.sandbox.schema import FieldError, unsupported_rules
-from channelmodel.sandbox.selectors import SelectorError, object_matcher
-from channelmodel.sandbox.watching import WatchHub
+from channelmodel_sandbox import discovery, patching, tables
+from channelmodel_sandbox.apierrors import ApiError, already_exists, conflict, invalid, not_found
+from channelmodel_sandbox.requests import ApiPath, RequestRecord, parse_api_path, verb_of
+from channelmodel_sandbox.resources import Registry, ResourceType, builtin_types, crd_types
+from channelmodel_sandbox.schema import FieldError, unsupported_rules
+from channelmodel_sandbox.selectors import SelectorError, object_matcher
+from channelmodel_sandbox.watching import WatchHub
 
 logger = logging.getLogger(__name__)
 
@@ -228,7 +227,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):
             record.status = response.status
             return response
 
-        request = rendering.Request(
+        request = kmock.Request(
             id=len(self._requests),
             raw_request=raw_request,
             url=raw_request.url,
@@ -251,27 +250,30 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):
         if len(self._requests) > self.kmock_request_limit:
             del self._requests[: len(self._requests) - self.kmock_request_limit]
         try:
-            response = await self._handle(request)
+            response = await self._handle(request, raw_request)
         except Exception as error:
             logger.exception("emulator failed on %s %s", raw_request.method, raw_request.path)
             response = self._error_response(ApiError(500, "InternalError", repr(error)))
         record.status = response.status
         return response
 
-    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+    async def _handle(
+        self, request: kmock.Request, raw: aiohttp.web.BaseRequest | None = None
+    ) -> aiohttp.web.StreamResponse:
         # Reactions a test registered through kmock's DSL come first (fault injection).
         if self._payloads:
             try:
                 return await kmock.RawHandler._handle(self, request)
             except NotImplementedError:
                 pass
-        return await self._serve(request)
+        assert raw is not None
+        return await self._serve(request, raw)
 
     # ------------------------------------------------------------------ routing
 
-    async def _serve(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
-        raw = request._raw_request
-        assert raw is not None
+    async def _serve(
+        self, request: kmock.Request, raw: aiohttp.web.BaseRequest
+    ) -> aiohttp.web.StreamResponse:
         path = raw.path.rstrip("/") or "/"
         try:
             api = parse_api_path(path)
@@ -288,7 +290,7 @@ class KubernetesAPIEmulator(kmock.KubernetesEmulator):
 
     async def _serve_resource(
         self,
-        request: rendering.Request,
+        request: kmock.Request,
         raw: aiohttp.web.BaseRequest,
         api: ApiPath,
         rtype: ResourceType,

@@ -14,7 +14,7 @@ from typing import Any
 
 import kmock
 
-from channelmodel.sandbox.schema import CustomResourceSchema
+from channelmodel_sandbox.schema import CustomResourceSchema
 
 _VERSION_RE = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
 

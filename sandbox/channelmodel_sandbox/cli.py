@@ -17,10 +17,10 @@ from typing import Any
 import yaml
 
 from channelmodel.api.crd import crd_manifest
-from channelmodel.sandbox.emulator import KubernetesAPIEmulator
-from channelmodel.sandbox.jobrunner import JobRunner
-from channelmodel.sandbox.kubeconfig import write_kubeconfig
-from channelmodel.sandbox.runtime import serving
+from channelmodel_sandbox.emulator import KubernetesAPIEmulator
+from channelmodel_sandbox.jobrunner import JobRunner
+from channelmodel_sandbox.kubeconfig import write_kubeconfig
+from channelmodel_sandbox.runtime import serving
 
 logger = logging.getLogger(__name__)
 

@@ -27,13 +27,13 @@ from aiohttp import web
 
 from channelmodel.api.crd import crd_manifest
 from channelmodel.api.models import GROUP, PLURAL, VERSION
-from channelmodel.sandbox.catalog import EXTRA_PRODUCT, create_catalog_app, ensure_sample_catalog
-from channelmodel.sandbox.emulator import KubernetesAPIEmulator
-from channelmodel.sandbox.jobrunner import JobRunner
-from channelmodel.sandbox.kubeconfig import write_kubeconfig
-from channelmodel.sandbox.runtime import serving
+from channelmodel_sandbox.catalog import EXTRA_PRODUCT, create_catalog_app, ensure_sample_catalog
+from channelmodel_sandbox.emulator import KubernetesAPIEmulator
+from channelmodel_sandbox.jobrunner import JobRunner
+from channelmodel_sandbox.kubeconfig import write_kubeconfig
+from channelmodel_sandbox.runtime import serving
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_EXAMPLE = REPO_ROOT / "examples" / "channelmodel.yaml"
 REFERENCE_EXPORT = "reference/teachable-machine-image-export.zip"
 

@@ -1,4 +1,6 @@
-"""The local job runner plays the Job controller and kubelet against the emulator."""
+"""Job scenarios that run on both backends: the real Job controller, scheduler and
+process kubelet, and the emulator's local job runner. They keep the job runner
+(what `channelmodel dev` uses) from drifting away from what Kubernetes does."""
 
 from __future__ import annotations
 
@@ -11,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from channelmodel.sandbox.jobrunner import StandInCommand, container_argv, stand_in_script
+from channelmodel_sandbox.containers import StandInCommand, container_argv
+from channelmodel_sandbox.jobrunner import stand_in_script
 from tests.support.k8s import Cluster, JobRunnerFactory, wait_for
 
-NS = "default"
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_backends]
 
 
 def job(name: str, command: list[str] | None = None, **spec: Any) -> dict[str, Any]:
@@ -41,8 +43,10 @@ def job(name: str, command: list[str] | None = None, **spec: Any) -> dict[str, A
 
 
 def finished(k8s: Cluster, name: str) -> dict[str, Any] | None:
-    obj = k8s.call(lambda emulator: emulator.get_object("batch/v1", "jobs", NS, name))
-    conditions = (obj or {}).get("status", {}).get("conditions", [])
+    obj = k8s.api_client.sanitize_for_serialization(
+        k8s.batch.read_namespaced_job(name, k8s.namespace)
+    )
+    conditions = (obj.get("status") or {}).get("conditions") or []
     done = [c for c in conditions if c["type"] in ("Complete", "Failed") and c["status"] == "True"]
     return obj if done else None
 
@@ -50,7 +54,9 @@ def finished(k8s: Cluster, name: str) -> dict[str, Any] | None:
 def pods_of(k8s: Cluster, name: str) -> list[dict[str, Any]]:
     return [
         pod.to_dict()
-        for pod in k8s.core.list_namespaced_pod(NS, label_selector=f"job-name={name}").items
+        for pod in k8s.core.list_namespaced_pod(
+            k8s.namespace, label_selector=f"job-name={name}"
+        ).items
     ]
 
 
@@ -72,7 +78,7 @@ def test_stand_in_job_completes_with_its_termination_message(
     k8s: Cluster, start_job_runner: JobRunnerFactory
 ) -> None:
     start_job_runner(stand_in_script({"accuracy": 0.91, "classes": 3}, delay=0.2))
-    k8s.batch.create_namespaced_job(NS, job("train-1"))
+    k8s.batch.create_namespaced_job(k8s.namespace, job("train-1"))
 
     done = wait_for(lambda: finished(k8s, "train-1"), timeout=20, message="the job to finish")
     status = done["status"]
@@ -95,7 +101,7 @@ def test_termination_message_is_capped_like_the_kubelet(
     k8s: Cluster, start_job_runner: JobRunnerFactory
 ) -> None:
     start_job_runner(stand_in_script({"log": "x" * 10000}))
-    k8s.batch.create_namespaced_job(NS, job("big"))
+    k8s.batch.create_namespaced_job(k8s.namespace, job("big"))
     wait_for(lambda: finished(k8s, "big"), timeout=20)
     [pod] = pods_of(k8s, "big")
     assert len(pod["status"]["container_statuses"][0]["state"]["terminated"]["message"]) == 4096
@@ -105,7 +111,7 @@ def test_failing_job_retries_then_fails_with_backoff_limit_exceeded(
     k8s: Cluster, start_job_runner: JobRunnerFactory
 ) -> None:
     start_job_runner(stand_in_script({"error": "manifest unreachable"}, exit_code=3))
-    k8s.batch.create_namespaced_job(NS, job("bad", backoffLimit=1))
+    k8s.batch.create_namespaced_job(k8s.namespace, job("bad", backoffLimit=1))
 
     done = wait_for(lambda: finished(k8s, "bad"), timeout=20)
     failed = next(c for c in done["status"]["conditions"] if c["type"] == "Failed")
@@ -134,7 +140,7 @@ def test_deadline_kills_the_process_and_fails_the_job(
 ) -> None:
     pid_file = tmp_path / "pid"
     start_job_runner(lambda _job: pid_writer(pid_file, 60), kill_grace_seconds=0.5)
-    k8s.batch.create_namespaced_job(NS, job("slow", activeDeadlineSeconds=1))
+    k8s.batch.create_namespaced_job(k8s.namespace, job("slow", activeDeadlineSeconds=1))
 
     done = wait_for(lambda: finished(k8s, "slow"), timeout=20)
     assert [c["reason"] for c in done["status"]["conditions"] if c["type"] == "Failed"] == [
@@ -148,11 +154,11 @@ def test_deleting_a_job_kills_its_process(
 ) -> None:
     pid_file = tmp_path / "pid"
     start_job_runner(lambda _job: pid_writer(pid_file, 60), kill_grace_seconds=0.5)
-    k8s.batch.create_namespaced_job(NS, job("doomed"))
+    k8s.batch.create_namespaced_job(k8s.namespace, job("doomed"))
     pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), timeout=20))
     assert alive(pid)
 
-    k8s.batch.delete_namespaced_job("doomed", NS, propagation_policy="Background")
+    k8s.batch.delete_namespaced_job("doomed", k8s.namespace, propagation_policy="Background")
 
     wait_for(lambda: not alive(pid), timeout=10, message="the job's process to be killed")
     assert pods_of(k8s, "doomed") == []  # garbage-collected with their Job
@@ -162,7 +168,8 @@ def test_container_env_is_resolved_from_values_secrets_and_fields(
     k8s: Cluster, start_job_runner: JobRunnerFactory
 ) -> None:
     k8s.core.create_namespaced_secret(
-        NS, {"metadata": {"name": "creds"}, "data": {"token": base64.b64encode(b"s3cret").decode()}}
+        k8s.namespace,
+        {"metadata": {"name": "creds"}, "data": {"token": base64.b64encode(b"s3cret").decode()}},
     )
     dump = (
         "import json, os; "
@@ -176,13 +183,13 @@ def test_container_env_is_resolved_from_values_secrets_and_fields(
     ]
     start_job_runner()  # the Job's own command runs, no stand-in
     k8s.batch.create_namespaced_job(
-        NS, job("env", command=[sys.executable, "-c", dump], container={"env": env})
+        k8s.namespace, job("env", command=[sys.executable, "-c", dump], container={"env": env})
     )
 
     wait_for(lambda: finished(k8s, "env"), timeout=20)
     [pod] = pods_of(k8s, "env")
     message = pod["status"]["container_statuses"][0]["state"]["terminated"]["message"]
-    assert json.loads(message) == {"PLAIN": "v", "TOKEN": "s3cret", "POD_NAMESPACE": NS}
+    assert json.loads(message) == {"PLAIN": "v", "TOKEN": "s3cret", "POD_NAMESPACE": k8s.namespace}
 
 
 def test_a_missing_secret_keeps_the_pod_waiting_until_the_deadline(
@@ -191,7 +198,7 @@ def test_a_missing_secret_keeps_the_pod_waiting_until_the_deadline(
     start_job_runner()
     env = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "token"}}}]
     k8s.batch.create_namespaced_job(
-        NS, job("nosecret", activeDeadlineSeconds=1, container={"env": env})
+        k8s.namespace, job("nosecret", activeDeadlineSeconds=1, container={"env": env})
     )
 
     def waiting() -> dict[str, Any] | None:
@@ -214,8 +221,8 @@ def test_jobs_run_concurrently(
     k8s: Cluster, start_job_runner: JobRunnerFactory, tmp_path: Path
 ) -> None:
     # Each job announces itself and waits for the other: sequential execution would fail both.
-    def rendezvous(job_obj: dict[str, Any]) -> StandInCommand:
-        me = job_obj["metadata"]["name"]
+    def rendezvous(pod: dict[str, Any]) -> StandInCommand:
+        me = pod["metadata"]["labels"]["job-name"]
         script = (
             "import sys, time, pathlib\n"
             f"d = pathlib.Path({str(tmp_path)!r})\n"
@@ -228,8 +235,8 @@ def test_jobs_run_concurrently(
         return StandInCommand([sys.executable, "-c", script])
 
     start_job_runner(rendezvous)
-    k8s.batch.create_namespaced_job(NS, job("meet-a"))
-    k8s.batch.create_namespaced_job(NS, job("meet-b"))
+    k8s.batch.create_namespaced_job(k8s.namespace, job("meet-a"))
+    k8s.batch.create_namespaced_job(k8s.namespace, job("meet-b"))
     for name in ("meet-a", "meet-b"):
         done = wait_for(lambda name=name: finished(k8s, name), timeout=30)
         assert done["status"].get("succeeded") == 1
@@ -239,11 +246,11 @@ def test_a_suspended_job_starts_when_resumed(
     k8s: Cluster, start_job_runner: JobRunnerFactory
 ) -> None:
     start_job_runner(stand_in_script({"ok": True}))
-    k8s.batch.create_namespaced_job(NS, job("queued", suspend=True))
-    k8s.batch.create_namespaced_job(NS, job("marker"))
+    k8s.batch.create_namespaced_job(k8s.namespace, job("queued", suspend=True))
+    k8s.batch.create_namespaced_job(k8s.namespace, job("marker"))
     wait_for(lambda: finished(k8s, "marker"), timeout=20)  # the runner has seen both Jobs by now
     assert pods_of(k8s, "queued") == []
-    k8s.batch.patch_namespaced_job("queued", NS, {"spec": {"suspend": False}})
+    k8s.batch.patch_namespaced_job("queued", k8s.namespace, {"spec": {"suspend": False}})
     assert wait_for(lambda: finished(k8s, "queued"), timeout=20)["status"]["succeeded"] == 1
 
 
@@ -251,7 +258,7 @@ def test_the_real_channelmodel_command_runs_as_a_module(
     k8s: Cluster, start_job_runner: JobRunnerFactory
 ) -> None:
     runner = start_job_runner()
-    k8s.batch.create_namespaced_job(NS, job("crd", command=["channelmodel", "crd"]))
+    k8s.batch.create_namespaced_job(k8s.namespace, job("crd", command=["channelmodel", "crd"]))
     done = wait_for(lambda: finished(k8s, "crd"), timeout=60)
     assert done["status"].get("succeeded") == 1, runner.logs("crd")
     assert "kind: CustomResourceDefinition" in runner.logs("crd")

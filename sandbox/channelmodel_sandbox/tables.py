@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from channelmodel.sandbox.resources import ResourceType
+from channelmodel_sandbox.resources import ResourceType
 
 _STEP = re.compile(r"\.([A-Za-z0-9_-]+)|\[(\d+)\]")
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import aiohttp.web
 
-from channelmodel.sandbox.emulator import KubernetesAPIEmulator
+from channelmodel_sandbox.emulator import KubernetesAPIEmulator
 
 T = TypeVar("T")
 
@@ -121,3 +121,45 @@ class EmulatorThread:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class LoopThread:
+    """A private event loop in a daemon thread, for async companions of synchronous code
+    (the process kubelet beside the real control plane in tests)."""
+
+    def __init__(self, name: str = "sandbox-loop") -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
+        self._tasks: list[Future[Any]] = []
+
+    def start(self) -> LoopThread:
+        self._thread.start()
+        return self
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 10.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def call(self, fn: Callable[[], T], timeout: float | None = 10.0) -> T:
+        """Run `fn()` on the loop (for state that only the loop may touch)."""
+
+        async def invoke() -> T:
+            return fn()
+
+        return self.run(invoke(), timeout)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> Future[Any]:
+        """Run a long-lived coroutine on the loop until stop()."""
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        self._tasks.append(future)
+        return future
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if not self._thread.is_alive():
+            return
+        for future in self._tasks:
+            future.cancel()
+        for future in self._tasks:
+            with contextlib.suppress(BaseException):
+                future.result(timeout)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from channelmodel.sandbox import openapi
-from channelmodel.sandbox.apierrors import ApiError
-from channelmodel.sandbox.requests import parse_api_path
-from channelmodel.sandbox.resources import Registry
+from channelmodel_sandbox import openapi
+from channelmodel_sandbox.apierrors import ApiError
+from channelmodel_sandbox.requests import parse_api_path
+from channelmodel_sandbox.resources import Registry
 
 SERVER_VERSION = {
     "major": "1",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from channelmodel.sandbox.resources import Registry, ResourceType
+from channelmodel_sandbox.resources import Registry, ResourceType
 
 _QUERY_PARAMS = ("fieldValidation", "dryRun", "fieldManager", "force")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from channelmodel.sandbox.resources import ResourceType
-from channelmodel.sandbox.schema import FieldError
+from channelmodel_sandbox.resources import ResourceType
+from channelmodel_sandbox.schema import FieldError
 
 
 class ApiError(Exception):
