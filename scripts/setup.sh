@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the tests need on a fresh Debian machine: Python venv with
 # TensorFlow (see docs/decisions/0002-tf-keras.md for the --no-deps dance),
-# node packages for the TF.js compatibility tests, Chromium, helm.
+# node packages for the TF.js compatibility tests, Chromium, helm, and the
+# official Kubernetes control plane (scripts/control-plane.sh).
 # Idempotent: re-running skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,4 +55,7 @@ if [ ! -x "$ROOT/.tools/bin/helm" ]; then
   rm -rf "$tmp"
   chmod +x "$ROOT/.tools/bin/helm"
 fi
+log "Kubernetes control plane for the tests (built from the Go module proxy; minutes the first time)"
+./scripts/control-plane.sh >/dev/null
+
 log "done: run 'make test'"

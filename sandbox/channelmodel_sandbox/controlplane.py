@@ -45,22 +45,26 @@ BINARIES_ENV = "CHANNELMODEL_CONTROL_PLANE_DIR"
 SERVICE_CIDR = "10.96.0.0/16"
 CLUSTER_NAME = "channelmodel-test"
 # The controllers the suite relies on, plus what Jobs and namespaces need around them.
-CONTROLLERS = (
-    "job",
-    "garbage-collector",
-    "namespace",
-    "ttl-after-finished",
-    "serviceaccount",
-    "serviceaccount-token",
-    "pod-garbage-collector",
-    "node-lifecycle",
-    "root-ca-certificate-publisher",
-    "cronjob",
-    "replicaset",
-    "deployment",
-    "disruption",
-    "resourcequota",
-    "endpointslice",
+CONTROLLERS = tuple(
+    f"{name}-controller"
+    for name in (
+        "job",
+        "garbage-collector",
+        "namespace",
+        "ttl-after-finished",
+        "serviceaccount",
+        "serviceaccount-token",
+        "pod-garbage-collector",
+        "node-lifecycle",
+        "root-ca-certificate-publisher",
+        "cronjob",
+        "replicaset",
+        "deployment",
+        "disruption",
+        "resourcequota",
+        "endpointslice",
+        "clusterrole-aggregation",
+    )
 )
 
 

@@ -332,12 +332,13 @@ class JobRunner:
                 ),
             }
         )
+        # Zero counts are omitted by the API server (omitempty): null deletes them here.
         status: Obj = {
             "startTime": started,
-            "active": 0,
+            "active": None,
             "ready": 0,
-            "succeeded": succeeded,
-            "failed": failed,
+            "succeeded": succeeded or None,
+            "failed": failed or None,
             "conditions": conditions,
         }
         if kind == "Complete":

@@ -84,6 +84,11 @@ class NodeConfig:
     labels: dict[str, str] = field(default_factory=lambda: dict(GPU_LABELS))
     taints: list[dict[str, str]] = field(default_factory=lambda: [dict(t) for t in GPU_TAINTS])
 
+    @classmethod
+    def without_gpus(cls, name: str) -> NodeConfig:
+        """A plain node: no GPU, no taint."""
+        return cls(name=name, gpus=0, labels={}, taints=[])
+
     def manifest(self) -> Obj:
         return {
             "apiVersion": "v1",
@@ -97,7 +102,7 @@ class NodeConfig:
                     **self.labels,
                 },
             },
-            "spec": {"taints": self.taints},
+            "spec": {"taints": self.taints} if self.taints else {},
         }
 
     def status(self) -> Obj:
@@ -207,6 +212,11 @@ class ProcessKubelet:
 
     async def wait_started(self) -> None:
         await self._started.wait()
+
+    @property
+    def started(self) -> bool:
+        """Registered and watching its Pods."""
+        return self._started.is_set()
 
     async def run(self) -> None:
         connector = aiohttp.TCPConnector(ssl=self.ssl_context or False)

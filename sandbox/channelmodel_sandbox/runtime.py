@@ -130,7 +130,6 @@ class LoopThread:
     def __init__(self, name: str = "sandbox-loop") -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=name, daemon=True)
-        self._tasks: list[Future[Any]] = []
 
     def start(self) -> LoopThread:
         self._thread.start()
@@ -149,17 +148,20 @@ class LoopThread:
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> Future[Any]:
         """Run a long-lived coroutine on the loop until stop()."""
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        self._tasks.append(future)
-        return future
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def stop(self, timeout: float = 15.0) -> None:
+        """Cancel every task on the loop, let each finish its cleanup, then end the thread."""
         if not self._thread.is_alive():
             return
-        for future in self._tasks:
-            future.cancel()
-        for future in self._tasks:
-            with contextlib.suppress(BaseException):
-                future.result(timeout)
+
+        async def shutdown() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(BaseException):
+            self.run(shutdown(), timeout)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)

@@ -225,16 +225,27 @@ class RealControlPlane:
 
     def __init__(self, plane: ControlPlane, work_dir: Path) -> None:
         self.plane = plane
-        self.loop = LoopThread("process-kubelet").start()
-        self.kubelet = ProcessKubelet(
-            plane.url,
-            ssl_context=plane.ssl_context(),
-            node=NodeConfig(),
-            work_dir=work_dir / "kubelet",
-            only_admitted_namespaces=True,
-        )
-        self.loop.spawn(self.kubelet.run())
-        self.loop.run(self.kubelet.wait_started(), timeout=30)
+        self.loop = LoopThread("process-kubelets").start()
+        # A cluster's usual shape: a plain node, and a GPU node (tainted, nvidia.com/gpu).
+        self.kubelets = [
+            ProcessKubelet(
+                plane.url,
+                ssl_context=plane.ssl_context(),
+                node=node,
+                work_dir=work_dir / node.name,
+                only_admitted_namespaces=True,
+            )
+            for node in (NodeConfig.without_gpus("cpu-node-1"), NodeConfig(name="gpu-node-1"))
+        ]
+        for kubelet in self.kubelets:
+            running = self.loop.spawn(kubelet.run())
+            wait_for(
+                lambda running=running, kubelet=kubelet: (
+                    running.result() if running.done() else kubelet.started
+                ),
+                timeout=30,
+                message=lambda kubelet=kubelet: f"kubelet {kubelet.node.name} to start",
+            )
         self.api_client = kubernetes.config.new_client_from_config(
             config_file=str(plane.kubeconfig)
         )
@@ -292,8 +303,8 @@ class RealCluster(Cluster):
         return self.control.plane
 
     @property
-    def kubelet(self) -> ProcessKubelet:
-        return self.control.kubelet
+    def kubelets(self) -> list[ProcessKubelet]:
+        return self.control.kubelets
 
     def operator_env(self) -> dict[str, str]:
         # Other tests' namespaces share this API server: watch only this test's.
@@ -326,7 +337,8 @@ class RealCluster(Cluster):
             self._admit(name, self.admitted.stand_in)
 
     def _admit(self, namespace: str, stand_in: StandIn | None) -> None:
-        self.control.loop.call(lambda: self.kubelet.admit(namespace, stand_in))
+        for kubelet in self.kubelets:
+            self.control.loop.call(lambda kubelet=kubelet: kubelet.admit(namespace, stand_in))
 
     def admit(self, stand_in: StandIn | None) -> KubeletNamespace:
         """The kubelet runs this test's Pods (in all its namespaces) from now on."""
@@ -337,7 +349,8 @@ class RealCluster(Cluster):
 
     def close(self) -> None:
         for name in self.namespaces:
-            self.control.loop.run(self.kubelet.release(name), timeout=30)
+            for kubelet in self.kubelets:
+                self.control.loop.run(kubelet.release(name), timeout=30)
         # The operator is gone: drop ChannelModel finalizers so the namespaces can go.
         for name in self.namespaces:
             try:
@@ -377,13 +390,17 @@ class KubeletNamespace:
 
     def logs(self, job_name: str) -> str:
         """Everything the Job's Pods printed."""
-        kubelet = self.cluster.kubelet
         pods = [
             pod["metadata"]["name"]
             for pod in self.cluster.pods()
             if pod["metadata"].get("labels", {}).get("job-name") == job_name
         ]
-        return "".join(self.cluster.control.loop.call(lambda n=n: kubelet.logs(n)) for n in pods)
+        loop = self.cluster.control.loop
+        return "".join(
+            loop.call(lambda k=kubelet, n=name: k.logs(n))
+            for name in pods
+            for kubelet in self.cluster.kubelets
+        )
 
 
 # ---------------------------------------------------------------------- backend choice
