@@ -64,6 +64,7 @@ CONTROLLERS = tuple(
         "resourcequota",
         "endpointslice",
         "clusterrole-aggregation",
+        "persistentvolume-binder",
     )
 )
 

@@ -440,13 +440,24 @@ class ProcessKubelet:
         return f"/api/v1/namespaces/{run.namespace}/pods/{run.name}"
 
     async def _patch_status(self, run: PodRun, status: Obj) -> None:
-        with contextlib.suppress(ApiError):  # the Pod may be gone
-            await self._request(
-                "PATCH",
-                self._pod_path(run) + "/status",
-                {"status": status},
-                content_type="application/strategic-merge-patch+json",
-            )
+        """Report the Pod's status; while the API server is unreachable, keep trying
+        (the kubelet's status manager does the same)."""
+        while True:
+            try:
+                await self._request(
+                    "PATCH",
+                    self._pod_path(run) + "/status",
+                    {"status": status},
+                    content_type="application/strategic-merge-patch+json",
+                )
+                return
+            except ApiError as error:
+                if error.status < 500:
+                    return  # the Pod is gone, or the server refuses: nothing to report to
+                await asyncio.sleep(1.0)
+            except (aiohttp.ClientError, OSError) as error:
+                logger.debug("status of %s/%s not reported yet: %r", run.namespace, run.name, error)
+                await asyncio.sleep(1.0)
 
     async def _finalize_delete(self, pod: Obj) -> None:
         """The kubelet's last word on a deleted Pod: remove it for good."""

@@ -1,4 +1,4 @@
-"""Fixtures: the compatibility API in an aiohttp test server, against the emulator."""
+"""Fixtures: the compatibility API in an aiohttp test server, against the test Kubernetes API."""
 
 from __future__ import annotations
 

@@ -136,7 +136,7 @@ async def test_second_call_for_a_created_channel_reuses_it_and_rotates_its_token
         second, body = await post_train(client, train_body("shop-9", authToken="new-token"))
 
     assert (first, second) == (202, 202)
-    assert body["jobId"].startswith("default/shop-9/")
+    assert body["jobId"].startswith(f"{k8s.namespace}/shop-9/")
     items = k8s.custom.list_namespaced_custom_object(
         "ml.dukarun.io", "v1alpha1", k8s.namespace, "channelmodels"
     )["items"]
@@ -205,7 +205,7 @@ async def test_numeric_channel_id_is_accepted_as_text(
             client, {"channelId": 123, "manifestUrl": "https://s.test/m"}
         )
     assert status == 202
-    assert body["jobId"].startswith("default/channel-123/")
+    assert body["jobId"].startswith(f"{k8s.namespace}/channel-123/")
 
 
 async def test_creation_needs_a_manifest_url(k8s: Cluster, compat_client: CompatClient) -> None:
@@ -231,9 +231,11 @@ async def test_creation_never_takes_over_a_name_in_use(
         taken_secret, secret_body = await post_train(client, train_body("shop-6", authToken="t2"))
 
     assert taken_model == taken_secret == 409
-    assert model_body == {"error": "ChannelModel default/shop-5 exists for another channel"}
+    assert model_body == {
+        "error": f"ChannelModel {k8s.namespace}/shop-5 exists for another channel"
+    }
     assert secret_body == {
-        "error": "Secret default/shop-6-manifest-token exists and is not managed by this API"
+        "error": f"Secret {k8s.namespace}/shop-6-manifest-token exists and is not managed by this API"
     }
     assert k8s.get_channelmodel("shop-5")["spec"]["channelId"] == "legacy-5"
     names = [s.metadata.name for s in k8s.core.list_namespaced_secret(k8s.namespace).items]

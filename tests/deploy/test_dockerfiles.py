@@ -303,3 +303,12 @@ def test_training_jobs_run_as_the_trainer_images_user() -> None:
     assert str(TRAINER_UID) == user.split(":")[0], (
         f"training Jobs run as {TRAINER_UID}, Dockerfile.trainer's USER is {user}"
     )
+
+
+def test_the_images_carry_no_sandbox_or_test_double(dockerfile: Dockerfile) -> None:
+    # The emulator, job runner and process kubelet live in sandbox/ (channelmodel-sandbox);
+    # what only tests and `channelmodel dev` use never reaches an image.
+    copied = copy_sources(dockerfile.stages[0]) | copy_sources(dockerfile.stages[-1])
+    assert not [path for path in copied if path.strip("/").split("/")[0] in ("sandbox", "tests")]
+    assert not (REPO_ROOT / "operator" / "channelmodel" / "sandbox").exists()
+    assert "sandbox" not in str(pyproject()["tool"]["setuptools"]["packages"]["find"])

@@ -1,4 +1,4 @@
-"""`spec.importFrom` end to end: the operator process on the emulator starts an
+"""`spec.importFrom` end to end: the operator process on the test API starts an
 import Job, the local job runner runs the real `channelmodel import` in it, and
 the imported version is served like a trained one."""
 

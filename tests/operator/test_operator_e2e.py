@@ -1,5 +1,6 @@
-"""The operator as a real process (`python -m channelmodel run`) against the
-Kubernetes API emulator, with the local job runner playing the Job controller."""
+"""The operator as a real process (`python -m channelmodel run`) against the test
+Kubernetes API (tests/support/k8s.py): the real control plane, whose Job controller
+and scheduler hand the Pods to the process kubelet, or the emulator with its job runner."""
 
 from __future__ import annotations
 
@@ -170,7 +171,7 @@ def test_unknown_secret_is_a_condition_not_a_crash_loop(
         timeout=30,
         message="SpecValid=False",
     )
-    assert "Secret default/missing not found" in _condition(status, "SpecValid")["message"]
+    assert f"Secret {k8s.namespace}/missing not found" in _condition(status, "SpecValid")["message"]
     assert status["trainingStatus"] == "Queued"
     assert k8s.jobs() == []
     assert operator.running

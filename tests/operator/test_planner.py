@@ -484,3 +484,31 @@ def test_a_job_waiting_for_kueue_admission_says_so() -> None:
     assert training.reason == "WaitingForAdmission"
     assert "gpu-team" in training.message
     assert suspended.status.trainingStatus == TrainingStatus.TRAINING
+
+
+def test_a_job_the_scheduler_cannot_place_says_why() -> None:
+    from channelmodel.planner import JobObservation, PlanInput, plan
+
+    from .sim import base_url
+
+    sim = Sim(spec=make_spec(training={"gpus": 8}))
+    sim.tick()
+    message = "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."
+
+    def planned(job: JobObservation) -> Any:
+        return plan(
+            PlanInput(name="shop-1", spec=sim.spec, status=sim.status, annotations={},
+                      now=sim.now, fleet=sim.fleet, model_base_url=base_url, job=job)
+        )  # fmt: skip
+
+    pending = planned(JobObservation(phase=JobPhase.RUNNING, unschedulable=message))
+    training = get_condition(pending.status.conditions, "Training")
+    assert training is not None
+    assert (training.status, training.reason) == ("False", "Unschedulable")
+    assert message in training.message and sim.status.currentJob is not None
+    assert sim.status.currentJob.name in training.message
+    assert pending.status.trainingStatus == TrainingStatus.TRAINING  # the Job stays; no new one
+    assert not pending.start_job
+    placed = planned(JobObservation(phase=JobPhase.RUNNING))
+    placed_training = get_condition(placed.status.conditions, "Training")
+    assert placed_training is not None and placed_training.reason == "JobRunning"

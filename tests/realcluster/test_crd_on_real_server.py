@@ -124,10 +124,9 @@ def test_the_server_evaluates_each_cel_rule(k8s: Cluster, rule: tuple[str, str])
     k8s.patch_channelmodel("cel", {"spec": {"debounceSeconds": 7}})
 
 
+@pytest.mark.both_backends  # the emulator must word them like the real server
 @pytest.mark.parametrize("path", INVALID, ids=lambda p: p.name)
-def test_invalid_examples_are_refused_with_the_documented_message(
-    k8s: Cluster, path: Path
-) -> None:
+def test_invalid_examples_are_refused_with_the_documented_message(k8s: Cluster, path: Path) -> None:
     text = path.read_text()
     expected = text.splitlines()[0].removeprefix("# expect: ")
     # What a user runs; kubectl asks for strict field validation, so typos are errors too.
@@ -136,6 +135,7 @@ def test_invalid_examples_are_refused_with_the_documented_message(
     assert expected in result.stderr, result.stderr
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_valid_examples_are_accepted_unchanged(k8s: Cluster, path: Path) -> None:
     obj = yaml.safe_load(path.read_text())

@@ -11,50 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes
-import kubernetes.utils
 import pytest
-import yaml
 
 from channelmodel.api.models import GROUP, PLURAL, VERSION
-from channelmodel_sandbox.controlplane import kubeconfig_dict
 from tests.deploy.chart_render import Values, container, deployment, helm_binary, plain_env, render
-from tests.support.k8s import RealCluster, wait_for
+from tests.support.k8s import RealCluster, bind_claim_to_folder, wait_for
 from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.real_only]
-
-RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
-
-
-def apply_rbac(k8s: RealCluster, objects: list[dict[str, Any]]) -> None:
-    for obj in objects:
-        if obj["kind"] not in RBAC_KINDS:
-            continue
-        namespace = obj["metadata"].get("namespace")
-        if namespace:
-            k8s.ensure_namespace(namespace)
-        try:
-            kubernetes.utils.create_from_dict(k8s.api_client, obj)
-        except kubernetes.utils.FailToCreateError as error:
-            if not all(e.status == 409 for e in error.api_exceptions):
-                raise
 
 
 def service_account_client(
     k8s: RealCluster, name: str, tmp_path: Path
 ) -> tuple[kubernetes.client.ApiClient, Path]:
     """A client (and its kubeconfig) authenticated as ServiceAccount `name` by a bound token."""
-    token = k8s.core.create_namespaced_service_account_token(
-        name, k8s.namespace, {"spec": {"expirationSeconds": 3600}}
-    ).status.token
-    path = tmp_path / f"{name}.kubeconfig"
-    path.write_text(
-        yaml.safe_dump(
-            kubeconfig_dict(
-                k8s.plane.url, k8s.plane.ca_file, user=name, token=token, namespace=k8s.namespace
-            )
-        )
-    )
+    path = k8s.service_account_kubeconfig(name, k8s.namespace, tmp_path / f"{name}.kubeconfig")
     return kubernetes.config.new_client_from_config(config_file=str(path)), path
 
 
@@ -84,7 +55,7 @@ def test_the_operator_trains_with_its_chart_role_and_nothing_more(
     tmp_path: Path,
 ) -> None:
     objects = chart_objects(k8s, tmp_path)
-    apply_rbac(k8s, objects)
+    k8s.apply_rbac(objects)
     operator_sa = sa_of(objects, "operator")
     client, kubeconfig = service_account_client(k8s, operator_sa, tmp_path)
     spec = container(deployment(objects, "operator"))
@@ -104,12 +75,19 @@ def test_the_operator_trains_with_its_chart_role_and_nothing_more(
         }
     )
     assert env["CHANNELMODEL_NAMESPACES"] == k8s.namespace
+    bind_claim_to_folder(
+        k8s, k8s.namespace, env["CHANNELMODEL_STORE_VOLUME_CLAIM"], tmp_path / "store"
+    )
 
     start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.2"))
     operator = operator_process(env=env, argv=argv, name="rbac-operator")
     k8s.create_channelmodel(
         "demo",
-        {"channelId": "demo", "manifest": {"url": "http://backend.test/m"}, "training": {"gpus": 0}},
+        {
+            "channelId": "demo",
+            "manifest": {"url": "http://backend.test/m"},
+            "training": {"gpus": 0},
+        },
     )
     wait_for(
         lambda: (k8s.get_channelmodel("demo").get("status") or {}).get("modelVersion") == "1.0.0",
@@ -131,7 +109,8 @@ def test_the_operator_trains_with_its_chart_role_and_nothing_more(
 
     core = kubernetes.client.CoreV1Api(client)
     custom = kubernetes.client.CustomObjectsApi(client)
-    k8s.ensure_namespace(f"{k8s.namespace}-other")
+    other = f"{k8s.namespace[:50]}-other"
+    k8s.ensure_namespace(other)
     refused = {
         "list Secrets": lambda: core.list_namespaced_secret(k8s.namespace),
         "watch Secrets": lambda: core.list_namespaced_secret(k8s.namespace, watch=False, limit=1),
@@ -149,7 +128,7 @@ def test_the_operator_trains_with_its_chart_role_and_nothing_more(
             GROUP, VERSION, k8s.namespace, PLURAL, "demo"
         ),
         "read another namespace": lambda: custom.list_namespaced_custom_object(
-            GROUP, VERSION, f"{k8s.namespace}-other", PLURAL
+            GROUP, VERSION, other, PLURAL
         ),
         "list namespaces": lambda: core.list_namespace(),
         "read nodes": lambda: core.list_node(),
@@ -159,8 +138,14 @@ def test_the_operator_trains_with_its_chart_role_and_nothing_more(
             k8s.namespace,
             {
                 "metadata": {"name": "escalate"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
-                "subjects": [{"kind": "ServiceAccount", "name": operator_sa, "namespace": k8s.namespace}],
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "admin",
+                },
+                "subjects": [
+                    {"kind": "ServiceAccount", "name": operator_sa, "namespace": k8s.namespace}
+                ],
             },
         ),
     }
@@ -175,7 +160,7 @@ def _channelmodels(k8s: RealCluster) -> list[dict[str, Any]]:
 
 def test_the_trainer_service_account_can_do_nothing(k8s: RealCluster, tmp_path: Path) -> None:
     objects = chart_objects(k8s, tmp_path)
-    apply_rbac(k8s, objects)
+    k8s.apply_rbac(objects)
     trainer_sa = plain_env(container(deployment(objects, "operator")))[
         "CHANNELMODEL_TRAINER_SERVICE_ACCOUNT"
     ]
@@ -197,8 +182,10 @@ def test_the_trainer_service_account_can_do_nothing(k8s: RealCluster, tmp_path: 
 def test_the_compatibility_api_works_with_its_role_and_nothing_more(
     k8s: RealCluster, tmp_path: Path
 ) -> None:
-    objects = chart_objects(k8s, tmp_path, compat={"enabled": True, "existingSecret": "compat"})
-    apply_rbac(k8s, objects)
+    objects = chart_objects(
+        k8s, tmp_path, server={"compat": {"enabled": True, "existingSecret": "compat"}}
+    )
+    k8s.apply_rbac(objects)
     server_sa = sa_of(objects, "server")
     client, _ = service_account_client(k8s, server_sa, tmp_path)
     custom = kubernetes.client.CustomObjectsApi(client)
@@ -235,7 +222,18 @@ def test_the_compatibility_api_works_with_its_role_and_nothing_more(
             GROUP, VERSION, k8s.namespace, PLURAL, "shop-1", {"status": {"modelVersion": "6.6.6"}}
         ),
         "create Jobs": lambda: kubernetes.client.BatchV1Api(client).create_namespaced_job(
-            k8s.namespace, {"metadata": {"name": "j"}, "spec": {"template": {"spec": {}}}}
+            k8s.namespace,
+            {
+                "metadata": {"name": "j"},
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [{"name": "c", "image": "busybox"}],
+                        }
+                    }
+                },
+            },
         ),
     }.items():
         assert forbidden(action), f"the model server's ServiceAccount may {what}"

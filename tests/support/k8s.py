@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import kubernetes
+import kubernetes.utils
 import pytest
 import yaml
 
@@ -53,6 +54,7 @@ T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BACKEND_ENV = "CHANNELMODEL_TEST_CLUSTER"
 REAL, EMULATOR = "real", "emulator"
+RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
 TRAINER_SERVICE_ACCOUNT = OperatorSettings.model_fields["trainer_service_account"].default
 
 
@@ -313,13 +315,20 @@ class RealCluster(Cluster):
     def ensure_namespace(self, name: str, service_account: str = TRAINER_SERVICE_ACCOUNT) -> None:
         """The namespace (the test's own for cleanup) with the trainer's ServiceAccount:
         the ServiceAccount admission plugin refuses Pods of a missing one."""
-        try:
-            self.core.create_namespace({"metadata": {"name": name}})
-        except kubernetes.client.ApiException as error:
-            if error.status != 409:
-                raise
-        else:
+
+        def create() -> bool:
+            try:
+                self.core.create_namespace({"metadata": {"name": name}})
+            except kubernetes.client.ApiException as error:
+                if error.status != 409:
+                    raise
+                # A namespace of a fixed name that an earlier test left terminating.
+                phase = self.core.read_namespace(name).status.phase
+                return phase != "Terminating"
             self.namespaces.append(name)
+            return True
+
+        wait_for(create, timeout=60, message=f"namespace {name} (an earlier one to terminate)")
         try:
             self.core.create_namespaced_service_account(
                 name, {"metadata": {"name": service_account}}
@@ -335,6 +344,31 @@ class RealCluster(Cluster):
         )
         if self.admitted is not None:
             self._admit(name, self.admitted.stand_in)
+
+    def apply_rbac(self, objects: list[dict[str, Any]]) -> None:
+        """Create the ServiceAccounts and RBAC objects among rendered `objects`."""
+        for obj in objects:
+            if obj["kind"] not in RBAC_KINDS:
+                continue
+            if obj["metadata"].get("namespace"):
+                self.ensure_namespace(obj["metadata"]["namespace"])
+            try:
+                kubernetes.utils.create_from_dict(self.api_client, obj)
+            except kubernetes.utils.FailToCreateError as error:
+                if not all(e.status == 409 for e in error.api_exceptions):
+                    raise
+
+    def service_account_kubeconfig(self, name: str, namespace: str, path: Path) -> Path:
+        """A kubeconfig authenticated as ServiceAccount `name` by a TokenRequest token,
+        as a Pod running under it would be."""
+        token = self.core.create_namespaced_service_account_token(
+            name, namespace, {"spec": {"expirationSeconds": 3600}}
+        ).status.token
+        config = kubeconfig_dict(
+            self.plane.url, self.plane.ca_file, user=name, token=token, namespace=namespace
+        )
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
 
     def _admit(self, namespace: str, stand_in: StandIn | None) -> None:
         for kubelet in self.kubelets:
@@ -369,6 +403,46 @@ class RealCluster(Cluster):
             except kubernetes.client.ApiException:
                 pass
         self.api_client.close()
+
+
+def bind_claim_to_folder(cluster: RealCluster, namespace: str, claim: str, folder: Path) -> None:
+    """Create PVC `claim` and a hostPath PersistentVolume at `folder` bound to it (what a
+    storage provisioner would do); the process kubelet mounts the claim as that folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cluster.ensure_namespace(namespace)
+    volume = f"{namespace}-{claim}"[:63]
+    cluster.core.create_persistent_volume(
+        {
+            "metadata": {"name": volume},
+            "spec": {
+                "capacity": {"storage": "10Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "",
+                "hostPath": {"path": str(folder)},
+                "claimRef": {"namespace": namespace, "name": claim},
+            },
+        }
+    )
+    cluster.core.create_namespaced_persistent_volume_claim(
+        namespace,
+        {
+            "metadata": {"name": claim},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "",
+                "volumeName": volume,
+                "resources": {"requests": {"storage": "10Gi"}},
+            },
+        },
+    )
+    wait_for(
+        lambda: (
+            cluster.core.read_namespaced_persistent_volume_claim(claim, namespace).status.phase
+            == "Bound"
+        ),
+        timeout=30,
+        message=f"claim {namespace}/{claim} to be bound",
+    )
 
 
 class KubeletNamespace:
