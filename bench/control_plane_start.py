@@ -67,8 +67,9 @@ def real_start(binaries: Path, work: Path) -> tuple[float, float]:
             },
         )
         wait_for(
-            lambda: (cluster.batch.read_namespaced_job("first", "bench").status.succeeded or 0)
-            == 1,
+            lambda: (
+                (cluster.batch.read_namespaced_job("first", "bench").status.succeeded or 0) == 1
+            ),
             timeout=60,
         )
         first_job = time.monotonic() - began
