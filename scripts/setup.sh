@@ -10,7 +10,9 @@ ROOT=$PWD
 VENV=${VENV:-$ROOT/.venv}
 PY=${PYTHON:-python3}
 
-log() { printf '\n== %s\n' "$*"; }
+# Each step says how long the previous one took (CI reports these parts).
+STEP_START=$SECONDS
+log() { printf '\n== [%4ds since start, previous step %ds] %s\n' "$SECONDS" "$((SECONDS - STEP_START))" "$*"; STEP_START=$SECONDS; }
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()

@@ -438,9 +438,23 @@ class ControlPlane:
             ],
         )
 
+    @property
+    def audit_log(self) -> Path:
+        """Every request the API server completed, one JSON event per line."""
+        return self.work_dir / "audit.log"
+
     def _start_apiserver(self) -> None:
         ca = self.ca
         assert ca is not None
+        policy = write_yaml(
+            self.work_dir / "audit-policy.yaml",
+            {
+                "apiVersion": "audit.k8s.io/v1",
+                "kind": "Policy",
+                "omitStages": ["RequestReceived", "ResponseStarted"],
+                "rules": [{"level": "Metadata"}],
+            },
+        )
         self._spawn(
             "kube-apiserver",
             [
@@ -461,6 +475,10 @@ class ControlPlane:
                 # No kube-proxy or real endpoints here: nothing would use the reconciled ones.
                 "--endpoint-reconciler-type=none",
                 "--profiling=false",
+                # Tests count requests from it, as they count the emulator's request log.
+                f"--audit-policy-file={policy}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-mode=blocking",
                 "--v=1",
                 *self.extra_apiserver_args,
             ],

@@ -22,7 +22,7 @@ BAD_HEADERS = {
 }
 
 
-@pytest.mark.emulator  # counts requests in the emulator's log
+@pytest.mark.both_backends  # request counts: the emulator's log, the API server's audit log
 @pytest.mark.parametrize("case", list(BAD_HEADERS), ids=list(BAD_HEADERS))
 async def test_bad_or_missing_token_gets_401_and_changes_nothing(
     case: str, k8s: Cluster, compat_client: CompatClient

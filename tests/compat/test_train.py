@@ -25,7 +25,7 @@ async def post_train(client: Any, body: dict[str, Any]) -> tuple[int, dict[str, 
     return response.status, await response.json()
 
 
-@pytest.mark.emulator  # counts requests in the emulator's log
+@pytest.mark.both_backends  # request counts: the emulator's log, the API server's audit log
 async def test_unknown_channel_is_404_and_nothing_is_created(
     k8s: Cluster, compat_client: CompatClient
 ) -> None:
@@ -35,7 +35,7 @@ async def test_unknown_channel_is_404_and_nothing_is_created(
         status, body = await post_train(client, train_body("shop-2", authToken="manifest-secret"))
 
     assert status == 404
-    assert body == {"error": "no ChannelModel for channel shop-2 in namespace default"}
+    assert body == {"error": f"no ChannelModel for channel shop-2 in namespace {k8s.namespace}"}
     assert k8s.count_requests(since=mark, verbs={"create", "patch"}) == 0
     assert k8s.core.list_namespaced_secret(k8s.namespace).items == []
 
@@ -170,7 +170,7 @@ async def test_a_secret_managed_elsewhere_is_never_overwritten(
     assert base64.b64decode(secret.data["token"]) == b"ops"
 
 
-@pytest.mark.emulator  # counts requests in the emulator's log
+@pytest.mark.both_backends  # request counts: the emulator's log, the API server's audit log
 @pytest.mark.parametrize(
     ("body", "problem"),
     [

@@ -226,7 +226,7 @@ def test_restart_during_debounce_and_cooldown_still_runs_once(
     assert len(k8s.jobs()) == 3
 
 
-@pytest.mark.emulator  # counts requests in the emulator's log
+@pytest.mark.both_backends  # request counts: the emulator's log, the API server's audit log
 def test_change_storm_costs_a_status_write_per_tick_not_per_patch(
     k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
 ) -> None:

@@ -26,6 +26,7 @@ Helpers: wait_for(predicate, timeout, message).
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import time
@@ -307,6 +308,44 @@ class RealCluster(Cluster):
     @property
     def kubelets(self) -> list[ProcessKubelet]:
         return self.control.kubelets
+
+    # Request counting, from the API server's audit log ----------------------------------
+    def request_mark(self) -> int:
+        with self.plane.audit_log.open("rb") as log:
+            return sum(1 for _ in log)
+
+    def count_requests(
+        self,
+        since: int = 0,
+        *,
+        verbs: set[str] | None = None,
+        resource: str | None = None,
+        user_agent: str | None = None,
+    ) -> int:
+        """Requests about this test's namespaces (not the cluster's own components')
+        since the mark, by verb, resource and User-Agent, as EmulatorCluster counts them."""
+        count = 0
+        with self.plane.audit_log.open("rb") as log:
+            for number, line in enumerate(log):
+                if number < since:
+                    continue
+                event = json.loads(line)
+                ref = event.get("objectRef") or {}
+                namespace = ref.get("namespace") or (
+                    ref.get("name") if ref.get("resource") == "namespaces" else None
+                )
+                if namespace not in self.namespaces:
+                    continue
+                if str(event.get("user", {}).get("username", "")).startswith("system:"):
+                    continue  # controllers and the scheduler
+                if verbs is not None and event.get("verb") not in verbs:
+                    continue
+                if resource is not None and ref.get("resource") != resource:
+                    continue
+                if user_agent is not None and user_agent not in event.get("userAgent", ""):
+                    continue
+                count += 1
+        return count
 
     def operator_env(self) -> dict[str, str]:
         # Other tests' namespaces share this API server: watch only this test's.
