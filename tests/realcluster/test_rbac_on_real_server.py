@@ -81,19 +81,17 @@ def test_the_operator_trains_with_its_chart_role_and_nothing_more(
 
     start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.2"))
     operator = operator_process(env=env, argv=argv, name="rbac-operator")
-    k8s.create_channelmodel(
-        "demo",
-        {
-            "channelId": "demo",
-            "manifest": {"url": "http://backend.test/m"},
-            "training": {"gpus": 0},
-        },
-    )
+    # The CRD's defaults (one GPU) with the chart's defaults: it must land on the GPU node.
+    k8s.create_channelmodel("demo", {"channelId": "demo", "manifest": {"url": "http://b.test/m"}})
     wait_for(
         lambda: (k8s.get_channelmodel("demo").get("status") or {}).get("modelVersion") == "1.0.0",
         timeout=90,
         message="1.0.0 trained by an operator holding only its chart Role",
     )
+    [pod] = k8s.pods()
+    assert pod["spec"]["serviceAccountName"] == trainer_sa
+    assert pod["spec"]["nodeName"] == "gpu-node-1"
+    assert pod["spec"]["automountServiceAccountToken"] is False
     # Deleting runs the finalizer: Jobs deleted, finalizer removed, all under the Role.
     k8s.delete_channelmodel("demo")
     wait_for(
@@ -101,11 +99,9 @@ def test_the_operator_trains_with_its_chart_role_and_nothing_more(
         timeout=30,
         message="the ChannelModel to be gone",
     )
+    wait_for(lambda: not k8s.jobs(), timeout=30, message="its Jobs to be deleted")
     log = operator.log_text()
     assert "Forbidden" not in log and " 403" not in log, log[-3000:]
-    [job_pod] = [p for p in k8s.pods() if p["metadata"].get("labels", {}).get("job-name")] or [None]
-    if job_pod is not None:
-        assert job_pod["spec"]["serviceAccountName"] == trainer_sa
 
     core = kubernetes.client.CoreV1Api(client)
     custom = kubernetes.client.CustomObjectsApi(client)
