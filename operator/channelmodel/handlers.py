@@ -35,6 +35,7 @@ from channelmodel.jobs import (
     CHANNEL_MODEL_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
+    VERSION_LABEL,
     build_job,
     job_phase,
 )
@@ -203,9 +204,13 @@ async def reconcile_channel(
         inp = replace(
             inp, fleet=fleet_view(rt, namespace, name, status, now, training_jobs, channel_queue)
         )
+        # Store-aware numbering: a re-created object, an import by hand or a run
+        # cancelled after it published must never make a Job reuse a stored version.
+        store_latest = await asyncio.to_thread(rt.store.latest_version, spec.channelId)
+        inp = replace(inp, store_latest=store_latest)
         decision = plan(inp)
-        if decision.start_job and spec.manifest.authSecretRef:
-            problem = await secret_problem(rt, namespace, name, spec)
+        if decision.start_job:
+            problem = await secret_problem(rt, namespace, name, spec, decision.start_job.trigger)
             if problem:
                 decision = plan(replace(inp, blocked=problem))
         await _execute(rt, decision, body, namespace, name, spec, raw_status, patch, logger)
@@ -224,6 +229,10 @@ async def _execute(
 ) -> None:
     # Order matters for crash safety: side effects first, status last, so a
     # crash in between re-plans the same decision and the effects are idempotent.
+    if decision.cancel_job:
+        selector = f"{CHANNEL_MODEL_LABEL}={name},{VERSION_LABEL}={decision.cancel_job.version}"
+        deleted = await rt.kube.delete_jobs(namespace, selector)
+        logger.info("spec.suspend: deleted training Job(s) %s", ", ".join(deleted) or "-")
     if decision.serve_version:
         pointer = {
             "version": decision.serve_version,

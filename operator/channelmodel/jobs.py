@@ -20,7 +20,6 @@ CHANNEL_MODEL_LABEL = f"{GROUP}/channel-model"
 VERSION_LABEL = f"{GROUP}/version"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-TRAINER_UID = 10001  # the trainer image's user (Dockerfile.trainer)
 TOKEN_ENV = "CHANNELMODEL_MANIFEST_TOKEN"
 
 
@@ -121,8 +120,8 @@ def build_job(
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "runAsNonRoot": True,
-            "runAsUser": TRAINER_UID,
-            "runAsGroup": TRAINER_UID,
+            "runAsUser": settings.trainer_run_as_user,
+            "runAsGroup": settings.trainer_run_as_group,
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
@@ -136,7 +135,7 @@ def build_job(
         "restartPolicy": "Never",
         "serviceAccountName": settings.trainer_service_account,
         "automountServiceAccountToken": False,
-        "securityContext": {"runAsNonRoot": True, "fsGroup": TRAINER_UID},
+        "securityContext": {"runAsNonRoot": True, "fsGroup": settings.trainer_fs_group},
         "containers": [container],
         "volumes": volumes,
     }

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+TRAINER_UID = 10001  # the trainer image's user (Dockerfile.trainer)
+
 
 class OperatorSettings(BaseSettings):
     """Everything the operator process needs to know about its installation."""
@@ -37,6 +39,16 @@ class OperatorSettings(BaseSettings):
     trainer_service_account: str = Field(
         default="channelmodel-trainer",
         description="ServiceAccount of trainer Pods (no API rights).",
+    )
+    # The chart's securityContext values; the defaults are the trainer image's user.
+    trainer_run_as_user: int = Field(
+        default=TRAINER_UID, ge=1, description="runAsUser of trainer Pods (non-root)."
+    )
+    trainer_run_as_group: int = Field(
+        default=TRAINER_UID, ge=1, description="runAsGroup of trainer Pods."
+    )
+    trainer_fs_group: int = Field(
+        default=TRAINER_UID, ge=1, description="fsGroup of trainer Pods (owns the store volume)."
     )
     store_uri: str = Field(
         default="file:///var/lib/channelmodel/models",

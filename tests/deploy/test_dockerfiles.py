@@ -296,7 +296,7 @@ def test_docker_skip_reason_names_what_is_missing(
 
 def test_training_jobs_run_as_the_trainer_images_user() -> None:
     """The operator's Job pins runAsUser: it must own the baked ~/.keras of the image."""
-    from channelmodel.jobs import TRAINER_UID
+    from channelmodel.settings import TRAINER_UID
 
     user = parse(DOCKERFILES["trainer"]).final.user
     assert user is not None

@@ -198,7 +198,11 @@ class ChannelModelSpec(_Model):
         description="Serve this version instead of the newest (rollback).",
         pattern=SEMVER_PATTERN,
     )
-    suspend: bool = Field(default=False, description="Stop all training, manual included.")
+    suspend: bool = Field(
+        default=False,
+        description="Stop all training, manual included: a running Job is deleted and its "
+        "result never served; the run is queued again when suspend is lifted.",
+    )
     deletionPolicy: DeletionPolicy = Field(
         default=DeletionPolicy.RETAIN,
         description="What happens to the stored artifacts when the ChannelModel is deleted.",
@@ -322,6 +326,11 @@ class ChannelModelStatus(_Model):
     )
     attemptedSpecHash: str | None = Field(
         default=None, description="Hash of the spec fields that shape a model, as of the last run."
+    )
+    attemptedRunHash: str | None = Field(
+        default=None,
+        description="Hash of the spec fields that shape a run (placement, resources, Secrets), "
+        "as of the last run; a change retries a failed run.",
     )
     currentJob: JobRef | None = None
     lastRun: RunMetrics | None = None
