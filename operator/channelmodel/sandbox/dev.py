@@ -265,8 +265,13 @@ async def main(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     received: list[signal.Signals] = []
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda sig=sig: (received.append(sig), stop.set()))
+        loop.add_signal_handler(sig, on_signal, sig)
 
     emulator = KubernetesAPIEmulator()
     emulator.apply_object(crd_manifest())
