@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -45,6 +46,7 @@ from channelmodel.reporting import notify, record_telemetry
 from channelmodel.runtime import Runtime
 
 STALE_WRITE_TIMEOUT = 15.0
+EVENT_COMPONENT = "channelmodel-operator"
 
 
 def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
@@ -58,6 +60,9 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.level = logging.WARNING  # only our explicit Events, not log lines
+        # `kubectl describe chm` shows "From: channelmodel-operator", not "kopf".
+        settings.posting.reporting_component = EVENT_COMPONENT
+        settings.posting.reporting_instance = socket.gethostname()  # the Pod's name
         settings.persistence.finalizer = f"{GROUP}/cleanup"
         # kopf stores a diff base for change handlers; annotation storms must not
         # rewrite it on every backend patch (we have no on.update handler to feed).

@@ -161,7 +161,11 @@ def test_suspend_stops_the_running_job_and_its_result_is_never_served(
     status = wait_for(lambda: _training_status(k8s, "Queued"), timeout=30, message="Queued")
     assert status.get("modelVersion") is None and status.get("currentJob") is None
     assert _condition(status, "Training")["reason"] == "Suspended"
-    assert "TrainingCancelled" in {e.get("reason") for e in k8s.events()}
+    events = k8s.events()
+    assert "TrainingCancelled" in {e.get("reason") for e in events}
+    # `kubectl describe` shows the operator, not the framework, as the source.
+    assert {e["source"]["component"] for e in events} == {"channelmodel-operator"}
+    assert {e["reportingComponent"] for e in events} == {"channelmodel-operator"}
     store = open_store(f"file://{tmp_path / 'store'}")
     assert store.list_versions("shop-1") == []
 

@@ -24,13 +24,32 @@ from channelmodel.api.models import (
 
 _DROPPED_KEYS = {"title", "$defs"}
 
+def _condition(type_: str, field: str) -> str:
+    return f'.status.conditions[?(@.type=="{type_}")].{field}'
+
+
+# `kubectl get chm`; priority 1 columns only with `-o wide`. `kubectl wait
+# --for=condition=Ready chm/NAME` reads the same Ready condition.
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Channel", "type": "string", "jsonPath": ".spec.channelId"},
+    {"name": "Ready", "type": "string", "jsonPath": _condition("Ready", "status")},
     {"name": "Version", "type": "string", "jsonPath": ".status.modelVersion"},
     {"name": "Status", "type": "string", "jsonPath": ".status.trainingStatus"},
     {"name": "Last Trained", "type": "date", "jsonPath": ".status.lastTrained"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-]
+    {"name": "URL", "type": "string", "jsonPath": ".status.modelBaseUrl", "priority": 1,
+     "description": "URL prefix of the served version's files."},
+    {"name": "Accuracy", "type": "number", "jsonPath": ".status.lastRun.accuracy", "priority": 1,
+     "description": "Validation accuracy of the last run that reported metrics."},
+    {"name": "Images", "type": "integer", "jsonPath": ".status.lastRun.images", "priority": 1,
+     "description": "Images the last run trained on."},
+    {"name": "Seconds", "type": "number", "jsonPath": ".status.lastRun.seconds", "priority": 1,
+     "description": "Wall time of the last run."},
+    {"name": "Job", "type": "string", "jsonPath": ".status.currentJob.name", "priority": 1,
+     "description": "The training Job in flight."},
+    {"name": "Reason", "type": "string", "jsonPath": _condition("Training", "reason"),
+     "priority": 1, "description": "Why it trains or waits (the Training condition's reason)."},
+]  # fmt: skip
 
 
 def _structural(node: Any, defs: dict[str, Any]) -> Any:
