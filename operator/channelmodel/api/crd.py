@@ -24,6 +24,7 @@ from channelmodel.api.models import (
 
 _DROPPED_KEYS = {"title", "$defs"}
 
+
 def _condition(type_: str, field: str) -> str:
     return f'.status.conditions[?(@.type=="{type_}")].{field}'
 
