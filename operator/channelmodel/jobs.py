@@ -86,7 +86,7 @@ def build_job(
                 # optional: a missing webhook key must not keep the training from starting
                 "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key, "optional": True}},
             })  # fmt: skip
-    env.append({"name": "CHANNELMODEL_LOG_FORMAT", "value": settings.log_format})
+    env.insert(0, {"name": "CHANNELMODEL_LOG_FORMAT", "value": settings.log_format})
     env_from: list[dict[str, Any]] = []
     if settings.store_uri.startswith("s3://"):
         if settings.s3_endpoint_url:
