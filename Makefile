@@ -29,9 +29,10 @@ format: ## apply ruff fixes and formatting
 typecheck: ## mypy only
 	$(VENV)/bin/mypy
 
-crd: ## regenerate deploy/crds (and the chart's copy) from the pydantic models
+crd: ## regenerate deploy/crds (and the charts' copies) from the pydantic models
 	$(VENV)/bin/channelmodel crd -o deploy/crds/channelmodels.ml.dukarun.io.yaml
 	cp deploy/crds/channelmodels.ml.dukarun.io.yaml deploy/helm/channelmodel/crds/
+	$(VENV)/bin/channelmodel crd --helm-keep -o deploy/helm/channelmodel-crds/templates/channelmodels.ml.dukarun.io.yaml
 
 dev: ## the whole loop locally, no cluster needed
 	$(VENV)/bin/channelmodel dev

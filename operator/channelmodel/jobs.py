@@ -45,8 +45,9 @@ def build_job(
         labels[KUEUE_QUEUE_LABEL] = training.queueName
 
     resources: dict[str, Any] = json.loads(json.dumps(training.resources or {}))
-    if training.gpus > 0:
-        resources.setdefault("limits", {})["nvidia.com/gpu"] = str(training.gpus)  # a Quantity
+    gpus = settings.default_gpus if training.gpus is None else training.gpus
+    if gpus > 0:
+        resources.setdefault("limits", {})["nvidia.com/gpu"] = str(gpus)  # a Quantity
 
     token_ref = spec.manifest.authSecretRef
     if start.trigger == Trigger.IMPORT and spec.importFrom:
@@ -140,6 +141,13 @@ def build_job(
         "containers": [container],
         "volumes": volumes,
     }
+    for key, value in (
+        ("runtimeClassName", settings.trainer_runtime_class_name),
+        ("priorityClassName", settings.trainer_priority_class_name),
+        ("affinity", settings.trainer_affinity),
+    ):
+        if value:
+            pod_spec[key] = value  # installation-wide (the chart's trainer.* values)
     if training.nodeSelector:
         pod_spec["nodeSelector"] = dict(training.nodeSelector)
     if training.tolerations:

@@ -127,3 +127,19 @@ def test_printer_columns_point_at_fields_of_the_models() -> None:
                 continue
             assert step in node.get("properties", {}), f"{column['name']}: {path} ({step})"
             node = node["properties"][step]
+
+
+CRD_CHART_TEMPLATE = (
+    ROOT
+    / "deploy"
+    / "helm"
+    / "channelmodel-crds"
+    / "templates"
+    / "channelmodels.ml.dukarun.io.yaml"
+)
+
+
+def test_crd_chart_template_matches_models() -> None:
+    assert CRD_CHART_TEMPLATE.read_text() == render_crd_yaml(keep=True), (
+        "deploy/helm/channelmodel-crds drifted from channelmodel.api.models: run `make crd`"
+    )

@@ -76,8 +76,12 @@ class Training(_Model):
     """How the training Job runs."""
 
     epochs: int = Field(default=20, ge=1, le=1000, description="Epochs of head training.")
-    gpus: int = Field(
-        default=1, ge=0, le=16, description="nvidia.com/gpu to request; 0 trains on CPU."
+    gpus: int | None = Field(
+        default=None,
+        ge=0,
+        le=16,
+        description="nvidia.com/gpu to request; 0 trains on CPU. Unset: the installation's "
+        "default (the chart's trainer.gpus: 1 with GPUs, 0 without).",
     )
     image: str | None = Field(
         default=None, description="Trainer image; the operator's default when unset.", min_length=1
