@@ -17,6 +17,10 @@ test: ## the whole test suite (what CI runs)
 test-fast: ## skip the slow tests (TensorFlow, node, browser)
 	$(PY) -m pytest -q -m "not slow"
 
+constraints: ## pin constraints.txt to the packages of the working venv (what the tests passed with)
+	{ head -2 constraints.txt; $(VENV)/bin/pip freeze --exclude-editable | grep -v '^#\|^-e\|^channelmodel'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+
 lint: ## ruff + mypy
 	$(VENV)/bin/ruff check operator trainer tests bench
 	$(VENV)/bin/ruff format --check operator trainer tests bench

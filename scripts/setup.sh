@@ -31,12 +31,12 @@ PIP="$VENV/bin/pip"
 "$PIP" install -q --upgrade pip
 if ! "$VENV/bin/python" -c "import tensorflow, tf_keras, tensorflowjs" 2>/dev/null; then
   log "TensorFlow (cpu) + tf_keras + tensorflowjs"
-  "$PIP" install -q tensorflow-cpu==2.21.0 pillow
+  "$PIP" install -q -c constraints.txt tensorflow-cpu==2.21.0 pillow
   # Their own dependency lists pull full tensorflow, TF-DF and jax: skip them.
   "$PIP" install -q --no-deps tf-keras==2.21.0 tensorflowjs==4.22.0
 fi
 log "channelmodel (editable) with dev extras"
-"$PIP" install -q -e ".[dev,sandbox]"
+"$PIP" install -q -c constraints.txt -e ".[dev,sandbox]"
 
 if [ -f tests/js/package.json ]; then
   log "node packages for TF.js tests"

@@ -303,3 +303,62 @@ def test_training_jobs_run_as_the_trainer_images_user() -> None:
     assert str(TRAINER_UID) == user.split(":")[0], (
         f"training Jobs run as {TRAINER_UID}, Dockerfile.trainer's USER is {user}"
     )
+
+
+CONSTRAINTS = REPO_ROOT / "constraints.txt"
+
+
+def _constraints() -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in CONSTRAINTS.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not pinned with =="
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def test_constraints_pin_every_runtime_dependency() -> None:
+    pins = _constraints()
+    for requirement in pyproject()["project"]["dependencies"]:
+        name = re.sub(r"[-_.]+", "-", re.split(r"[<>=!~\[; ]", requirement)[0]).lower()
+        assert name in pins, f"constraints.txt does not pin {name}"
+    setup = (REPO_ROOT / "scripts" / "setup.sh").read_text()
+    installs = [line for line in setup.splitlines() if '"$PIP" install' in line]
+    resolving = [
+        line for line in installs if "--no-deps" not in line and "--upgrade pip" not in line
+    ]
+    assert resolving and all("-c constraints.txt" in line for line in resolving), (
+        "CI (scripts/setup.sh) must install with the same constraints as the images"
+    )
+
+
+def test_images_install_python_packages_from_the_constraints(dockerfile: Dockerfile) -> None:
+    build = dockerfile.stages[0]
+    assert "constraints.txt" in copy_sources(build)
+    for args in dockerfile.pip_installs():
+        if "--no-deps" in args and all("==" in a for a in args if not a.startswith("-")):
+            continue  # exact pins without dependencies: nothing left to resolve
+        assert args[:2] == ["-c", "constraints.txt"], f"{dockerfile.path.name}: pip install {args}"
+
+
+def test_images_carry_oci_labels(dockerfile: Dockerfile) -> None:
+    labels = " ".join(dockerfile.final.values("LABEL"))
+    for key in ("title", "description", "version", "revision", "created", "licenses",
+                "base.name"):  # fmt: skip
+        assert f"org.opencontainers.image.{key}=" in labels, f"{dockerfile.path.name}: {key}"
+    license_ = pyproject()["project"]["license"]
+    assert f'org.opencontainers.image.licenses="{license_}"' in labels
+    title = re.search(r'org\.opencontainers\.image\.title="([^"]+)"', labels)
+    assert title and title.group(1) == f"channelmodel-{dockerfile.path.suffix.lstrip('.')}"
+
+
+def test_base_images_are_pinnable_and_architectures_stated(dockerfile: Dockerfile) -> None:
+    base = dockerfile.global_args["BASE_IMAGE"]
+    name, _, digest = base.partition("@")
+    assert ":" in name, f"{base}: a base image keeps its tag, also when pinned by digest"
+    if digest:
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), base
+    text = dockerfile.path.read_text()
+    assert "@sha256:<digest>" in text, "the Dockerfile says how to pin the base by digest"
+    assert "linux/amd64" in text and "linux/arm64" in text, "say which architectures build"
