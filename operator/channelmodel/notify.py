@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import stamina
 
 from channelmodel.metrics import NOTIFICATIONS
 
@@ -194,20 +195,33 @@ class Notifier:
         body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
         keys = signing_keys(delivery.secret)
         event_type = str(delivery.payload.get("type", ""))
-        for attempt in range(1, self._attempts + 1):
-            headers = webhook_headers(keys, delivery.msg_id, event_type, body)
-            try:
-                response = await client.post(delivery.url, content=body, headers=headers)
-                if response.status_code < 300:
-                    NOTIFICATIONS.labels("delivered").inc()
-                    return
-                retryable = response.status_code >= 500 or response.status_code == 429
-                outcome = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                retryable, outcome = True, type(exc).__name__
-            if not retryable or attempt == self._attempts:
-                break
-            await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
+        outcome = ""
+        try:
+            # stamina (on tenacity): backoff * 2^n with jitter, the same id on every
+            # attempt, a fresh timestamp and signature each time.
+            async for attempt in stamina.retry_context(
+                on=_Retryable,
+                attempts=self._attempts,
+                timeout=None,
+                wait_initial=self._backoff,
+                wait_max=self._backoff * 2 ** (self._attempts - 2) if self._attempts > 1 else 0,
+                wait_jitter=self._backoff / 4,
+            ):
+                with attempt:
+                    headers = webhook_headers(keys, delivery.msg_id, event_type, body)
+                    try:
+                        response = await client.post(delivery.url, content=body, headers=headers)
+                    except httpx.HTTPError as exc:
+                        raise _Retryable(type(exc).__name__) from exc
+                    if response.status_code < 300:
+                        NOTIFICATIONS.labels("delivered").inc()
+                        return
+                    outcome = f"HTTP {response.status_code}"
+                    if response.status_code >= 500 or response.status_code == 429:
+                        raise _Retryable(outcome)
+                    # Other 4xx: the receiver refuses it; retrying changes nothing.
+        except _Retryable as exc:
+            outcome = str(exc)
         NOTIFICATIONS.labels("failed").inc()
         logger.warning(
             "webhook %s for %s not delivered: %s",
@@ -215,6 +229,10 @@ class Notifier:
             _host(delivery.url),
             outcome,
         )
+
+
+class _Retryable(Exception):
+    """A 5xx, a 429, a timeout or a connection error: worth another attempt."""
 
 
 def _host(url: str) -> str:

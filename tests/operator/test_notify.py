@@ -164,3 +164,29 @@ async def test_a_raw_key_signs_both_schemes_for_the_migration(
     except ImportError:
         return
     Webhook(SECRET).verify(body, headers)  # the library takes the raw key as bytes
+
+
+def _stamina_retries() -> float:
+    from prometheus_client import REGISTRY
+
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "stamina_retries"
+        for sample in metric.samples
+        if sample.name == "stamina_retries_total"
+    )
+
+
+async def test_retries_go_through_stamina_and_are_counted(
+    receiver_server: tuple[Receiver, TestServer],
+) -> None:
+    receiver, server = receiver_server
+    receiver.fail_first = 3
+    before = _stamina_retries()
+    notifier = Notifier(backoff=0.01)
+    notifier.submit(Delivery(url=str(server.make_url("/hook")), payload={"type": "x"}, secret=None))
+    await asyncio.wait_for(notifier.drain(), 10)
+    await notifier.close()
+    assert receiver.calls == 4 and len(receiver.received) == 1
+    assert _stamina_retries() - before == 3  # stamina_retries_total on /metrics
