@@ -45,7 +45,12 @@ def _start_dev(
     work = tmp_path / "sandbox"
     ports = {name: free_port() for name in ("catalog", "server", "metrics")}
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHANNELMODEL_")}
-    env["PYTHONPATH"] = pythonpath
+    # Keep the caller's extra site directories, never a path into this checkout.
+    inherited = [
+        p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        if p and not Path(p).resolve().is_relative_to(ROOT)
+    ]  # fmt: skip
+    env["PYTHONPATH"] = os.pathsep.join([pythonpath, *inherited])
     argv = [
         sys.executable, "-m", "channelmodel", "dev", "--work-dir", str(work),
         "--catalog-port", str(ports["catalog"]), "--server-port", str(ports["server"]),
