@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 import stamina
 
+from channelmodel.logs import object_extra
 from channelmodel.metrics import NOTIFICATIONS
 
 WEBHOOK_ID = "webhook-id"
@@ -223,11 +224,13 @@ class Notifier:
         except _Retryable as exc:
             outcome = str(exc)
         NOTIFICATIONS.labels("failed").inc()
+        namespace, name = delivery.payload.get("namespace"), delivery.payload.get("name")
         logger.warning(
             "webhook %s for %s not delivered: %s",
             delivery.payload.get("type"),
             _host(delivery.url),
             outcome,
+            extra=object_extra(str(namespace), str(name)) if name else None,
         )
 
 

@@ -190,3 +190,19 @@ async def test_retries_go_through_stamina_and_are_counted(
     await notifier.close()
     assert receiver.calls == 4 and len(receiver.received) == 1
     assert _stamina_retries() - before == 3  # stamina_retries_total on /metrics
+
+
+async def test_an_undelivered_event_is_logged_with_its_channelmodel(
+    receiver_server: tuple[Receiver, TestServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver, server = receiver_server
+    receiver.fail_first, receiver.status_on_fail = 1, 400
+    notifier = Notifier(backoff=0.01)
+    payload = {"type": "training.failed", "namespace": "shops", "name": "shop-42"}
+    with caplog.at_level(logging.WARNING, logger="channelmodel.notify"):
+        notifier.submit(Delivery(url=str(server.make_url("/hook")), payload=payload, secret=None))
+        await asyncio.wait_for(notifier.drain(), 10)
+    await notifier.close()
+    (record,) = [r for r in caplog.records if "not delivered" in r.getMessage()]
+    assert record.k8s_ref == {"kind": "ChannelModel", "namespace": "shops", "name": "shop-42"}
+    assert receiver.calls == 1  # a 400 is not retried
