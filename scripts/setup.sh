@@ -41,6 +41,9 @@ log "channelmodel (editable) with dev extras"
 if [ -f tests/js/package.json ]; then
   log "node packages for TF.js tests"
   (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+  if [ -f tests/js/webhooks/package.json ]; then
+    (cd tests/js/webhooks && npm ci --no-audit --no-fund --loglevel=error)
+  fi
   if [ -f tests/js/tm/package.json ]; then
     (cd tests/js/tm && npm ci --no-audit --no-fund --loglevel=error --legacy-peer-deps)
   fi
