@@ -73,10 +73,17 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"channelmodel {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        sub_parser = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         # Only the chosen subcommand's module is imported (it may need TensorFlow).
         if name in argv:
             module = importlib.import_module(module_name)
+            if module.__doc__:  # the module's docstring explains the command at length
+                sub_parser.description = module.__doc__.strip().replace("`", "")
             module.add_arguments(sub_parser)
             sub_parser.set_defaults(_run=module.run)
     return parser
