@@ -113,11 +113,13 @@ class Training(_Model):
 
 
 class Notify(_Model):
-    """Where transition events are POSTed, HMAC-SHA256 signed."""
+    """Where transition events are POSTed, signed by the Standard Webhooks scheme."""
 
     webhookUrl: str = Field(description="URL that receives event POSTs.", pattern=HTTP_URL_PATTERN)
     secretRef: SecretKeyRef | None = Field(
-        default=None, description="HMAC key; events are unsigned without it."
+        default=None,
+        description="Signing keys: whitespace-separated whsec_<base64> keys (all sign, for "
+        "rotation) or one raw key; events are unsigned without it.",
     )
 
 
