@@ -362,3 +362,23 @@ def test_base_images_are_pinnable_and_architectures_stated(dockerfile: Dockerfil
     text = dockerfile.path.read_text()
     assert "@sha256:<digest>" in text, "the Dockerfile says how to pin the base by digest"
     assert "linux/amd64" in text and "linux/arm64" in text, "say which architectures build"
+
+
+def test_pin_script_pins_the_base_by_index_digest_keeping_the_tag(tmp_path: Path) -> None:
+    """scripts/pin-base-images.sh with a stand-in `docker` that answers like buildx."""
+    digest = "sha256:" + "0123456789abcdef" * 4
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    docker = fake_bin / "docker"
+    docker.write_text(f'#!/bin/sh\necho \'{{"digest": "{digest}", "mediaType": "x"}}\'\n')
+    docker.chmod(0o755)
+    copy = tmp_path / "Dockerfile.operator"
+    copy.write_text(DOCKERFILES["operator"].read_text())
+    env = {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}"}
+    for _ in range(2):  # re-running re-pins from the tag
+        subprocess.run(
+            [str(REPO_ROOT / "scripts" / "pin-base-images.sh"), str(copy)],
+            check=True, env=env, capture_output=True, timeout=30,
+        )  # fmt: skip
+    pinned = parse(copy).global_args["BASE_IMAGE"]
+    assert pinned == f"python:3.11-slim-bookworm@{digest}"
