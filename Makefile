@@ -17,6 +17,10 @@ test: ## the whole test suite (what CI runs)
 test-fast: ## skip the slow tests (TensorFlow, node, browser)
 	$(PY) -m pytest -q -m "not slow"
 
+constraints: ## pin constraints.txt to the packages of the working venv (what the tests passed with)
+	{ head -2 constraints.txt; $(VENV)/bin/pip freeze --exclude-editable | grep -v '^#\|^-e\|^channelmodel'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+
 lint: ## ruff + mypy
 	$(VENV)/bin/ruff check operator trainer sandbox tests bench
 	$(VENV)/bin/ruff format --check operator trainer sandbox tests bench
@@ -29,9 +33,10 @@ format: ## apply ruff fixes and formatting
 typecheck: ## mypy only
 	$(VENV)/bin/mypy
 
-crd: ## regenerate deploy/crds (and the chart's copy) from the pydantic models
+crd: ## regenerate deploy/crds (and the charts' copies) from the pydantic models
 	$(VENV)/bin/channelmodel crd -o deploy/crds/channelmodels.ml.dukarun.io.yaml
 	cp deploy/crds/channelmodels.ml.dukarun.io.yaml deploy/helm/channelmodel/crds/
+	$(VENV)/bin/channelmodel crd --helm-keep -o deploy/helm/channelmodel-crds/templates/channelmodels.ml.dukarun.io.yaml
 
 dev: ## the whole loop locally, no cluster needed
 	$(VENV)/bin/channelmodel dev

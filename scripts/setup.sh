@@ -34,16 +34,19 @@ PIP="$VENV/bin/pip"
 "$PIP" install -q --upgrade pip
 if ! "$VENV/bin/python" -c "import tensorflow, tf_keras, tensorflowjs" 2>/dev/null; then
   log "TensorFlow (cpu) + tf_keras + tensorflowjs"
-  "$PIP" install -q tensorflow-cpu==2.21.0 pillow
+  "$PIP" install -q -c constraints.txt tensorflow-cpu==2.21.0 pillow
   # Their own dependency lists pull full tensorflow, TF-DF and jax: skip them.
   "$PIP" install -q --no-deps tf-keras==2.21.0 tensorflowjs==4.22.0
 fi
 log "channelmodel (editable) with dev extras, and the sandbox (sandbox/, not in the operator image)"
-"$PIP" install -q -e ".[dev]" -e ./sandbox
+"$PIP" install -q -c constraints.txt -e ".[dev]" -e ./sandbox
 
 if [ -f tests/js/package.json ]; then
   log "node packages for TF.js tests"
   (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+  if [ -f tests/js/webhooks/package.json ]; then
+    (cd tests/js/webhooks && npm ci --no-audit --no-fund --loglevel=error)
+  fi
   if [ -f tests/js/tm/package.json ]; then
     (cd tests/js/tm && npm ci --no-audit --no-fund --loglevel=error --legacy-peer-deps)
   fi

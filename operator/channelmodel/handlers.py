@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -36,6 +37,7 @@ from channelmodel.jobs import (
     JOB_NAME_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
+    VERSION_LABEL,
     build_job,
     job_phase,
     unschedulable_reason,
@@ -46,6 +48,7 @@ from channelmodel.reporting import notify, record_telemetry
 from channelmodel.runtime import Runtime
 
 STALE_WRITE_TIMEOUT = 15.0
+EVENT_COMPONENT = "channelmodel-operator"
 
 
 def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
@@ -59,6 +62,9 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.level = logging.WARNING  # only our explicit Events, not log lines
+        # `kubectl describe chm` shows "From: channelmodel-operator", not "kopf".
+        settings.posting.reporting_component = EVENT_COMPONENT
+        settings.posting.reporting_instance = socket.gethostname()  # the Pod's name
         settings.persistence.finalizer = f"{GROUP}/cleanup"
         # kopf stores a diff base for change handlers; annotation storms must not
         # rewrite it on every backend patch (we have no on.update handler to feed).
@@ -218,9 +224,13 @@ async def reconcile_channel(
         inp = replace(
             inp, fleet=fleet_view(rt, namespace, name, status, now, training_jobs, channel_queue)
         )
+        # Store-aware numbering: a re-created object, an import by hand or a run
+        # cancelled after it published must never make a Job reuse a stored version.
+        store_latest = await asyncio.to_thread(rt.store.latest_version, spec.channelId)
+        inp = replace(inp, store_latest=store_latest)
         decision = plan(inp)
-        if decision.start_job and spec.manifest.authSecretRef:
-            problem = await secret_problem(rt, namespace, name, spec)
+        if decision.start_job:
+            problem = await secret_problem(rt, namespace, name, spec, decision.start_job.trigger)
             if problem:
                 decision = plan(replace(inp, blocked=problem))
         await _execute(rt, decision, body, namespace, name, spec, raw_status, patch, logger)
@@ -239,6 +249,10 @@ async def _execute(
 ) -> None:
     # Order matters for crash safety: side effects first, status last, so a
     # crash in between re-plans the same decision and the effects are idempotent.
+    if decision.cancel_job:
+        selector = f"{CHANNEL_MODEL_LABEL}={name},{VERSION_LABEL}={decision.cancel_job.version}"
+        deleted = await rt.kube.delete_jobs(namespace, selector)
+        logger.info("spec.suspend: deleted training Job(s) %s", ", ".join(deleted) or "-")
     if decision.serve_version:
         pointer = {
             "version": decision.serve_version,

@@ -20,7 +20,6 @@ CHANNEL_MODEL_LABEL = f"{GROUP}/channel-model"
 VERSION_LABEL = f"{GROUP}/version"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-TRAINER_UID = 10001  # the trainer image's user (Dockerfile.trainer)
 TOKEN_ENV = "CHANNELMODEL_MANIFEST_TOKEN"
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -47,8 +46,9 @@ def build_job(
         labels[KUEUE_QUEUE_LABEL] = training.queueName
 
     resources: dict[str, Any] = json.loads(json.dumps(training.resources or {}))
-    if training.gpus > 0:
-        resources.setdefault("limits", {})[GPU_RESOURCE] = str(training.gpus)  # a Quantity
+    gpus = settings.default_gpus if training.gpus is None else training.gpus
+    if gpus > 0:
+        resources.setdefault("limits", {})[GPU_RESOURCE] = str(gpus)  # a Quantity
 
     token_ref = spec.manifest.authSecretRef
     if start.trigger == Trigger.IMPORT and spec.importFrom:
@@ -88,6 +88,7 @@ def build_job(
                 # optional: a missing webhook key must not keep the training from starting
                 "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key, "optional": True}},
             })  # fmt: skip
+    env.insert(0, {"name": "CHANNELMODEL_LOG_FORMAT", "value": settings.log_format})
     env_from: list[dict[str, Any]] = []
     if settings.store_uri.startswith("s3://"):
         if settings.s3_endpoint_url:
@@ -122,8 +123,8 @@ def build_job(
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "runAsNonRoot": True,
-            "runAsUser": TRAINER_UID,
-            "runAsGroup": TRAINER_UID,
+            "runAsUser": settings.trainer_run_as_user,
+            "runAsGroup": settings.trainer_run_as_group,
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
@@ -137,14 +138,21 @@ def build_job(
         "restartPolicy": "Never",
         "serviceAccountName": settings.trainer_service_account,
         "automountServiceAccountToken": False,
-        "securityContext": {"runAsNonRoot": True, "fsGroup": TRAINER_UID},
+        "securityContext": {"runAsNonRoot": True, "fsGroup": settings.trainer_fs_group},
         "containers": [container],
         "volumes": volumes,
     }
+    for key, value in (
+        ("runtimeClassName", settings.trainer_runtime_class_name),
+        ("priorityClassName", settings.trainer_priority_class_name),
+        ("affinity", settings.trainer_affinity),
+    ):
+        if value:
+            pod_spec[key] = value  # installation-wide (the chart's trainer.* values)
     if training.nodeSelector:
         pod_spec["nodeSelector"] = dict(training.nodeSelector)
     tolerations = list(training.tolerations or [])
-    if training.gpus > 0 and not any(t.get("key") == GPU_RESOURCE for t in tolerations):
+    if gpus > 0 and not any(t.get("key") == GPU_RESOURCE for t in tolerations):
         # GPU nodes are commonly tainted nvidia.com/gpu (GKE, the NVIDIA GPU operator);
         # a Pod asking for a GPU tolerates it, as the ExtendedResourceToleration
         # admission plugin would add where it is enabled.

@@ -87,7 +87,7 @@ class KubeApi:
         encoded = (secret.data or {}).get(key)
         return base64.b64decode(encoded) if encoded else None
 
-    async def secret_problem(self, namespace: str, name: str, key: str) -> str | None:
+    async def secret_problem(self, namespace: str, name: str, key: str | None) -> str | None:
         """Why a Secret key cannot be used, or None. Never returns or logs the value."""
         try:
             secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
@@ -97,6 +97,8 @@ class KubeApi:
             if exc.status == 403:
                 return f"Secret {namespace}/{name} is not readable by the operator"
             raise
+        if key is None:
+            return None
         if key not in (secret.data or {}) and key not in (secret.string_data or {}):
             return f"Secret {namespace}/{name} has no key {key!r}"
         return None

@@ -11,8 +11,9 @@ from typing import Any
 from channelmodel.api.models import ChannelModelSpec, ChannelModelStatus
 from channelmodel.jobs import JOB_NAME_LABEL, job_phase, observe
 from channelmodel.metrics import QUEUE_LENGTH, TRAININGS_RUNNING
-from channelmodel.planner import Fleet, JobObservation, JobPhase, parse_time
+from channelmodel.planner import Fleet, JobObservation, JobPhase, Trigger, parse_time
 from channelmodel.runtime import Runtime
+from channelmodel.settings import OperatorSettings
 
 SECRET_RECHECK_SECONDS = 10.0
 
@@ -88,15 +89,45 @@ def fleet_view(
     return Fleet(cap=rt.settings.max_concurrent_trainings, running=len(running), queued_ahead=ahead)
 
 
+def job_secrets(
+    spec: ChannelModelSpec, trigger: Trigger, settings: OperatorSettings
+) -> list[tuple[str, str | None]]:
+    """The Secrets (name, key; None: the whole Secret) a Job of this kind reads.
+
+    A missing one would leave its Pod in CreateContainerConfigError until the
+    Job's deadline; checked before the Job starts, it blocks the start instead.
+    The notify key is optional in the Pod (a webhook must not stop training).
+    """
+    ref = (
+        spec.importFrom.authSecretRef
+        if trigger == Trigger.IMPORT and spec.importFrom
+        else spec.manifest.authSecretRef
+    )
+    needed: list[tuple[str, str | None]] = [(ref.name, ref.key)] if ref else []
+    if settings.store_uri.startswith("s3://") and settings.s3_credentials_secret:
+        needed.append((settings.s3_credentials_secret, None))
+    return needed
+
+
 async def secret_problem(
-    rt: Runtime, namespace: str, name: str, spec: ChannelModelSpec
+    rt: Runtime, namespace: str, name: str, spec: ChannelModelSpec, trigger: Trigger
 ) -> str | None:
-    ref = spec.manifest.authSecretRef
-    assert ref is not None
+    needed = job_secrets(spec, trigger, rt.settings)
+    if not needed:
+        return None
     key = (namespace, name)
     checked = rt.secret_checks.get(key)
-    if checked and time.monotonic() - checked[0] < SECRET_RECHECK_SECONDS and checked[1]:
+    if (
+        checked
+        and checked[1]
+        and checked[2] == needed
+        and time.monotonic() - checked[0] < SECRET_RECHECK_SECONDS
+    ):
         return checked[1]
-    problem = await rt.kube.secret_problem(namespace, ref.name, ref.key)
-    rt.secret_checks[key] = (time.monotonic(), problem)
+    problem = None
+    for secret, secret_key in needed:
+        problem = await rt.kube.secret_problem(namespace, secret, secret_key)
+        if problem:
+            break
+    rt.secret_checks[key] = (time.monotonic(), problem, needed)
     return problem

@@ -118,16 +118,38 @@ class Plan:
     delete_versions: list[str] = field(default_factory=list)
     serve_version: str | None = None  # write the store's serving pointer
     finished_job: JobRef | None = None  # the Job this plan saw finish
+    cancel_job: JobRef | None = None  # delete this Job: its run is discarded (spec.suspend)
     events: list[Event] = field(default_factory=list)
 
 
-def spec_hash(spec: ChannelModelSpec) -> str:
-    """Hash of the fields that shape a model: a change retrains at once."""
-    # Scheduling fields (resources, tolerations, image, ...) do not change the model.
-    relevant = spec.model_dump(
-        mode="json", include={"channelId": True, "manifest": {"url"}, "training": {"epochs"}}
-    )
+# What shapes the model: a change retrains at once, whatever the last run did.
+MODEL_FIELDS: dict[str, Any] = {"channelId": True, "manifest": {"url"}, "training": {"epochs"}}
+# What shapes the run but not the model (where and how the Job runs, which Secrets
+# it reads): a change re-queues a failed or rejected run, never a succeeded one.
+# See docs/decisions/0011-spec-hash-and-suspend.md.
+RUN_FIELDS: dict[str, Any] = {
+    "manifest": {"authSecretRef"},
+    "importFrom": {"authSecretRef"},
+    "training": {
+        "gpus", "image", "resources", "nodeSelector", "tolerations",
+        "activeDeadlineSeconds", "backoffLimit", "queueName",
+    },
+}  # fmt: skip
+
+
+def _hash(spec: ChannelModelSpec, include: dict[str, Any]) -> str:
+    relevant = spec.model_dump(mode="json", include=include)
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def spec_hash(spec: ChannelModelSpec) -> str:
+    """Hash of the fields that shape a model (MODEL_FIELDS): a change retrains at once."""
+    return _hash(spec, MODEL_FIELDS)
+
+
+def run_hash(spec: ChannelModelSpec) -> str:
+    """Hash of the fields that shape a run (RUN_FIELDS): a change retries a failed run."""
+    return _hash(spec, RUN_FIELDS)
 
 
 def job_name(name: str, attempt: int) -> str:
@@ -159,8 +181,13 @@ def plan(inp: PlanInput) -> Plan:
     result = Plan(status=status)
     status.observedGeneration = inp.generation
 
-    if status.currentJob is not None and inp.job is not None:
+    if status.currentJob is not None and inp.spec.suspend:
+        _cancel_for_suspend(result, status.currentJob)
+    elif status.currentJob is not None and inp.job is not None:
         _follow_job(inp, result, status.currentJob, inp.job)
+    if status.attemptedRunHash is None and status.attempts and status.currentJob is None:
+        # Status written before run hashes existed: adopt the current spec as attempted.
+        status.attemptedRunHash = run_hash(inp.spec)
 
     _adopt_imported_version(inp, result)
     _serve(inp, result)
@@ -175,6 +202,30 @@ def plan(inp: PlanInput) -> Plan:
 # --- following a running Job -------------------------------------------------
 
 
+def _cancel_for_suspend(result: Plan, job: JobRef) -> None:
+    """spec.suspend stops the run in flight: its Job is deleted, its result never served.
+
+    The run is queued again when suspend is lifted: forgetting what it attempted
+    makes the spec (and an import) look untried; an inventory change it was to
+    cover is still uncovered (attemptedChangeAt moves only when a run finishes).
+    """
+    status = result.status
+    status.currentJob = None
+    status.attemptedSpecHash = None
+    status.attemptedRunHash = None
+    if job.trigger == Trigger.IMPORT.value:
+        status.importedFrom = None
+    result.cancel_job = job
+    result.events.append(
+        Event(
+            "Normal",
+            "TrainingCancelled",
+            f"Job {job.name} ({job.version}) stopped: spec.suspend is true; "
+            "the run is queued again when suspend is lifted",
+        )
+    )
+
+
 def _follow_job(inp: PlanInput, result: Plan, job: JobRef, obs: JobObservation) -> None:
     status = result.status
     if obs.phase == JobPhase.RUNNING:
@@ -186,7 +237,8 @@ def _follow_job(inp: PlanInput, result: Plan, job: JobRef, obs: JobObservation) 
     result.finished_job = job
     report = dict(obs.result or {})
     metrics = _metrics(report)
-    status.lastRun = metrics  # None when the run reported none: never the previous run's
+    if metrics is not None:
+        status.lastRun = metrics  # a run that reported none keeps the last one that did
 
     if obs.phase == JobPhase.SUCCEEDED and report.get("ok", True) and obs.published:
         _accept_or_reject(inp, result, job, metrics, report)
@@ -365,6 +417,7 @@ def _decide_training(inp: PlanInput, result: Plan) -> None:
     result.start_job = start
     status.attempts = attempt
     status.attemptedSpecHash = spec_hash(inp.spec)  # an import covers the spec too
+    status.attemptedRunHash = run_hash(inp.spec)
     if want.trigger == Trigger.IMPORT and inp.spec.importFrom:
         status.importedFrom = inp.spec.importFrom.url
     status.currentJob = JobRef(
@@ -404,6 +457,14 @@ def _wanted_run(inp: PlanInput, status: ChannelModelStatus) -> _Want | None:
 
     if status.attemptedSpecHash != spec_hash(spec):
         wants.append(_Want(Trigger.INITIAL if status.attempts == 0 else Trigger.SPEC, now))
+    elif (
+        status.lastError is not None
+        and status.attemptedRunHash is not None
+        and status.attemptedRunHash != run_hash(spec)
+    ):
+        # A failed (or rejected) run retried with what was changed to fix it: GPUs,
+        # resources, deadline, image, placement, queue or a Secret reference.
+        wants.append(_Want(Trigger.SPEC, now))
 
     changed_at = parse_time(inp.annotations.get(ann.INVENTORY_CHANGED_AT))
     seen = max((t for t in (status.coveredChangeAt, status.attemptedChangeAt) if t), default=None)

@@ -6,10 +6,12 @@ rendered Deployment's env parses here), so chart and code cannot drift apart.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+TRAINER_UID = 10001  # the trainer image's user (Dockerfile.trainer)
 
 
 class OperatorSettings(BaseSettings):
@@ -37,6 +39,28 @@ class OperatorSettings(BaseSettings):
     trainer_service_account: str = Field(
         default="channelmodel-trainer",
         description="ServiceAccount of trainer Pods (no API rights).",
+    )
+    # The chart's securityContext values; the defaults are the trainer image's user.
+    trainer_run_as_user: int = Field(
+        default=TRAINER_UID, ge=1, description="runAsUser of trainer Pods (non-root)."
+    )
+    trainer_run_as_group: int = Field(
+        default=TRAINER_UID, ge=1, description="runAsGroup of trainer Pods."
+    )
+    trainer_fs_group: int = Field(
+        default=TRAINER_UID, ge=1, description="fsGroup of trainer Pods (owns the store volume)."
+    )
+    default_gpus: int = Field(
+        default=1, ge=0, le=16, description="GPUs of a ChannelModel without spec.training.gpus."
+    )
+    trainer_runtime_class_name: str | None = Field(
+        default=None, description="runtimeClassName of trainer Pods (e.g. nvidia)."
+    )
+    trainer_priority_class_name: str | None = Field(
+        default=None, description="priorityClassName of trainer Pods."
+    )
+    trainer_affinity: dict[str, Any] | None = Field(
+        default=None, description="Affinity of trainer Pods (JSON in the environment)."
     )
     store_uri: str = Field(
         default="file:///var/lib/channelmodel/models",

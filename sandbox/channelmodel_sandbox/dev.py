@@ -2,8 +2,14 @@
 
 Starts the Kubernetes API emulator, the local job runner (which runs the real
 trainer), the operator and the model server as processes, and a sample
-catalog backend; applies examples/channelmodel.yaml and narrates what the
-operator does until the model is served. Ctrl-C stops everything.
+catalog backend; applies the packaged example (examples/channelmodel.yaml in
+the repository) and narrates what the operator does until the model is served.
+
+Ctrl-C or SIGTERM stops every child (operator, model server, job processes,
+servers) before anything more is printed; the exit status is 130 after Ctrl-C,
+143 after SIGTERM. A closed stdout (`channelmodel dev | head`) silences the
+narration and nothing else. Works from a plain `pip install`: the example ships
+as package data and the sample catalog is drawn on first use.
 """
 
 from __future__ import annotations
@@ -33,9 +39,12 @@ from channelmodel_sandbox.jobrunner import JobRunner
 from channelmodel_sandbox.kubeconfig import write_kubeconfig
 from channelmodel_sandbox.runtime import serving
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_EXAMPLE = REPO_ROOT / "examples" / "channelmodel.yaml"
+# Package data (sandbox/pyproject.toml: *.yaml); examples/channelmodel.yaml links to it.
+DEFAULT_EXAMPLE = Path(__file__).with_name("channelmodel.yaml")
+# A source checkout: sandbox/channelmodel_sandbox/dev.py; ../shared beside it.
+SOURCE_CHECKOUT = Path(__file__).resolve().parents[2]
 REFERENCE_EXPORT = "reference/teachable-machine-image-export.zip"
+EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal, as shells report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--metrics-port", type=int, default=9090, help="Operator /metrics port (default: 9090)."
     )
     parser.add_argument(
-        "--base-model", help="Trainer --base-model (default: the shared TM reference export)."
+        "--base-model",
+        help="Trainer --base-model: a Teachable Machine export (.zip or folder) whose "
+        "MobileNet the trainer reuses, or 'imagenet' (Keras downloads the weights once). "
+        "Default: $CHANNELMODEL_BASE_MODEL, else the reference export in ../shared of a "
+        "source checkout, else imagenet.",
     )
     parser.add_argument("--fresh", action="store_true", help="Forget models from earlier runs.")
     parser.add_argument(
@@ -73,15 +86,28 @@ def find_base_model(explicit: str | None) -> str:
         os.environ.get("CHANNELMODEL_BASE_MODEL"),
         os.environ.get("CHANNELMODEL_SHARED")
         and str(Path(os.environ["CHANNELMODEL_SHARED"]) / REFERENCE_EXPORT),
-        str(REPO_ROOT.parent / "shared" / REFERENCE_EXPORT),
+        str(SOURCE_CHECKOUT.parent / "shared" / REFERENCE_EXPORT),
     ):
         if candidate and (candidate == "imagenet" or Path(candidate).exists()):
             return candidate
     return "imagenet"  # needs Keras' download (or weights baked into an image)
 
 
+def write(text: str) -> None:
+    """Print to stdout; a closed stdout (the reader went away) silences the rest."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        # Point fd 1 at /dev/null so neither later prints nor the interpreter's
+        # final flush fail; the sandbox itself keeps running until stopped.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+    write(f"[{time.strftime('%H:%M:%S')}] {message}\n")
 
 
 class Sandbox:
@@ -211,15 +237,14 @@ async def narrate(
 
 def print_next_steps(sandbox: Sandbox, name: str) -> None:
     rel = os.path.relpath(sandbox.work)
-    print(
+    write(
         f"""
   Inspect it:     kubectl --kubeconfig {rel}/kubeconfig get chm {name} -o yaml
   Add a product:  cp -r {rel}/catalog-extra/{EXTRA_PRODUCT.id} {rel}/catalog/ && \\
                   .venv/bin/channelmodel notify-change {name} --kubeconfig {rel}/kubeconfig
   Metrics:        curl -s http://127.0.0.1:{sandbox.args.metrics_port}/metrics | grep channelmodel_
   Stop:           Ctrl-C
-""",
-        flush=True,
+"""
     )
 
 
@@ -230,11 +255,23 @@ async def main(args: argparse.Namespace) -> int:
             shutil.rmtree(folder, ignore_errors=True)
     sandbox.work.mkdir(parents=True, exist_ok=True)
     say(f"sandbox in {sandbox.work}")
+    base_model = find_base_model(args.base_model)
+    if base_model == "imagenet" and not args.base_model:
+        say(
+            "base model: imagenet (no Teachable Machine reference export in ../shared; "
+            "Keras downloads the weights on first use; --base-model PATH to use an export)"
+        )
     ensure_sample_catalog(sandbox.catalog, sandbox.extra)
     stop = asyncio.Event()
+    received: list[signal.Signals] = []
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
 
     emulator = KubernetesAPIEmulator()
     emulator.apply_object(crd_manifest())
@@ -266,14 +303,19 @@ async def main(args: argparse.Namespace) -> int:
         try:
             await narrate(sandbox, emulator, namespace, name, stop)
         finally:
-            say("stopping")
+            # Children first, then words: nothing printed may stand between a
+            # Ctrl-C and the operator and server going away.
             sandbox.stop_processes()
             runner_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner_task
             await runner.aclose()
-    return 0
+    say("stopped: operator, model server and jobs")
+    return EXIT_STATUS[received[0]] if received else 0
 
 
 def run(args: argparse.Namespace) -> int:
-    return asyncio.run(main(args))
+    try:
+        return asyncio.run(main(args))
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
+        return EXIT_STATUS[signal.SIGINT]

@@ -8,7 +8,9 @@ from typing import Any
 
 from channelmodel_sandbox.resources import ResourceType
 
-_STEP = re.compile(r"\.([A-Za-z0-9_-]+)|\[(\d+)\]")
+_STEP = re.compile(
+    r"\.([A-Za-z0-9_-]+)|\[(\d+)\]|\[\?\(@\.([A-Za-z0-9_-]+)\s*==\s*[\"']([^\"']*)[\"']\)\]"
+)
 
 
 def wants_table(accept: str) -> bool:
@@ -16,11 +18,15 @@ def wants_table(accept: str) -> bool:
 
 
 def json_path(obj: Any, path: str) -> Any:
-    """The simple JSONPaths printer columns use: `.spec.channelId`, `.status.versions[0].version`."""
+    """The JSONPaths printer columns use: `.spec.channelId`, `.status.versions[0].version`,
+    `.status.conditions[?(@.type=="Ready")].status` (the first match of a filter)."""
     node = obj
-    for field, index in _STEP.findall(path.strip().strip("{}")):
+    for field, index, key, value in _STEP.findall(path.strip().strip("{}")):
         if field:
             node = node.get(field) if isinstance(node, dict) else None
+        elif key:
+            items = node if isinstance(node, list) else []
+            node = next((i for i in items if isinstance(i, dict) and i.get(key) == value), None)
         else:
             node = node[int(index)] if isinstance(node, list) and int(index) < len(node) else None
         if node is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -61,12 +62,22 @@ def test_crd_carries_contract_features() -> None:
     assert crd["metadata"]["name"] == "channelmodels.ml.dukarun.io"
     assert crd["spec"]["names"]["shortNames"] == ["chm"]
     assert version["subresources"] == {"status": {}}
-    assert [c["name"] for c in version["additionalPrinterColumns"]] == [
+    columns = version["additionalPrinterColumns"]
+    assert [c["name"] for c in columns if not c.get("priority")] == [
         "Channel",
+        "Ready",
         "Version",
         "Status",
         "Last Trained",
         "Age",
+    ]
+    assert [c["name"] for c in columns if c.get("priority") == 1] == [
+        "URL",
+        "Accuracy",
+        "Images",
+        "Seconds",
+        "Job",
+        "Reason",
     ]
     channel = spec["properties"]["channelId"]
     assert channel["x-kubernetes-validations"] == [
@@ -109,3 +120,36 @@ def test_pydantic_defaults_match_schema_defaults() -> None:
         assert schema[name]["default"] == getattr(spec, name)
     assert schema["retrainTriggers"]["default"] == [t.value for t in spec.retrainTriggers]
     assert schema["training"]["properties"]["epochs"]["default"] == spec.training.epochs
+
+
+def test_printer_columns_point_at_fields_of_the_models() -> None:
+    """A renamed field cannot leave a column empty: each path resolves in the schema."""
+    version = crd_manifest()["spec"]["versions"][0]
+    schema = version["schema"]["openAPIV3Schema"]
+    for column in version["additionalPrinterColumns"]:
+        path = column["jsonPath"]
+        if path.startswith(".metadata."):
+            continue
+        node = schema
+        for step in re.findall(r"\.([A-Za-z]+)|\[\?\(@\.type==", path):
+            if not step:  # a filter on a list of conditions
+                node = node["items"]
+                continue
+            assert step in node.get("properties", {}), f"{column['name']}: {path} ({step})"
+            node = node["properties"][step]
+
+
+CRD_CHART_TEMPLATE = (
+    ROOT
+    / "deploy"
+    / "helm"
+    / "channelmodel-crds"
+    / "templates"
+    / "channelmodels.ml.dukarun.io.yaml"
+)
+
+
+def test_crd_chart_template_matches_models() -> None:
+    assert CRD_CHART_TEMPLATE.read_text() == render_crd_yaml(keep=True), (
+        "deploy/helm/channelmodel-crds drifted from channelmodel.api.models: run `make crd`"
+    )

@@ -421,7 +421,8 @@ BAD_VALUES = [
     ({"watch": {"namespaces": ["Shop_A"]}}, ["watch.namespaces"]),
     ({"image": {"pullPolicy": "Sometimes"}}, ["image.pullPolicy"]),
     ({"securityContext": {"runAsUser": 0}}, ["securityContext.runAsUser"]),
-    ({"trainer": {"gpus": 2}}, ["Additional property gpus is not allowed"]),
+    ({"trainer": {"gpus": 17}}, ["trainer.gpus"]),
+    ({"trainer": {"gpu": {"count": 2}}}, ["Additional property count is not allowed"]),
     ({"storage": {"type": "s3"}}, ["Additional property storage is not allowed"]),
     ({"server": {"compat": {"enabled": True}}}, ["server.compat.existingSecret"]),
     (

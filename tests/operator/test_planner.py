@@ -440,16 +440,95 @@ def test_blocked_start_says_why_in_the_training_condition() -> None:
     assert training.message == "Secret default/tok not found"
 
 
-def test_failed_run_without_metrics_clears_last_run() -> None:
+def test_failed_run_without_metrics_keeps_the_last_run_that_reported_some() -> None:
     sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=0))
     sim.trained_once()
-    assert sim.status.lastRun is not None
+    before = sim.status.lastRun
+    assert before is not None
     sim.change()
     sim.tick()
     p = sim.finish(ok=False)
-    assert sim.status.lastRun is None
+    assert sim.status.lastRun == before
     assert p.finished_job is not None
     assert p.finished_job.version == "1.0.1"
+
+
+@pytest.mark.parametrize(
+    "training",
+    [
+        {"gpus": 0},
+        {"resources": {"limits": {"memory": "16Gi"}}},
+        {"activeDeadlineSeconds": 7200},
+        {"image": "registry.example/trainer:2"},
+        {"nodeSelector": {"pool": "gpu"}},
+        {"tolerations": [{"key": "gpu", "operator": "Exists"}]},
+        {"queueName": "other"},
+        {"backoffLimit": 3},
+    ],
+)
+def test_a_run_shaping_change_retries_a_failed_run(training: dict[str, Any]) -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=0))
+    sim.tick()
+    sim.finish(ok=False, error="DeadlineExceeded")
+    sim.tick()
+    assert len(sim.started) == 1, "a failed run is not retried by itself"
+    sim.spec = make_spec(debounceSeconds=0, cooldownSeconds=0, training=training)
+    p = sim.tick()
+    assert p.start_job is not None and p.start_job.trigger == Trigger.SPEC
+    sim.finish(ok=False)
+    sim.tick()
+    assert len(sim.started) == 2, "the same spec failing again is not retried in a loop"
+
+
+def test_a_run_shaping_change_does_not_retrain_a_served_model() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=0))
+    sim.trained_once()
+    sim.spec = make_spec(debounceSeconds=0, cooldownSeconds=0, training={"gpus": 0})
+    assert sim.tick().start_job is None
+
+
+def test_a_changed_secret_reference_retries_a_failed_run() -> None:
+    sim = Sim()
+    sim.tick()
+    sim.finish(ok=False, error="401 from the manifest")
+    sim.spec = make_spec(manifest={
+        "url": "http://backend.test/manifest", "authSecretRef": {"name": "new", "key": "token"},
+    })  # fmt: skip
+    assert sim.tick().start_job is not None
+
+
+def test_status_from_before_run_hashes_adopts_the_current_spec() -> None:
+    sim = Sim()
+    sim.tick()
+    sim.finish(ok=False)
+    sim.status.attemptedRunHash = None  # written by an older operator
+    assert sim.tick().start_job is None
+    assert sim.status.attemptedRunHash is not None
+    sim.spec = make_spec(training={"gpus": 0})
+    assert sim.tick().start_job is not None
+
+
+def test_suspend_cancels_the_running_job_and_requeues_it_on_resume() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=0))
+    sim.trained_once()
+    sim.change()
+    sim.tick()
+    running = sim.status.currentJob
+    assert running is not None
+    sim.spec = make_spec(debounceSeconds=0, cooldownSeconds=0, suspend=True)
+    sim.job_phase = JobPhase.SUCCEEDED  # finished meanwhile: still not served
+    p = sim.tick()
+    assert p.cancel_job == running
+    assert p.serve_version is None and sim.status.modelVersion == "1.0.0"
+    assert sim.status.currentJob is None
+    assert sim.status.trainingStatus == TrainingStatus.QUEUED
+    assert "TrainingCancelled" in [e.reason for e in p.events]
+    training = get_condition(sim.status.conditions, "Training")
+    assert training is not None and training.reason == "Suspended"
+    assert sim.tick().start_job is None
+    sim.spec = make_spec(debounceSeconds=0, cooldownSeconds=0)
+    p = sim.tick()
+    assert p.start_job is not None and p.start_job.name == "shop-1-train-3"
 
 
 def test_disabled_kind_after_an_enabled_one_keeps_the_queued_retrain() -> None:

@@ -151,7 +151,7 @@ def test_notify_change_cli_patches_the_annotations(k8s: Cluster) -> None:
         [sys.executable, "-m", "channelmodel", "notify-change", "nope", "--kubeconfig", str(k8s.kubeconfig), "-n", k8s.namespace],
         capture_output=True, text=True,
     )  # fmt: skip
-    assert missing.returncode == 1
+    assert missing.returncode == 3  # ExitCode.NOT_FOUND
     assert f"ChannelModel {k8s.namespace}/nope: not found" in missing.stderr
 
 

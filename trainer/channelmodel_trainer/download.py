@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import stamina
 
 from channelmodel_trainer.manifest import ImageRef, origin
 
@@ -121,18 +121,33 @@ class _Fetcher:
         headers = {"Accept": "image/*"}
         if self._token and self._token_origin and origin(url) == self._token_origin:
             headers["Authorization"] = f"Bearer {self._token}"
-        delay = self._policy.backoff_seconds
-        for attempt in range(1, self._policy.attempts + 1):
-            try:
-                return await self._fetch_once(url, headers)
-            except _Retryable as retryable:
-                if attempt == self._policy.attempts:
-                    raise _Skip(f"{retryable} after {attempt} attempts") from retryable
-                wait = retryable.retry_after if retryable.retry_after is not None else delay
-                await asyncio.sleep(
-                    min(wait, self._policy.max_backoff_seconds) * random.uniform(0.8, 1.2)
-                )
-                delay *= 2
+        policy = self._policy
+
+        def backoff(exc: Exception) -> bool | float:
+            # A server's Retry-After wins over the exponential backoff (capped).
+            if not isinstance(exc, _Retryable):
+                return False
+            if exc.retry_after is not None:
+                return min(exc.retry_after, policy.max_backoff_seconds)
+            return True
+
+        # stamina (on tenacity): exponential backoff with jitter, and the
+        # stamina_retries_total Prometheus counter where prometheus_client is installed.
+        tries = 0
+        try:
+            async for attempt in stamina.retry_context(
+                on=backoff,
+                attempts=policy.attempts,
+                timeout=None,
+                wait_initial=policy.backoff_seconds,
+                wait_max=policy.max_backoff_seconds,
+                wait_jitter=policy.backoff_seconds / 2,
+            ):
+                with attempt:
+                    tries = attempt.num
+                    return await self._fetch_once(url, headers)
+        except _Retryable as retryable:
+            raise _Skip(f"{retryable} after {tries} attempts") from retryable
         raise AssertionError("unreachable")
 
     async def _fetch_once(self, url: str, headers: dict[str, str]) -> bytes:
