@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from channelmodel.sandbox import dev
+from channelmodel_sandbox import dev
 from tests.support.processes import free_port, pids_mentioning, port_is_free
 
 pytestmark = pytest.mark.e2e
@@ -123,24 +123,31 @@ def test_dev_runs_from_a_built_wheel(tmp_path: Path) -> None:
     """A plain `pip install`: the example and sample data come from the package."""
     source = tmp_path / "src"
     source.mkdir()
-    for item in ("pyproject.toml", "README.md", "operator", "trainer"):  # as .dockerignore
+    for item in ("pyproject.toml", "README.md", "operator", "trainer", "sandbox"):
         copy = shutil.copytree if (ROOT / item).is_dir() else shutil.copy
         copy(ROOT / item, source / item)
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    wheels = list(tmp_path.glob("channelmodel-*.whl"))
-    if built.returncode != 0 or not wheels:
-        pytest.skip(
-            f"cannot build the wheel here (no index for setuptools?): {built.stderr[-500:]}"
-        )
     installed = tmp_path / "site"
-    with zipfile.ZipFile(wheels[0]) as wheel:
-        assert "channelmodel/sandbox/channelmodel.yaml" in wheel.namelist()
-        wheel.extractall(installed)
+    names: dict[str, list[str]] = {}
+    # Two distributions: the product, and the sandbox that `channelmodel dev` comes from.
+    for project, prefix in (
+        (source, "channelmodel-"),
+        (source / "sandbox", "channelmodel_sandbox-"),
+    ):
+        built = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
+             str(project)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        wheels = list(tmp_path.glob(f"{prefix}*.whl"))
+        if built.returncode != 0 or not wheels:
+            pytest.skip(
+                f"cannot build the wheel here (no index for setuptools?): {built.stderr[-500:]}"
+            )
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            names[prefix] = wheel.namelist()
+            wheel.extractall(installed)
+    assert "channelmodel_sandbox/channelmodel.yaml" in names["channelmodel_sandbox-"]
+    assert not [n for n in names["channelmodel-"] if n.startswith("channelmodel_sandbox/")]
     elsewhere = tmp_path / "elsewhere"  # no examples/ and no ../shared around
     elsewhere.mkdir()
     process, work, ports = _start_dev(tmp_path, str(installed), [], cwd=elsewhere)
