@@ -58,7 +58,9 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _kubeconfig_with_contexts(k8s: Cluster, path: Path) -> Path:
-    """The emulator's kubeconfig with the current context in `shops` and a second one."""
+    """The test's kubeconfig with the current context in `shops` and a second one."""
+    for namespace in ("shops", "other"):
+        k8s.ensure_namespace(namespace)
     config = yaml.safe_load(k8s.kubeconfig.read_text())
     context = config["contexts"][0]
     context["context"]["namespace"] = "shops"
@@ -69,6 +71,7 @@ def _kubeconfig_with_contexts(k8s: Cluster, path: Path) -> Path:
 
 
 def _create_with_status(k8s: Cluster, namespace: str) -> None:
+    k8s.ensure_namespace(namespace)
     k8s.create_channelmodel("shop-1", SPEC, namespace=namespace)
     k8s.custom.patch_namespaced_custom_object_status(
         "ml.dukarun.io", "v1alpha1", namespace, "channelmodels", "shop-1", {"status": STATUS}
@@ -104,7 +107,7 @@ def test_context_and_namespace_choose_the_object_and_exit_codes_say_what_failed(
     k8s: Cluster, tmp_path: Path
 ) -> None:
     kubeconfig = str(_kubeconfig_with_contexts(k8s, tmp_path / "kubeconfig"))
-    k8s.create_channelmodel("shop-1", SPEC, namespace="other")
+    k8s.create_channelmodel("shop-1", SPEC, namespace="other")  # namespaces made above
 
     missing = cli("retrain", "shop-1", "--kubeconfig", kubeconfig)  # looks in `shops`
     assert missing.returncode == 3, missing.stderr

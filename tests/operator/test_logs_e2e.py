@@ -66,7 +66,7 @@ def test_operator_json_lines_name_the_channelmodel(
     ]
     assert entries and all(RFC3339_MS_UTC.match(e["time"]) for e in entries)
     created = next(e for e in entries if "created Job shop-1-train-1" in e["message"])
-    assert (created["namespace"], created["name"]) == ("default", "shop-1")
+    assert (created["namespace"], created["name"]) == (k8s.namespace, "shop-1")
     job = wait_for(lambda: (jobs := k8s.jobs()) and jobs[0], timeout=30, message="Job")
     env = {
         e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]

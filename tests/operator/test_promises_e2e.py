@@ -133,12 +133,15 @@ def test_import_jobs_check_their_own_secret_and_number_versions_from_the_store(
         timeout=30,
         message="SpecValid=False for the import Secret",
     )
-    assert "Secret default/import-token not found" in _condition(status, "SpecValid")["message"]
+    assert (
+        f"Secret {k8s.namespace}/import-token not found"
+        in _condition(status, "SpecValid")["message"]
+    )
     assert _condition(status, "Training")["reason"] == "Blocked"
     assert k8s.jobs() == []
 
     k8s.core.create_namespaced_secret(
-        "default",
+        k8s.namespace,
         {"metadata": {"name": "import-token"}, "data": {"token": base64.b64encode(b"t").decode()}},
     )
     job = wait_for(lambda: (jobs := k8s.jobs()) and jobs[0], timeout=30, message="import Job")
