@@ -3,13 +3,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup test test-fast lint format typecheck crd dev bench kind-e2e helm-lint chart-test images clean
+.PHONY: help setup control-plane test test-fast lint format typecheck crd dev bench kind-e2e helm-lint chart-test images clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 setup: ## venv, TensorFlow, node packages, chromium, helm (fresh machine)
 	./scripts/setup.sh
+
+control-plane: ## build the pinned Kubernetes control plane for the tests (setup runs it)
+	./scripts/control-plane.sh
 
 test: ## the whole test suite (what CI runs)
 	$(PY) -m pytest -q -ra
