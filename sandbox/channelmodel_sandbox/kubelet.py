@@ -411,7 +411,9 @@ class ProcessKubelet:
             if run is not None and not run.finished:
                 run.grace_seconds = float(grace if grace is not None else 30)
                 run.stop_requested.set()
-            elif self._admitted(meta["namespace"]):
+            else:
+                # Nothing runs for it (any more): confirm the deletion, also for Pods of
+                # namespaces it was not told to run, or a namespace could never go away.
                 asyncio.get_running_loop().create_task(self._finalize_delete(pod))
             return
         if run is not None or not self._admitted(meta["namespace"]):
