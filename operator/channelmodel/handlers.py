@@ -72,7 +72,9 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
             ignored_fields=["metadata.annotations", "status"]
         )
         settings.watching.server_timeout = 300
-        settings.networking.error_backoffs = [1, 2, 5, 10]
+        # About two minutes of retries before kopf gives up on a request: an API server
+        # restart or a control-plane upgrade must not need an operator restart.
+        settings.networking.error_backoffs = [1, 2, 5, 10, 20, 30, 60]
         # Namespaced installs get no cluster-wide rights: no namespace/CRD scanning.
         settings.scanning.disabled = not rt.settings.cluster_wide
 

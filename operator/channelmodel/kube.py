@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Mapping
+import logging
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -22,6 +25,42 @@ def load_client_config() -> None:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
         config.load_kube_config()  # type: ignore[no-untyped-call]
+
+
+# Seconds between attempts to reach an API server that is down (the last one repeats).
+API_WAIT_BACKOFF = (1.0, 2.0, 5.0, 10.0)
+
+
+def wait_for_api_server(
+    logger: logging.Logger,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    api_client: client.ApiClient | None = None,
+    attempts: int | None = None,
+) -> None:
+    """Block until the API server answers /version (forever, unless `attempts` is given).
+
+    kopf gives up on discovering resources after its last network retry and never
+    tries again; an operator that starts while the API server is away must wait here.
+    """
+    version_api = client.VersionApi(api_client)
+    attempt = 0
+    while True:
+        try:
+            version_api.get_code()
+            if attempt:
+                logger.info("the API server answers again")
+            return
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+            if attempts is not None and attempt + 1 >= attempts:
+                raise
+            delay = API_WAIT_BACKOFF[min(attempt, len(API_WAIT_BACKOFF) - 1)]
+            reason = (
+                f"HTTP {error.status}" if isinstance(error, ApiException) else type(error).__name__
+            )
+            logger.warning("the API server does not answer (%s); retrying in %.0f s", reason, delay)
+            attempt += 1
+            sleep(delay)
 
 
 class KubeApi:

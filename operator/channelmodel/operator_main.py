@@ -9,7 +9,7 @@ import kopf
 import prometheus_client
 
 from channelmodel.handlers import register
-from channelmodel.kube import KubeApi, load_client_config
+from channelmodel.kube import KubeApi, load_client_config, wait_for_api_server
 from channelmodel.logs import configure_logging
 from channelmodel.runtime import Runtime
 from channelmodel.settings import OperatorSettings
@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     settings = OperatorSettings()
     configure_logging(settings.log_format, logging.DEBUG if args.verbose else logging.INFO)
     load_client_config()
+    wait_for_api_server(logging.getLogger(__name__))
     runtime = Runtime(settings=settings, store=open_store(settings.store_uri), kube=KubeApi())
     if settings.metrics_port:
         prometheus_client.start_http_server(settings.metrics_port)

@@ -161,7 +161,8 @@ def test_deleting_a_job_kills_its_process(
     k8s.batch.delete_namespaced_job("doomed", k8s.namespace, propagation_policy="Background")
 
     wait_for(lambda: not alive(pid), timeout=10, message="the job's process to be killed")
-    assert pods_of(k8s, "doomed") == []  # garbage-collected with their Job
+    # garbage-collected with their Job
+    wait_for(lambda: pods_of(k8s, "doomed") == [], timeout=15, message="the Job's Pods to go")
 
 
 def test_container_env_is_resolved_from_values_secrets_and_fields(
