@@ -40,6 +40,7 @@ from channelmodel.jobs import (
 )
 from channelmodel.observe import fleet_view, observe_job, secret_problem
 from channelmodel.planner import Plan, PlanInput, plan
+from channelmodel.policy import spec_problem
 from channelmodel.reporting import notify, record_telemetry
 from channelmodel.runtime import Runtime
 
@@ -192,6 +193,8 @@ async def reconcile_channel(
         generation=meta.get("generation"),
         job=job_obs,
         quality_margin=rt.settings.quality_margin,
+        # A spec asking for more than the operator's policy allows is never trained.
+        blocked=spec_problem(spec, rt.settings),
     )
     decision = plan(inp)
     if not decision.start_job:
@@ -204,8 +207,15 @@ async def reconcile_channel(
             inp, fleet=fleet_view(rt, namespace, name, status, now, training_jobs, channel_queue)
         )
         decision = plan(inp)
-        if decision.start_job and spec.manifest.authSecretRef:
-            problem = await secret_problem(rt, namespace, name, spec)
+        if decision.start_job:
+            # A re-created ChannelModel (Retain, GitOps restore) finds its channel's
+            # versions in the store: numbering continues after the newest one.
+            stored = await asyncio.to_thread(rt.store.latest_version, spec.channelId)
+            if stored and stored != status.latestVersion:
+                inp = replace(inp, store_latest=stored)
+                decision = plan(inp)
+        if decision.start_job:
+            problem = await secret_problem(rt, namespace, name, spec, decision.start_job)
             if problem:
                 decision = plan(replace(inp, blocked=problem))
         await _execute(rt, decision, body, namespace, name, spec, raw_status, patch, logger)

@@ -11,7 +11,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 from channelmodel.api.models import GROUP, KIND, VERSION, ChannelModelSpec
+from channelmodel.egress import ALLOW_ENV as EGRESS_ALLOW_ENV
 from channelmodel.planner import JobObservation, JobPhase, StartJob, Trigger
+from channelmodel.policy import default_memory_limit
 from channelmodel.settings import OperatorSettings
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -45,7 +47,7 @@ def build_job(
     if training.queueName:
         labels[KUEUE_QUEUE_LABEL] = training.queueName
 
-    resources: dict[str, Any] = json.loads(json.dumps(training.resources or {}))
+    resources = default_memory_limit(json.loads(json.dumps(training.resources or {})), settings)
     if training.gpus > 0:
         resources.setdefault("limits", {})["nvidia.com/gpu"] = str(training.gpus)  # a Quantity
 
@@ -87,6 +89,8 @@ def build_job(
                 # optional: a missing webhook key must not keep the training from starting
                 "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key, "optional": True}},
             })  # fmt: skip
+    if settings.egress_allow_networks:
+        env.append({"name": EGRESS_ALLOW_ENV, "value": ",".join(settings.egress_allow_networks)})
     env_from: list[dict[str, Any]] = []
     if settings.store_uri.startswith("s3://"):
         if settings.s3_endpoint_url:
@@ -140,10 +144,13 @@ def build_job(
         "containers": [container],
         "volumes": volumes,
     }
-    if training.nodeSelector:
-        pod_spec["nodeSelector"] = dict(training.nodeSelector)
-    if training.tolerations:
-        pod_spec["tolerations"] = list(training.tolerations)
+    # The operator's placement first; the spec adds only what the policy allowed.
+    node_selector = {**(training.nodeSelector or {}), **settings.trainer_node_selector}
+    if node_selector:
+        pod_spec["nodeSelector"] = node_selector
+    tolerations = [*settings.trainer_tolerations, *(training.tolerations or [])]
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
 
     job_spec: dict[str, Any] = {
         "backoffLimit": training.backoffLimit,

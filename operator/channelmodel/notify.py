@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from channelmodel.egress import REFUSED_REASON, EgressPolicy, guarded_async_transport, is_refusal
 from channelmodel.metrics import NOTIFICATIONS
 
 SIGNATURE_HEADER = "X-Channelmodel-Signature"
@@ -69,7 +70,16 @@ class Delivery:
 class Notifier:
     """One background worker, deliveries in order, retried with backoff."""
 
-    def __init__(self, *, attempts: int = 5, backoff: float = 1.0, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        attempts: int = 5,
+        backoff: float = 1.0,
+        timeout: float = 10.0,
+        policy: EgressPolicy | None = None,
+    ) -> None:
+        # Webhook URLs come from the spec: only where the egress policy allows.
+        self._policy = policy if policy is not None else EgressPolicy.from_env()
         self._queue: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=10000)
         self._attempts = attempts
         self._backoff = backoff
@@ -93,7 +103,10 @@ class Notifier:
             self._worker.cancel()
 
     async def _run(self) -> None:
-        async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client:
+        transport = guarded_async_transport(self._policy)
+        async with httpx.AsyncClient(
+            timeout=self._timeout, follow_redirects=False, transport=transport
+        ) as client:
             while True:
                 delivery = await self._queue.get()
                 try:
@@ -117,7 +130,10 @@ class Notifier:
                 retryable = response.status_code >= 500 or response.status_code == 429
                 outcome = f"HTTP {response.status_code}"
             except httpx.HTTPError as exc:
-                retryable, outcome = True, type(exc).__name__
+                if is_refusal(exc):
+                    retryable, outcome = False, REFUSED_REASON
+                else:
+                    retryable, outcome = True, type(exc).__name__
             if not retryable or attempt == self._attempts:
                 break
             await asyncio.sleep(self._backoff * 2 ** (attempt - 1))

@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from channelmodel.api.models import ChannelModelSpec, ChannelModelStatus
+from channelmodel.api.models import ChannelModelSpec, ChannelModelStatus, SecretKeyRef
 from channelmodel.jobs import JOB_NAME_LABEL, job_phase, observe
 from channelmodel.metrics import QUEUE_LENGTH, TRAININGS_RUNNING
-from channelmodel.planner import Fleet, JobObservation, JobPhase, parse_time
+from channelmodel.planner import Fleet, JobObservation, JobPhase, StartJob, parse_time
+from channelmodel.policy import job_secret_refs, secret_opt_in_problem
 from channelmodel.runtime import Runtime
 
 SECRET_RECHECK_SECONDS = 10.0
@@ -79,14 +80,55 @@ def fleet_view(
 
 
 async def secret_problem(
-    rt: Runtime, namespace: str, name: str, spec: ChannelModelSpec
+    rt: Runtime, namespace: str, name: str, spec: ChannelModelSpec, start: StartJob
 ) -> str | None:
-    ref = spec.manifest.authSecretRef
-    assert ref is not None
+    """Why the Job `start` would read a Secret it may not (or one that is unusable)."""
+    refs = job_secret_refs(spec, start)
+    if not refs:
+        return None
     key = (namespace, name)
     checked = rt.secret_checks.get(key)
     if checked and time.monotonic() - checked[0] < SECRET_RECHECK_SECONDS and checked[1]:
         return checked[1]
-    problem = await rt.kube.secret_problem(namespace, ref.name, ref.key)
+    problem = None
+    notify_ref = spec.notify.secretRef if spec.notify else None
+    for ref in refs:
+        secret = await rt.kube.read_secret(namespace, ref.name)
+        if isinstance(secret, str):
+            if ref is notify_ref and secret.endswith("not found"):
+                continue  # the webhook key is optional for the trainer (progress events)
+            problem = secret
+            break
+        problem = secret_opt_in_problem(
+            {"annotations": secret.annotations},
+            namespace=namespace,
+            secret=ref.name,
+            channel_model=name,
+            settings=rt.settings,
+        )
+        if problem is None and ref is not notify_ref and ref.key not in secret.data:
+            problem = f"Secret {namespace}/{ref.name} has no key {ref.key!r}"
+        if problem:
+            break
     rt.secret_checks[key] = (time.monotonic(), problem)
     return problem
+
+
+async def usable_secret_value(
+    rt: Runtime, namespace: str, name: str, ref: SecretKeyRef
+) -> bytes | str:
+    """The value of a Secret key the ChannelModel `name` may use, or why not (never logged)."""
+    secret = await rt.kube.read_secret(namespace, ref.name)
+    if isinstance(secret, str):
+        return secret
+    problem = secret_opt_in_problem(
+        {"annotations": secret.annotations},
+        namespace=namespace,
+        secret=ref.name,
+        channel_model=name,
+        settings=rt.settings,
+    )
+    if problem:
+        return problem
+    value = secret.data.get(ref.key)
+    return value if value else f"Secret {namespace}/{ref.name} has no key {ref.key!r}"
