@@ -73,6 +73,8 @@ def build_job(
             "--base-model", settings.base_model,
         ]  # fmt: skip
     env: list[dict[str, Any]] = []
+    if settings.egress_allow_networks:  # what the trainer may reach besides public addresses
+        env.append({"name": EGRESS_ALLOW_ENV, "value": ",".join(settings.egress_allow_networks)})
     if token_ref:
         ref = token_ref
         env.append(
@@ -89,8 +91,6 @@ def build_job(
                 # optional: a missing webhook key must not keep the training from starting
                 "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key, "optional": True}},
             })  # fmt: skip
-    if settings.egress_allow_networks:
-        env.append({"name": EGRESS_ALLOW_ENV, "value": ",".join(settings.egress_allow_networks)})
     env_from: list[dict[str, Any]] = []
     if settings.store_uri.startswith("s3://"):
         if settings.s3_endpoint_url:

@@ -21,12 +21,11 @@ from typing import Any
 
 from kubernetes.utils import parse_quantity
 
-from channelmodel.api.models import GROUP, ChannelModelSpec, SecretKeyRef
+from channelmodel.api.annotations import SECRET_OPT_IN_ANNOTATION
+from channelmodel.api.models import ChannelModelSpec, SecretKeyRef
 from channelmodel.planner import StartJob, Trigger
 from channelmodel.settings import OperatorSettings
 
-# On a Secret: the ChannelModels (names, comma-separated, same namespace) that may use it.
-SECRET_OPT_IN_ANNOTATION = f"{GROUP}/channel-models"
 OPT_IN_ANY = "*"
 RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage")
 GPU_RESOURCE = "nvidia.com/gpu"

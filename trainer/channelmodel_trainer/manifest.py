@@ -238,7 +238,7 @@ def _parse(raw: bytes, shown: str) -> Manifest:
     except RecursionError:
         raise ManifestError(f"manifest {shown} is nested too deeply") from None
     except ValueError as exc:  # not JSON, not UTF-8, or an integer of thousands of digits
-        raise ManifestError(f"manifest {shown} is not usable JSON: {str(exc)[:200]}") from None
+        raise ManifestError(f"manifest {shown} is not JSON: {str(exc)[:200]}") from None
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:

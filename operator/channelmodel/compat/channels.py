@@ -18,6 +18,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from channelmodel.api import annotations as ann
+from channelmodel.api.annotations import SECRET_OPT_IN_ANNOTATION
 from channelmodel.api.models import GROUP, KIND, PLURAL, VERSION
 from channelmodel.compat.jobs import JobId, format_time, request_time
 
@@ -45,6 +46,11 @@ class ChannelNotFound(Exception):
 
 class NameTaken(Exception):
     """The name a new ChannelModel or Secret needs belongs to something else."""
+
+
+class WebhookLocked(Exception):
+    """The request would move a signed webhook elsewhere: its events (and signatures)
+    would go to an address the HMAC key's owner never chose."""
 
 
 def channel_model_name(channel_id: str) -> str:
@@ -109,6 +115,11 @@ class ChannelModels:
         patch: dict[str, Any] = {"metadata": {"annotations": _request_annotations(mode, at)}}
         notify = (obj.get("spec") or {}).get("notify") or {}
         if call.webhook_url and notify.get("webhookUrl") != call.webhook_url:
+            if notify.get("secretRef"):
+                raise WebhookLocked(
+                    f"ChannelModel {self.namespace}/{name} has a signed webhook; "
+                    "its URL is changed on the ChannelModel, not through this API"
+                )
             patch["spec"] = {"notify": {"webhookUrl": call.webhook_url}}
         self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, name, patch
@@ -137,7 +148,7 @@ class ChannelModels:
         secret_name = f"{name}-manifest-token"
         secret_created = False
         if call.auth_token:
-            secret_created = self._put_token_secret(secret_name, call.auth_token)
+            secret_created = self._put_token_secret(secret_name, call.auth_token, name)
             spec["manifest"]["authSecretRef"] = {"name": secret_name, "key": TOKEN_KEY}
         if call.webhook_url:
             spec["notify"] = {"webhookUrl": call.webhook_url}
@@ -176,11 +187,17 @@ class ChannelModels:
         return JobId(self.namespace, name, at)
 
     # --- the manifest token -----------------------------------------------------------
-    def _put_token_secret(self, name: str, token: str) -> bool:
-        """Create (True) or update our own Secret; refuse to touch anyone else's."""
+    def _put_token_secret(self, name: str, token: str, channel_model: str) -> bool:
+        """Create (True) or update our own Secret; refuse to touch anyone else's.
+
+        It is opted in for exactly the ChannelModel it is created for.
+        """
         data = {TOKEN_KEY: _b64(token)}
+        annotations = {SECRET_OPT_IN_ANNOTATION: channel_model}
         body = client.V1Secret(
-            metadata=client.V1ObjectMeta(name=name, labels={MANAGED_BY_LABEL: MANAGED_BY}),
+            metadata=client.V1ObjectMeta(
+                name=name, labels={MANAGED_BY_LABEL: MANAGED_BY}, annotations=annotations
+            ),
             type="Opaque",
             data=data,
         )
@@ -195,7 +212,9 @@ class ChannelModels:
                 raise NameTaken(
                     f"Secret {self.namespace}/{name} exists and is not managed by this API"
                 ) from None
-            self.core.patch_namespaced_secret(name, self.namespace, {"data": data})
+            self.core.patch_namespaced_secret(
+                name, self.namespace, {"metadata": {"annotations": annotations}, "data": data}
+            )
             return False
         return True
 

@@ -37,6 +37,8 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_EXAMPLE = REPO_ROOT / "examples" / "channelmodel.yaml"
 REFERENCE_EXPORT = "reference/teachable-machine-image-export.zip"
 
+LOOPBACK_NETWORKS = "127.0.0.0/8,::1/128"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -130,6 +132,9 @@ class Sandbox:
                 # A dozen photos per product leaves 2-3 for validation: accuracy moves
                 # in steps of ~10 points, so the relative quality gate gets a wide margin.
                 "CHANNELMODEL_QUALITY_MARGIN": "0.25",
+                # The sandbox's manifest, images and webhooks are on this machine:
+                # loopback is allowed here explicitly (refused by default).
+                "CHANNELMODEL_EGRESS_ALLOW_NETWORKS": LOOPBACK_NETWORKS,
             }
         )
         return env
