@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,27 @@ def test_staging_and_trash_debris_is_ignored(store: FileStore, root: Path) -> No
         (root / "shop-1" / debris).mkdir()
         (root / "shop-1" / debris / ".committed").write_text("{}")
     assert store.list_versions("shop-1") == ["1.0.0"]
+
+
+def test_debris_of_killed_publishes_is_swept_and_fresh_staging_is_not(
+    store: FileStore, root: Path
+) -> None:
+    # Issue 12: `.staging-*` of killed publishes were never removed.
+    store.publish_version("shop-1", "1.0.0", model_files())
+    channel = root / "shop-1"
+    old = time.time() - 2 * 3600
+    for debris in (".staging-v1.0.1-dead", ".trash-v0.9.0-dead"):
+        (channel / debris).mkdir()
+        (channel / debris / "weights.bin").write_bytes(b"\0" * 1024)
+        os.utime(channel / debris, (old, old))
+    (channel / ".staging-served.json-dead").write_text("{}")
+    os.utime(channel / ".staging-served.json-dead", (old, old))
+    (channel / ".staging-v1.0.2-in-flight").mkdir()  # a publish happening right now
+
+    store.publish_version("shop-1", "1.0.1", model_files())
+
+    assert sorted(os.listdir(channel)) == [".staging-v1.0.2-in-flight", "v1.0.0", "v1.0.1"]
+    assert store.list_versions("shop-1") == ["1.0.0", "1.0.1"]
 
 
 def test_publish_leaves_only_the_version_directory(store: FileStore, root: Path) -> None:
