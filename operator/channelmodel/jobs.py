@@ -73,6 +73,8 @@ def build_job(
             "--base-model", settings.base_model,
         ]  # fmt: skip
     env: list[dict[str, Any]] = []
+    if settings.log_format == "json":  # the trainer logs like the operator
+        env.append({"name": "CHANNELMODEL_LOG_FORMAT", "value": "json"})
     if settings.egress_allow_networks:  # what the trainer may reach besides public addresses
         env.append({"name": EGRESS_ALLOW_ENV, "value": ",".join(settings.egress_allow_networks)})
     if token_ref:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from typing import Literal
 
@@ -16,7 +17,17 @@ _SECRET_PATTERNS = [
 ]
 
 
+# A URL's userinfo, query and fragment may carry credentials (`?k=...`, `?hooktoken=...`,
+# `https://user:pass@host`): log lines keep the scheme, host and path only.
+_URL = re.compile(r"(?i)\b(https?|s3)://(?:[^\s/?#@]*@)?([^\s?#]*)(?:\?[^\s#]*)?(?:#\S*)?")
+
+
+def redact_urls(text: str) -> str:
+    return _URL.sub(lambda m: f"{m.group(1)}://{m.group(2)}", text)
+
+
 def redact(text: str) -> str:
+    text = redact_urls(text)
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + "***", text)
     return text
@@ -53,7 +64,14 @@ class DropRoutineSuccess(logging.Filter):
         return not (record.name == "kopf.objects" and record.getMessage().endswith("' succeeded."))
 
 
+def log_format_from_env() -> Literal["text", "json"]:
+    """CHANNELMODEL_LOG_FORMAT as the operator reads it (the operator passes it to Jobs)."""
+    return "json" if os.environ.get("CHANNELMODEL_LOG_FORMAT") == "json" else "text"
+
+
 def configure_logging(fmt: Literal["text", "json"], level: int = logging.INFO) -> None:
+    """The logging of every channelmodel process (operator, trainer, server):
+    secrets and URL queries never reach a log line, at any level."""
     handler = logging.StreamHandler()
     handler.setFormatter(
         JsonFormatter()

@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from channelmodel.compat.settings import CompatSettings
+from channelmodel.logs import configure_logging, log_format_from_env
 from channelmodel.server.app import create_app
 from channelmodel.server.settings import ServerSettings
 from channelmodel.store import StoreError, open_store
@@ -50,9 +51,7 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(log_format_from_env())
     try:
         settings = settings_from(args)
         store = open_store(settings.store_uri)
