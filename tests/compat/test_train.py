@@ -265,6 +265,15 @@ async def test_creation_never_takes_over_a_name_in_use(
     }
     assert k8s.get_channelmodel("shop-5")["spec"]["channelId"] == "legacy-5"
     names = [s.metadata.name for s in k8s.core.list_namespaced_secret("default").items]
-    assert names == ["shop-6-manifest-token"]  # the Secret made for shop-5 was removed again
+    assert names == ["shop-6-manifest-token"]  # no Secret was made for shop-5 (none deleted)
+    assert k8s.count_requests(since=0, verbs={"delete"}) == 0
+    assert [m["metadata"]["name"] for m in _channel_models(k8s)] == ["shop-5"]
     secret = k8s.core.read_namespaced_secret("shop-6-manifest-token", "default")
     assert base64.b64decode(secret.data["token"]) == b"ops"
+
+
+def _channel_models(k8s: Cluster) -> list[dict[str, Any]]:
+    listing = k8s.custom.list_namespaced_custom_object(
+        "ml.dukarun.io", "v1alpha1", "default", "channelmodels"
+    )
+    return list(listing["items"])

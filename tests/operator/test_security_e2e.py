@@ -90,3 +90,8 @@ def test_a_recreated_channelmodel_continues_after_the_stored_versions(
     assert status.get("lastError") is None
     assert store.list_versions("shop-1") == ["1.0.0", "1.0.1"]
     assert store.get_pointer("shop-1") == {"version": "1.0.1", "pinned": False}
+    # The RBAC the chart grants is what this used (issue 12: no `update`, no pods/log).
+    for resource in ("channelmodels.ml.dukarun.io", "channelmodels.ml.dukarun.io/status"):
+        assert k8s.count_requests(verbs={"update"}, resource=resource) == 0
+    assert k8s.count_requests(resource="pods/log") == 0
+    assert k8s.count_requests(resource="pods") > 0  # the counting itself works

@@ -137,6 +137,12 @@ class ChannelModels:
         return JobId(self.namespace, name, at)
 
     def _create(self, call: TrainCall, mode: str, now: datetime) -> JobId | None:
+        """Create the ChannelModel, then its manifest-token Secret, owned by it.
+
+        In this order the API never has to delete a Secret (its Role has no
+        `delete`): a refused ChannelModel leaves nothing behind, and a Secret
+        owned by the ChannelModel goes when the ChannelModel goes.
+        """
         if not call.manifest_url:
             raise ValueError("manifestUrl is required to create a ChannelModel")
         name = channel_model_name(call.channel_id)
@@ -146,9 +152,8 @@ class ChannelModels:
             "manifest": {"url": call.manifest_url},
         }
         secret_name = f"{name}-manifest-token"
-        secret_created = False
         if call.auth_token:
-            secret_created = self._put_token_secret(secret_name, call.auth_token, name)
+            self._check_secret_name(secret_name)  # before anything is created
             spec["manifest"]["authSecretRef"] = {"name": secret_name, "key": TOKEN_KEY}
         if call.webhook_url:
             spec["notify"] = {"webhookUrl": call.webhook_url}
@@ -174,29 +179,53 @@ class ChannelModels:
             existing = self.get(name) if exc.status == 409 else None
             if existing is not None and existing["spec"].get("channelId") == call.channel_id:
                 return None  # a concurrent call created it: its Secret is this one
-            if secret_created:
-                self.core.delete_namespaced_secret(secret_name, self.namespace)
             if existing is not None:
                 raise NameTaken(
                     f"ChannelModel {self.namespace}/{name} exists for another channel"
                 ) from None
             raise
         if call.auth_token:
-            self._own_secret(secret_name, created)
+            self._put_token_secret(secret_name, call.auth_token, created)
         log.info("created ChannelModel %s/%s for channel %s", self.namespace, name, call.channel_id)
         return JobId(self.namespace, name, at)
 
     # --- the manifest token -----------------------------------------------------------
-    def _put_token_secret(self, name: str, token: str, channel_model: str) -> bool:
-        """Create (True) or update our own Secret; refuse to touch anyone else's.
+    def _check_secret_name(self, name: str) -> None:
+        """NameTaken when a Secret of that name exists and is not managed by this API."""
+        try:
+            existing = self.core.read_namespaced_secret(name, self.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise
+        labels = (existing.metadata.labels if existing.metadata else None) or {}
+        if labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
+            raise NameTaken(
+                f"Secret {self.namespace}/{name} exists and is not managed by this API"
+            ) from None
 
-        It is opted in for exactly the ChannelModel it is created for.
+    def _put_token_secret(self, name: str, token: str, owner: dict[str, Any]) -> None:
+        """Create or update our own Secret for the ChannelModel `owner`; refuse anyone else's.
+
+        It is opted in for exactly that ChannelModel (channelmodel/policy.py) and
+        owned by it, so deleting the ChannelModel deletes the token.
         """
+        meta = owner.get("metadata") or {}
         data = {TOKEN_KEY: _b64(token)}
-        annotations = {SECRET_OPT_IN_ANNOTATION: channel_model}
+        annotations = {SECRET_OPT_IN_ANNOTATION: str(meta.get("name"))}
+        owners = []
+        if meta.get("uid"):
+            owners.append(
+                client.V1OwnerReference(
+                    api_version=f"{GROUP}/{VERSION}", kind=KIND, name=meta["name"], uid=meta["uid"]
+                )
+            )
         body = client.V1Secret(
             metadata=client.V1ObjectMeta(
-                name=name, labels={MANAGED_BY_LABEL: MANAGED_BY}, annotations=annotations
+                name=name,
+                labels={MANAGED_BY_LABEL: MANAGED_BY},
+                annotations=annotations,
+                owner_references=owners or None,
             ),
             type="Opaque",
             data=data,
@@ -206,35 +235,10 @@ class ChannelModels:
         except ApiException as exc:
             if exc.status != 409:
                 raise
-            existing = self.core.read_namespaced_secret(name, self.namespace)
-            labels = (existing.metadata.labels if existing.metadata else None) or {}
-            if labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
-                raise NameTaken(
-                    f"Secret {self.namespace}/{name} exists and is not managed by this API"
-                ) from None
+            self._check_secret_name(name)
             self.core.patch_namespaced_secret(
                 name, self.namespace, {"metadata": {"annotations": annotations}, "data": data}
             )
-            return False
-        return True
-
-    def _own_secret(self, name: str, owner: dict[str, Any]) -> None:
-        """Deleting the ChannelModel then deletes its token (best effort)."""
-        meta = owner.get("metadata") or {}
-        ref = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": KIND,
-            "name": meta.get("name"),
-            "uid": meta.get("uid"),
-        }
-        if not ref["uid"]:
-            return
-        try:
-            self.core.patch_namespaced_secret(
-                name, self.namespace, {"metadata": {"ownerReferences": [ref]}}
-            )
-        except ApiException as exc:
-            log.warning("could not set the owner of Secret %s: %s", name, exc.status)
 
     def _rotate_own_token(self, obj: dict[str, Any], token: str) -> None:
         """A token sent with a request replaces the one in a Secret this API created;
@@ -245,16 +249,27 @@ class ChannelModels:
         try:
             secret = self.core.read_namespaced_secret(ref["name"], self.namespace)
         except ApiException as exc:
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            if exc.status == 404 and labels.get(MANAGED_BY_LABEL) == MANAGED_BY:
+                # Ours, but its Secret was never written (a failure after the create).
+                self._put_token_secret(ref["name"], token, obj)
+                return
             if exc.status in (403, 404):  # not ours to read, or gone
                 return
             raise
         labels = (secret.metadata.labels if secret.metadata else None) or {}
         if labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
             return
+        patch: dict[str, Any] = {}
         if (secret.data or {}).get(ref.get("key", TOKEN_KEY)) != _b64(token):
-            self.core.patch_namespaced_secret(
-                ref["name"], self.namespace, {"data": {ref.get("key", TOKEN_KEY): _b64(token)}}
-            )
+            patch["data"] = {ref.get("key", TOKEN_KEY): _b64(token)}
+        name = str((obj.get("metadata") or {}).get("name"))
+        annotations = (secret.metadata.annotations if secret.metadata else None) or {}
+        if annotations.get(SECRET_OPT_IN_ANNOTATION) != name:
+            # Secrets written before the opt-in existed: opt them in for their ChannelModel.
+            patch["metadata"] = {"annotations": {SECRET_OPT_IN_ANNOTATION: name}}
+        if patch:
+            self.core.patch_namespaced_secret(ref["name"], self.namespace, patch)
 
 
 def _request_annotations(mode: str, at: datetime) -> dict[str, str]:
