@@ -138,6 +138,7 @@ log "helm install"
   --set image.tag=$TAG --set image.pullPolicy=Never \
   --set trainer.image.tag=$TAG-cpu --set trainer.image.pullPolicy=Never \
   --set trainer.gpu.enabled=false \
+  --set 'policy.egressAllowNetworks={10.96.0.0/12}' \
   --wait --timeout 5m
 
 log "apply ChannelModel $CHANNEL"
