@@ -185,3 +185,30 @@ def default_memory_limit(
             else settings.default_memory_limit
         )
     return result
+
+
+def channel_claim_problem(
+    channel_id: str,
+    namespace: str,
+    name: str,
+    owners: Mapping[str, Any],
+) -> str | None:
+    """Why this ChannelModel may not train its channel: an older one claims the channelId.
+
+    The store is shared: a second ChannelModel with the same channelId (in any
+    namespace) would publish into the first one's channel and move its serving
+    pointer. The oldest claim wins (creation time, then namespace/name).
+    `owners` maps channelId to (creationTimestamp, namespace, name) entries.
+    """
+    claims = sorted(owners.get(channel_id, []))
+    if not claims:
+        return None
+    _, first_namespace, first_name = claims[0]
+    if (first_namespace, first_name) == (namespace, name):
+        return None
+    if not any((ns, other) == (namespace, name) for _, ns, other in claims):
+        return None  # not indexed yet: nothing to compare with
+    return (
+        f"channelId {channel_id} belongs to ChannelModel {first_namespace}/{first_name}; "
+        "one channel, one ChannelModel"
+    )

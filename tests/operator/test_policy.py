@@ -10,7 +10,12 @@ import pytest
 
 from channelmodel.jobs import build_job
 from channelmodel.planner import StartJob, Trigger
-from channelmodel.policy import job_secret_refs, secret_opt_in_problem, spec_problem
+from channelmodel.policy import (
+    channel_claim_problem,
+    job_secret_refs,
+    secret_opt_in_problem,
+    spec_problem,
+)
 from channelmodel.settings import OperatorSettings
 
 from .sim import make_spec
@@ -150,3 +155,17 @@ def test_every_secret_a_job_reads_is_checked() -> None:
     assert [ref.name for ref in job_secret_refs(spec, START)] == ["m", "h"]
     importing = StartJob(name="shop-1-train-1", version="1.0.0", trigger=Trigger.IMPORT)
     assert [ref.name for ref in job_secret_refs(spec, importing)] == ["i"]
+
+
+def test_the_oldest_channelmodel_owns_its_channel_id() -> None:
+    owners = {
+        "shop-1": [
+            ("2026-11-21T10:00:00Z", "shops", "shop-1"),
+            ("2026-11-22T09:00:00Z", "other", "intruder"),
+        ]
+    }
+    assert channel_claim_problem("shop-1", "shops", "shop-1", owners) is None
+    found = channel_claim_problem("shop-1", "other", "intruder", owners)
+    assert found is not None
+    assert "belongs to ChannelModel shops/shop-1" in found
+    assert channel_claim_problem("shop-2", "shops", "shop-2", owners) is None

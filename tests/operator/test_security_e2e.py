@@ -3,6 +3,8 @@
 - A spec outside the operator's policy never becomes a Job.
 - A re-created ChannelModel (deletionPolicy Retain) continues its channel's
   version numbers instead of failing every training on `1.0.0 already exists`.
+- A second ChannelModel claiming a channelId that another one owns can neither
+  publish into it, move its serving pointer, nor delete its models.
 """
 
 from __future__ import annotations
@@ -95,3 +97,40 @@ def test_a_recreated_channelmodel_continues_after_the_stored_versions(
         assert k8s.count_requests(verbs={"update"}, resource=resource) == 0
     assert k8s.count_requests(resource="pods/log") == 0
     assert k8s.count_requests(resource="pods") > 0  # the counting itself works
+
+
+def test_a_second_channelmodel_cannot_take_over_a_channel(
+    k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any, tmp_path: Path
+) -> None:
+    start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.1"))
+    operator_process()
+    store = open_store(f"file://{tmp_path / 'store'}")
+    k8s.create_channelmodel("shop-1", SPEC)
+    wait_for(lambda: _served(k8s, "1.0.0"), timeout=60, message="1.0.0")
+
+    # Whoever may create ChannelModels names someone else's channel, set to Delete.
+    k8s.create_channelmodel("intruder", {**SPEC, "deletionPolicy": "Delete"})
+
+    def intruder_blocked() -> str:
+        status = k8s.get_channelmodel("intruder").get("status") or {}
+        for condition in status.get("conditions", []):
+            if condition["type"] == "SpecValid" and condition["status"] == "False":
+                return str(condition["message"])
+        return ""
+
+    message = wait_for(intruder_blocked, timeout=30, message="intruder SpecValid=False")
+    assert "channelId shop-1 belongs to ChannelModel default/shop-1" in message
+    assert [job["metadata"]["name"] for job in k8s.jobs()] == ["shop-1-train-1"]
+
+    k8s.delete_channelmodel("intruder")
+    wait_for(lambda: _gone_named(k8s, "intruder"), timeout=30, message="intruder gone")
+    assert store.list_versions("shop-1") == ["1.0.0"]
+    assert store.get_pointer("shop-1") == {"version": "1.0.0", "pinned": False}
+
+
+def _gone_named(k8s: Cluster, name: str) -> bool:
+    try:
+        k8s.get_channelmodel(name)
+    except ApiException as exc:
+        return exc.status == 404
+    return False
