@@ -12,7 +12,7 @@ from channelmodel.api.models import ChannelModelSpec, ChannelModelStatus, Secret
 from channelmodel.jobs import JOB_NAME_LABEL, job_phase, observe
 from channelmodel.metrics import QUEUE_LENGTH, TRAININGS_RUNNING
 from channelmodel.planner import Fleet, JobObservation, JobPhase, StartJob, parse_time
-from channelmodel.policy import job_secret_refs, secret_opt_in_problem
+from channelmodel.policy import job_secret_refs, secret_opt_in_problem, token_origin_problem
 from channelmodel.runtime import Runtime
 
 SECRET_RECHECK_SECONDS = 10.0
@@ -92,7 +92,7 @@ async def secret_problem(
         return checked[1]
     problem = None
     notify_ref = spec.notify.secretRef if spec.notify else None
-    for ref in refs:
+    for ref, url in refs:
         secret = await rt.kube.read_secret(namespace, ref.name)
         if isinstance(secret, str):
             if ref is notify_ref and secret.endswith("not found"):
@@ -106,6 +106,10 @@ async def secret_problem(
             channel_model=name,
             settings=rt.settings,
         )
+        if problem is None and url is not None:
+            problem = token_origin_problem(
+                {"annotations": secret.annotations}, namespace=namespace, secret=ref.name, url=url
+            )
         if problem is None and ref is not notify_ref and ref.key not in secret.data:
             problem = f"Secret {namespace}/{ref.name} has no key {ref.key!r}"
         if problem:

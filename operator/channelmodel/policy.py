@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
 
 from kubernetes.utils import parse_quantity
 
-from channelmodel.api.annotations import SECRET_OPT_IN_ANNOTATION
+from channelmodel.api.annotations import SECRET_OPT_IN_ANNOTATION, TOKEN_ORIGINS_ANNOTATION
 from channelmodel.api.models import ChannelModelSpec, SecretKeyRef
 from channelmodel.planner import StartJob, Trigger
 from channelmodel.settings import OperatorSettings
@@ -125,18 +126,55 @@ def spec_problem(spec: ChannelModelSpec, settings: OperatorSettings) -> str | No
     return problem or _placement_problem(spec, settings)
 
 
-def job_secret_refs(spec: ChannelModelSpec, start: StartJob | None) -> list[SecretKeyRef]:
-    """The Secrets a training Job started now would read (the operator checks each)."""
-    refs: list[SecretKeyRef] = []
+def job_secret_refs(
+    spec: ChannelModelSpec, start: StartJob | None
+) -> list[tuple[SecretKeyRef, str | None]]:
+    """The Secrets a training Job started now would read (the operator checks each),
+    with the URL a bearer token among them is sent to (None for an HMAC key)."""
+    refs: list[tuple[SecretKeyRef, str | None]] = []
     if start is not None and start.trigger == Trigger.IMPORT and spec.importFrom:
-        token = spec.importFrom.authSecretRef
+        token, url = spec.importFrom.authSecretRef, spec.importFrom.url
     else:
-        token = spec.manifest.authSecretRef
+        token, url = spec.manifest.authSecretRef, spec.manifest.url
     if token is not None:
-        refs.append(token)
+        refs.append((token, url))
     if spec.notify and spec.notify.secretRef and (start is None or start.trigger != Trigger.IMPORT):
-        refs.append(spec.notify.secretRef)
+        refs.append((spec.notify.secretRef, None))
     return refs
+
+
+def _origin(url: str) -> str | None:
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    if not parts.hostname or port is None:
+        return None
+    return f"{parts.scheme.lower()}://{parts.hostname.lower()}:{port}"
+
+
+def token_origin_problem(
+    secret_metadata: Mapping[str, Any], *, namespace: str, secret: str, url: str
+) -> str | None:
+    """Why a bearer token may not be sent to `url`: the Secret pins its origins.
+
+    With `ml.dukarun.io/token-origins: https://backend.example[,...]` on the
+    Secret, a spec edit that points the manifest (or import) URL elsewhere
+    cannot carry the token there.
+    """
+    annotations = secret_metadata.get("annotations") or {}
+    pinned = annotations.get(TOKEN_ORIGINS_ANNOTATION)
+    if pinned is None:
+        return None
+    allowed = {_origin(part) for part in str(pinned).split(",") if part.strip()}
+    target = _origin(url)
+    if target is not None and target in allowed:
+        return None
+    return (
+        f"Secret {namespace}/{secret} may only be sent to {pinned.strip()} "
+        f"({TOKEN_ORIGINS_ANNOTATION}), not to {target or 'this URL'}"
+    )
 
 
 def secret_opt_in_problem(

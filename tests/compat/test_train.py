@@ -151,7 +151,11 @@ async def test_creation_when_enabled_keeps_the_token_in_a_secret(
     owner = secret.metadata.owner_references[0]
     assert (owner.kind, owner.name, owner.uid) == ("ChannelModel", name, obj["metadata"]["uid"])
     # Opted in for exactly this ChannelModel (issue 12): the operator may hand it to its Jobs.
-    assert secret.metadata.annotations == {"ml.dukarun.io/channel-models": name}
+    assert secret.metadata.annotations == {
+        "ml.dukarun.io/channel-models": name,
+        # the token may only go to the backend it came with
+        "ml.dukarun.io/token-origins": "https://shop.test",
+    }
     # The request is on the object from the start: the first training covers it.
     requested_at = text.split('"jobId": "')[1].split('"')[0].split("/")[2]
     assert obj["metadata"]["annotations"][ann.INVENTORY_CHANGED_AT] == requested_at

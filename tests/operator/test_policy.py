@@ -15,6 +15,7 @@ from channelmodel.policy import (
     job_secret_refs,
     secret_opt_in_problem,
     spec_problem,
+    token_origin_problem,
 )
 from channelmodel.settings import OperatorSettings
 
@@ -152,9 +153,37 @@ def test_every_secret_a_job_reads_is_checked() -> None:
             "authSecretRef": {"name": "i", "key": "t"},
         },
     )
-    assert [ref.name for ref in job_secret_refs(spec, START)] == ["m", "h"]
+    assert [(ref.name, url) for ref, url in job_secret_refs(spec, START)] == [
+        ("m", "https://b.example/m"),
+        ("h", None),  # an HMAC key is never sent
+    ]
     importing = StartJob(name="shop-1-train-1", version="1.0.0", trigger=Trigger.IMPORT)
-    assert [ref.name for ref in job_secret_refs(spec, importing)] == ["i"]
+    assert [(ref.name, url) for ref, url in job_secret_refs(spec, importing)] == [
+        ("i", "https://tm.example/model.json")
+    ]
+
+
+def test_a_token_secret_can_pin_the_origins_it_is_sent_to() -> None:
+    def check(url: str, pinned: str | None) -> str | None:
+        annotations = {} if pinned is None else {"ml.dukarun.io/token-origins": pinned}
+        return token_origin_problem(
+            {"annotations": annotations}, namespace="shops", secret="tok", url=url
+        )
+
+    assert check("https://attacker.example/collect", None) is None  # not pinned
+    pinned = "https://backend.shop.example, http://10.0.0.5:8080"
+    assert check("https://backend.shop.example/ml/42/manifest?x=1", pinned) is None
+    assert check("https://BACKEND.shop.example:443/m", pinned) is None
+    assert check("http://10.0.0.5:8080/m", pinned) is None
+    for url in (
+        "https://attacker.example/collect",
+        "http://backend.shop.example/m",  # another scheme is another origin
+        "https://backend.shop.example:8443/m",
+        "https://backend.shop.example.attacker.example/m",
+    ):
+        found = check(url, pinned)
+        assert found is not None
+        assert "may only be sent to" in found
 
 
 def test_the_oldest_channelmodel_owns_its_channel_id() -> None:

@@ -134,3 +134,37 @@ def _gone_named(k8s: Cluster, name: str) -> bool:
     except ApiException as exc:
         return exc.status == 404
     return False
+
+
+def test_a_pinned_token_never_follows_an_edited_manifest_url(
+    k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
+) -> None:
+    import base64
+
+    start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.1"))
+    operator_process()
+    k8s.core.create_namespaced_secret(
+        "default",
+        {
+            "metadata": {
+                "name": "backend-token",
+                "annotations": {
+                    "ml.dukarun.io/channel-models": "shop-1",
+                    "ml.dukarun.io/token-origins": "http://backend.test",
+                },
+            },
+            "data": {"token": base64.b64encode(b"t0k").decode()},
+        },
+    )
+    ref = {"name": "backend-token", "key": "token"}
+    k8s.create_channelmodel(
+        "shop-1",
+        {**SPEC, "manifest": {"url": "http://backend.test/manifest", "authSecretRef": ref}},
+    )
+    wait_for(lambda: _served(k8s, "1.0.0"), timeout=60, message="1.0.0 with the pinned token")
+
+    # Whoever may patch the ChannelModel points the manifest at their own server.
+    k8s.patch_channelmodel("shop-1", {"spec": {"manifest": {"url": "http://attacker.test/m"}}})
+    message = wait_for(lambda: _spec_valid_message(k8s), timeout=30, message="SpecValid=False")
+    assert "may only be sent to http://backend.test" in message
+    assert [job["metadata"]["name"] for job in k8s.jobs()] == ["shop-1-train-1"]

@@ -13,12 +13,13 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from channelmodel.api import annotations as ann
-from channelmodel.api.annotations import SECRET_OPT_IN_ANNOTATION
+from channelmodel.api.annotations import SECRET_OPT_IN_ANNOTATION, TOKEN_ORIGINS_ANNOTATION
 from channelmodel.api.models import GROUP, KIND, PLURAL, VERSION
 from channelmodel.compat.jobs import JobId, format_time, request_time
 
@@ -213,6 +214,13 @@ class ChannelModels:
         meta = owner.get("metadata") or {}
         data = {TOKEN_KEY: _b64(token)}
         annotations = {SECRET_OPT_IN_ANNOTATION: str(meta.get("name"))}
+        manifest_url = ((owner.get("spec") or {}).get("manifest") or {}).get("url")
+        if isinstance(manifest_url, str):
+            # The token goes to the backend it came with, even if the spec is edited later.
+            parts = urlsplit(manifest_url)
+            annotations[TOKEN_ORIGINS_ANNOTATION] = (
+                f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+            )
         owners = []
         if meta.get("uid"):
             owners.append(
