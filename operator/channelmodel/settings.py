@@ -92,7 +92,7 @@ class OperatorSettings(BaseSettings):
         "an entry ending in `*` allows every image starting with the rest.",
     )
     allowed_node_selectors: dict[str, list[str]] = Field(
-        default_factory=dict,
+        default_factory=lambda: {"nvidia.com/gpu.present": ["true"]},
         description="JSON: node label key -> values spec.training.nodeSelector may use "
         '("*" for any value); other keys are refused.',
     )

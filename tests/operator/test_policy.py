@@ -4,10 +4,13 @@ anywhere, with any Secret of the namespace."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from channelmodel.api.models import ChannelModelSpec
 from channelmodel.jobs import build_job
 from channelmodel.planner import StartJob, Trigger
 from channelmodel.policy import (
@@ -32,6 +35,9 @@ def problem(settings: OperatorSettings = SETTINGS, **training: Any) -> str | Non
 
 def test_the_default_spec_is_within_the_default_policy() -> None:
     assert problem() is None
+    full = Path(__file__).parents[2] / "examples" / "channelmodel-full.yaml"
+    example = ChannelModelSpec.model_validate(yaml.safe_load(full.read_text())["spec"])
+    assert spec_problem(example, OperatorSettings()) is None
     assert problem(gpus=0, resources={"requests": {"cpu": "2", "memory": "4Gi"}}) is None
     assert problem(tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists"}]) is None
 
