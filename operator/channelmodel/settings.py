@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from kubernetes.utils import parse_quantity
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from channelmodel.egress import parse_networks
 
 
 class OperatorSettings(BaseSettings):
@@ -144,6 +147,21 @@ class OperatorSettings(BaseSettings):
     def _split_namespaces(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("egress_allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)  # a typo must stop the operator, not every training
+        return value
+
+    @field_validator("max_cpu", "max_memory", "max_ephemeral_storage", "default_memory_limit")
+    @classmethod
+    def _quantity(cls, value: str) -> str:
+        try:
+            parse_quantity(value)  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a Kubernetes quantity") from exc
         return value
 
     @property

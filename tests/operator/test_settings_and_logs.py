@@ -36,6 +36,9 @@ def test_empty_namespaces_mean_cluster_wide(monkeypatch: pytest.MonkeyPatch) -> 
         ("CHANNELMODEL_STORE_URI", "ftp://x/y"),
         ("CHANNELMODEL_PUBLIC_BASE_URL", "models.example.com"),
         ("CHANNELMODEL_LOG_FORMAT", "xml"),
+        ("CHANNELMODEL_EGRESS_ALLOW_NETWORKS", "10.0.0.0/8,localhost"),
+        ("CHANNELMODEL_MAX_MEMORY", "lots"),
+        ("CHANNELMODEL_ALLOWED_NODE_SELECTORS", '{"pool": "gpu"}'),
     ],
 )
 def test_bad_settings_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
