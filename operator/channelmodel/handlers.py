@@ -241,9 +241,10 @@ async def reconcile_channel(
         if decision.start_job:
             # A re-created ChannelModel (Retain, GitOps restore) finds its channel's
             # versions in the store: numbering continues after the newest one.
-            stored = await asyncio.to_thread(rt.store.latest_version, spec.channelId)
-            if stored and stored != status.latestVersion:
-                inp = replace(inp, store_latest=stored)
+            stored = await asyncio.to_thread(rt.store.list_versions, spec.channelId)
+            listed = {v.version for v in status.versions}
+            if any(version not in listed for version in stored):
+                inp = replace(inp, store_latest=stored[-1], store_versions=tuple(stored))
                 decision = _plan(inp, claimed)
         if decision.start_job:
             problem = await secret_problem(rt, namespace, name, spec, decision.start_job)

@@ -91,6 +91,11 @@ def test_a_recreated_channelmodel_continues_after_the_stored_versions(
     )
     assert status.get("lastError") is None
     assert store.list_versions("shop-1") == ["1.0.0", "1.0.1"]
+    # The version it found is listed with its origin, neither served nor deleted.
+    assert [(v["version"], v["state"], v["origin"]) for v in status["versions"]] == [
+        ("1.0.1", "Served", "trained"),
+        ("1.0.0", "Stored", "store"),
+    ]
     assert store.get_pointer("shop-1") == {"version": "1.0.1", "pinned": False}
     # The RBAC the chart grants is what this used (issue 12: no `update`, no pods/log).
     for resource in ("channelmodels.ml.dukarun.io", "channelmodels.ml.dukarun.io/status"):
