@@ -206,3 +206,28 @@ def test_service_without_conditional_writes_still_commits(store: S3Store) -> Non
     assert store.read_file("shop-1", "1.0.0", "weights.bin") == files["weights.bin"]
     with pytest.raises(VersionExists):
         store.publish_version("shop-1", "1.0.0", model_files())
+
+
+def test_a_commit_whose_answer_is_lost_keeps_the_files_it_may_have_committed(
+    store: S3Store,
+) -> None:
+    # The record reached S3 but the answer did not: deleting the attempt's objects
+    # now would leave a committed version whose files are gone.
+    from botocore.exceptions import EndpointConnectionError
+
+    files = model_files()
+
+    def lose_the_answer(http_response: Any, model: Any, **_: Any) -> None:
+        if model.name == "PutObject" and http_response.status_code == 200:
+            raise EndpointConnectionError(endpoint_url="lost")
+
+    def commit_only(request: Any, **_: Any) -> None:
+        if request.url.endswith("/.committed"):
+            store.client.meta.events.register("after-call.s3.PutObject", lose_the_answer)
+
+    store.client.meta.events.register("before-send.s3.PutObject", commit_only)
+    with pytest.raises(StoreError):
+        store.publish_version("shop-1", "1.0.0", files)
+
+    assert store.list_versions("shop-1") == ["1.0.0"]
+    assert {n: store.read_file("shop-1", "1.0.0", n) for n in MODEL_FILES} == files

@@ -279,11 +279,17 @@ class S3Store(ArtifactStore):
                 written.append(prefix + attempt + name)
                 s3_etag = self._put(prefix + attempt + name, files[name], ContentType=content_type)
                 entries[name] = {"s3ETag": s3_etag, "key": attempt + name}
-            # The commit: last, and only if nobody committed this version meanwhile.
-            self._commit(channel_id, version, marker_key, commit_record(files, entries))
         except BaseException:
-            self._discard(written)
+            self._discard(written)  # nothing refers to them: no commit was tried
             raise
+        # The commit: last, and only if nobody committed this version meanwhile.
+        try:
+            self._commit(channel_id, version, marker_key, commit_record(files, entries))
+        except VersionExists:
+            self._discard(written)  # lost the race: the committed record names other keys
+            raise
+        # Any other failure may have committed after all (a lost response): the
+        # objects stay, and go with the version (delete_version removes its prefix).
 
     def _discard(self, keys: list[str]) -> None:
         """Best effort: a losing or failed attempt removes its own objects."""
@@ -299,7 +305,9 @@ class S3Store(ArtifactStore):
             raise VersionExists(f"{channel_id} v{version} already exists") from None
         except _ConditionalWriteUnsupported:
             # Older S3-compatible stores: one trainer per version (deterministic Job
-            # names) keeps this safe, and reads still refuse replaced objects (If-Match).
+            # names) keeps this safe. Should two race anyway, the later record replaces
+            # the earlier one, and it names a complete attempt of its own: readers
+            # still see one whole version.
             log.warning(
                 "%s does not support conditional writes; committing unconditionally", self.uri
             )
