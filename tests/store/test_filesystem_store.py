@@ -115,18 +115,24 @@ def test_debris_of_killed_publishes_is_swept_and_fresh_staging_is_not(
     # Issue 12: `.staging-*` of killed publishes were never removed.
     store.publish_version("shop-1", "1.0.0", model_files())
     channel = root / "shop-1"
-    old = time.time() - 2 * 3600
-    for debris in (".staging-v1.0.1-dead", ".trash-v0.9.0-dead"):
+    two_hours_ago = int(time.time()) - 2 * 3600
+    hexid = "0" * 32
+    for debris in (
+        f".staging-v1.0.1-{two_hours_ago}-{hexid}",
+        f".trash-v0.9.0-{two_hours_ago}-{hexid}",
+    ):
         (channel / debris).mkdir()
         (channel / debris / "weights.bin").write_bytes(b"\0" * 1024)
-        os.utime(channel / debris, (old, old))
-    (channel / ".staging-served.json-dead").write_text("{}")
-    os.utime(channel / ".staging-served.json-dead", (old, old))
-    (channel / ".staging-v1.0.2-in-flight").mkdir()  # a publish happening right now
+    (channel / f".staging-served.json-{two_hours_ago}-{hexid}").write_text("{}")
+    legacy = channel / ".staging-v0.1.0-dead"  # a name from before times were in names
+    legacy.mkdir()
+    os.utime(legacy, (two_hours_ago, two_hours_ago))
+    in_flight = f".staging-v1.0.2-{int(time.time())}-{hexid}"  # a publish happening now
+    (channel / in_flight).mkdir()
 
     store.publish_version("shop-1", "1.0.1", model_files())
 
-    assert sorted(os.listdir(channel)) == [".staging-v1.0.2-in-flight", "v1.0.0", "v1.0.1"]
+    assert sorted(os.listdir(channel)) == [in_flight, "v1.0.0", "v1.0.1"]
     assert store.list_versions("shop-1") == ["1.0.0", "1.0.1"]
 
 
@@ -156,3 +162,15 @@ def test_ping_fails_without_root(store: FileStore, root: Path) -> None:
         store.ping()
     root.mkdir()
     store.ping()
+
+
+def test_a_fresh_trash_of_an_old_version_is_not_swept(store: FileStore, root: Path) -> None:
+    # delete_version renames the version into the trash: the directory keeps its
+    # old mtime, yet a delete is in progress on it.
+    store.publish_version("shop-1", "1.0.0", model_files())
+    old = time.time() - 2 * 3600
+    os.utime(root / "shop-1" / "v1.0.0", (old, old))
+    trash = store._move_to_trash(root / "shop-1" / "v1.0.0")  # as delete_version does
+    assert trash is not None
+    assert store.sweep_debris("shop-1") == []
+    assert trash.exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import stat
 import time
@@ -50,8 +51,24 @@ from channelmodel.store.base import (
 # Staging and trash directories start with "." so they never look like a version or channel.
 _STAGING_PREFIX = ".staging-"
 _TRASH_PREFIX = ".trash-"
-# Staging and trash older than this are debris of a killed process.
+# Staging and trash older than this are debris of a killed process. Their names
+# carry their creation time: a version renamed into the trash keeps its old mtime.
 DEBRIS_AGE_SECONDS = 3600.0
+_DEBRIS_TIME = re.compile(r"-(\d{10})-[0-9a-f]{32}$")
+
+
+def _debris_suffix() -> str:
+    return f"{int(time.time())}-{uuid.uuid4().hex}"
+
+
+def _debris_time(entry: os.DirEntry[str]) -> float:
+    """When a staging or trash entry was made: from its name, else (older names) its mtime."""
+    match = _DEBRIS_TIME.search(entry.name)
+    if match:
+        return float(match.group(1))
+    return entry.stat(follow_symlinks=False).st_mtime
+
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 # Files small enough to hash on every read (weights.bin is checked by size only).
@@ -74,7 +91,7 @@ def _write_durably(path: Path, data: bytes) -> None:
 
 
 def _replace_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{_STAGING_PREFIX}{path.name}-{uuid.uuid4().hex}")
+    tmp = path.with_name(f"{_STAGING_PREFIX}{path.name}-{_debris_suffix()}")
     try:
         _write_durably(tmp, data)
         os.replace(tmp, path)
@@ -247,7 +264,7 @@ class FileStore(ArtifactStore):
             raise VersionExists(f"{channel_id} v{version} already exists")
         channel_dir.mkdir(parents=True, exist_ok=True)
         self.sweep_debris(channel_id)
-        staging = channel_dir / f"{_STAGING_PREFIX}v{version}-{uuid.uuid4().hex}"
+        staging = channel_dir / f"{_STAGING_PREFIX}v{version}-{_debris_suffix()}"
         staging.mkdir()
         try:
             for name in MODEL_FILES:
@@ -283,7 +300,7 @@ class FileStore(ArtifactStore):
             if not entry.name.startswith((_STAGING_PREFIX, _TRASH_PREFIX)):
                 continue
             try:
-                if entry.stat(follow_symlinks=False).st_mtime > horizon:
+                if _debris_time(entry) > horizon:
                     continue
                 if entry.is_dir(follow_symlinks=False):
                     shutil.rmtree(entry.path)
@@ -295,7 +312,7 @@ class FileStore(ArtifactStore):
         return removed
 
     def _move_to_trash(self, path: Path) -> Path | None:
-        trash = path.with_name(f"{_TRASH_PREFIX}{path.name}-{uuid.uuid4().hex}")
+        trash = path.with_name(f"{_TRASH_PREFIX}{path.name}-{_debris_suffix()}")
         try:
             os.rename(path, trash)
         except FileNotFoundError:
