@@ -44,6 +44,7 @@ from channelmodel.jobs import (
 )
 from channelmodel.observe import fleet_view, observe_job, secret_problem
 from channelmodel.planner import Plan, PlanInput, plan
+from channelmodel.policy import channel_claim_problem, spec_problem
 from channelmodel.reporting import notify, record_telemetry
 from channelmodel.runtime import Runtime
 
@@ -122,6 +123,17 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
             )
         }
 
+    @kopf.index(GROUP, VERSION, PLURAL, id="channel_owners", registry=registry)
+    def channel_owners(
+        name: str, namespace: str | None, spec: Mapping[str, Any], meta: kopf.Meta, **_: Any
+    ) -> dict[str, tuple[str, str, str]]:
+        # Which ChannelModels claim each channelId: the store is shared by all of them.
+        channel_id = spec.get("channelId")
+        if not isinstance(channel_id, str):
+            return {}
+        created = str(meta.get("creationTimestamp") or "")
+        return {channel_id: (created, namespace or "default", name)}
+
     @kopf.timer(
         GROUP, VERSION, PLURAL, id="reconcile", interval=rt.settings.reconcile_interval_seconds,
         backoff=5, registry=registry,
@@ -138,6 +150,7 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         await reconcile_channel(
             rt, body, name, namespace or "default", meta, patch, logger,
             kwargs["training_jobs"], kwargs["channel_queue"], kwargs["training_pods"],
+            kwargs["channel_owners"],
         )  # fmt: skip
 
     @kopf.on.event(GROUP, VERSION, PLURAL, id="count_changes", registry=registry)
@@ -151,8 +164,13 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, id="cleanup", backoff=5, registry=registry)
     async def cleanup(
-        body: kopf.Body, name: str, namespace: str | None, logger: kopf.Logger, **_: Any
+        body: kopf.Body,
+        name: str,
+        namespace: str | None,
+        logger: kopf.Logger,
+        **kwargs: Any,  # the indexes arrive by their names
     ) -> None:
+        channel_owners: Mapping[str, Any] = kwargs["channel_owners"]
         rt.telemetry.forget((namespace or "default", name))
         rt.pending_writes.pop((namespace or "default", name), None)
         deleted = await rt.kube.delete_jobs(namespace or "default", f"{CHANNEL_MODEL_LABEL}={name}")
@@ -163,6 +181,19 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         except ValidationError:
             return  # never valid, never trained: nothing stored
         if spec.deletionPolicy == DeletionPolicy.DELETE:
+            others = [
+                f"{ns}/{other}"
+                for _, ns, other in channel_owners.get(spec.channelId, [])
+                if (ns, other) != (namespace or "default", name)
+            ]
+            if others:
+                # Another ChannelModel serves this channel: its models are not ours to delete.
+                logger.warning(
+                    "kept the stored versions of channel %s: ChannelModel %s uses it too",
+                    spec.channelId,
+                    ", ".join(sorted(others)),
+                )
+                return
             await asyncio.to_thread(rt.store.delete_channel, spec.channelId)
             logger.info(
                 "deleted stored versions of channel %s (deletionPolicy: Delete)", spec.channelId
@@ -180,6 +211,7 @@ async def reconcile_channel(
     training_jobs: Mapping[tuple[str, str], Any],
     channel_queue: Mapping[tuple[str, str], Any],
     training_pods: Mapping[tuple[str, str], Any],
+    channel_owners: Mapping[str, Any] | None = None,
 ) -> None:
     now = rt.clock()
     raw_status = dict(body.get("status") or {})
@@ -204,6 +236,7 @@ async def reconcile_channel(
             training_pods,
         )
 
+    claimed = channel_claim_problem(spec.channelId, namespace, name, channel_owners or {})
     inp = PlanInput(
         name=name,
         spec=spec,
@@ -215,8 +248,10 @@ async def reconcile_channel(
         generation=meta.get("generation"),
         job=job_obs,
         quality_margin=rt.settings.quality_margin,
+        # A spec asking for more than the operator's policy allows is never trained.
+        blocked=spec_problem(spec, rt.settings) or claimed,
     )
-    decision = plan(inp)
+    decision = _plan(inp, claimed)
     if not decision.start_job:
         await _execute(rt, decision, body, namespace, name, spec, raw_status, patch, logger)
         return
@@ -226,16 +261,29 @@ async def reconcile_channel(
         inp = replace(
             inp, fleet=fleet_view(rt, namespace, name, status, now, training_jobs, channel_queue)
         )
-        # Store-aware numbering: a re-created object, an import by hand or a run
-        # cancelled after it published must never make a Job reuse a stored version.
-        store_latest = await asyncio.to_thread(rt.store.latest_version, spec.channelId)
-        inp = replace(inp, store_latest=store_latest)
-        decision = plan(inp)
+        decision = _plan(inp, claimed)
         if decision.start_job:
-            problem = await secret_problem(rt, namespace, name, spec, decision.start_job.trigger)
+            # A re-created ChannelModel (Retain, GitOps restore) finds its channel's
+            # versions in the store: numbering continues after the newest one.
+            stored = await asyncio.to_thread(rt.store.list_versions, spec.channelId)
+            listed = {v.version for v in status.versions}
+            if any(version not in listed for version in stored):
+                inp = replace(inp, store_latest=stored[-1], store_versions=tuple(stored))
+                decision = _plan(inp, claimed)
+        if decision.start_job:
+            problem = await secret_problem(rt, namespace, name, spec, decision.start_job)
             if problem:
-                decision = plan(replace(inp, blocked=problem))
+                decision = _plan(replace(inp, blocked=problem), claimed)
         await _execute(rt, decision, body, namespace, name, spec, raw_status, patch, logger)
+
+
+def _plan(inp: PlanInput, claimed: str | None) -> Plan:
+    decision = plan(inp)
+    if claimed:
+        # The channel belongs to another ChannelModel: never touch its pointer or versions.
+        decision.serve_version = None
+        decision.delete_versions = []
+    return decision
 
 
 async def _execute(

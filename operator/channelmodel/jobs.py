@@ -11,7 +11,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 from channelmodel.api.models import GROUP, KIND, VERSION, ChannelModelSpec
+from channelmodel.egress import ALLOW_ENV as EGRESS_ALLOW_ENV
 from channelmodel.planner import JobObservation, JobPhase, StartJob, Trigger
+from channelmodel.policy import default_memory_limit
 from channelmodel.settings import OperatorSettings
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -45,7 +47,7 @@ def build_job(
     if training.queueName:
         labels[KUEUE_QUEUE_LABEL] = training.queueName
 
-    resources: dict[str, Any] = json.loads(json.dumps(training.resources or {}))
+    resources = default_memory_limit(json.loads(json.dumps(training.resources or {})), settings)
     gpus = settings.default_gpus if training.gpus is None else training.gpus
     if gpus > 0:
         resources.setdefault("limits", {})[GPU_RESOURCE] = str(gpus)  # a Quantity
@@ -72,6 +74,10 @@ def build_job(
             "--base-model", settings.base_model,
         ]  # fmt: skip
     env: list[dict[str, Any]] = []
+    if settings.log_format == "json":  # the trainer logs like the operator
+        env.append({"name": "CHANNELMODEL_LOG_FORMAT", "value": "json"})
+    if settings.egress_allow_networks:  # what the trainer may reach besides public addresses
+        env.append({"name": EGRESS_ALLOW_ENV, "value": ",".join(settings.egress_allow_networks)})
     if token_ref:
         ref = token_ref
         env.append(
@@ -149,9 +155,11 @@ def build_job(
     ):
         if value:
             pod_spec[key] = value  # installation-wide (the chart's trainer.* values)
-    if training.nodeSelector:
-        pod_spec["nodeSelector"] = dict(training.nodeSelector)
-    tolerations = list(training.tolerations or [])
+    # The operator's placement first; the spec adds only what the policy allowed.
+    node_selector = {**(training.nodeSelector or {}), **settings.trainer_node_selector}
+    if node_selector:
+        pod_spec["nodeSelector"] = node_selector
+    tolerations = [*settings.trainer_tolerations, *(training.tolerations or [])]
     if gpus > 0 and not any(t.get("key") == GPU_RESOURCE for t in tolerations):
         # GPU nodes are commonly tainted nvidia.com/gpu (GKE, the NVIDIA GPU operator);
         # a Pod asking for a GPU tolerates it, as the ExtendedResourceToleration

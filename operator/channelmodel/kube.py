@@ -12,6 +12,7 @@ import base64
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import urllib3
@@ -61,6 +62,12 @@ def wait_for_api_server(
             logger.warning("the API server does not answer (%s); retrying in %.0f s", reason, delay)
             attempt += 1
             sleep(delay)
+
+
+@dataclass(frozen=True)
+class SecretView:
+    annotations: dict[str, str]
+    data: dict[str, bytes] = field(repr=False)  # never printed
 
 
 class KubeApi:
@@ -115,19 +122,11 @@ class KubeApi:
                     raise
         return names
 
-    async def secret_value(self, namespace: str, name: str, key: str) -> bytes | None:
-        """A Secret's value for in-process use (HMAC keys); never logged."""
-        try:
-            secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
-        except ApiException as exc:
-            if exc.status in (403, 404):
-                return None
-            raise
-        encoded = (secret.data or {}).get(key)
-        return base64.b64decode(encoded) if encoded else None
+    async def read_secret(self, namespace: str, name: str) -> SecretView | str:
+        """A Secret's annotations and values, or why it cannot be read.
 
-    async def secret_problem(self, namespace: str, name: str, key: str | None) -> str | None:
-        """Why a Secret key cannot be used, or None. Never returns or logs the value."""
+        The values are for in-process use only (HMAC keys): never logged or returned.
+        """
         try:
             secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
         except ApiException as exc:
@@ -136,8 +135,8 @@ class KubeApi:
             if exc.status == 403:
                 return f"Secret {namespace}/{name} is not readable by the operator"
             raise
-        if key is None:
-            return None
-        if key not in (secret.data or {}) and key not in (secret.string_data or {}):
-            return f"Secret {namespace}/{name} has no key {key!r}"
-        return None
+        meta = secret.metadata
+        return SecretView(
+            annotations=dict((meta.annotations if meta else None) or {}),
+            data={key: base64.b64decode(value) for key, value in (secret.data or {}).items()},
+        )

@@ -28,7 +28,17 @@ _SECRET_PATTERNS = [
 ]
 
 
+# A URL's userinfo, query and fragment may carry credentials (`?k=...`, `?hooktoken=...`,
+# `https://user:pass@host`): log lines keep the scheme, host and path only.
+_URL = re.compile(r"(?i)\b(https?|s3)://(?:[^\s/?#@]*@)?([^\s?#]*)(?:\?[^\s#]*)?(?:#\S*)?")
+
+
+def redact_urls(text: str) -> str:
+    return _URL.sub(lambda m: f"{m.group(1)}://{m.group(2)}", text)
+
+
 def redact(text: str) -> str:
+    text = redact_urls(text)
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + "***", text)
     return text
@@ -87,9 +97,15 @@ class DropRoutineSuccess(logging.Filter):
         return not (record.name == "kopf.objects" and record.getMessage().endswith("' succeeded."))
 
 
+def log_format_from_env() -> LogFormat:
+    """CHANNELMODEL_LOG_FORMAT as the operator reads it (the operator passes it to Jobs)."""
+    return "json" if os.environ.get(LOG_FORMAT_ENV) == "json" else "text"
+
+
 def configure_logging(fmt: LogFormat | None = None, level: int = logging.INFO) -> None:
-    """The one logging setup of every process: stderr, UTC times, redacted."""
-    chosen = fmt or os.environ.get(LOG_FORMAT_ENV, "text")
+    """The one logging setup of every process (operator, trainer, server): stderr, UTC
+    times; secrets and URL queries never reach a log line, at any level."""
+    chosen = fmt or log_format_from_env()
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if chosen == "json" else RedactingFormatter())
     root = logging.getLogger()

@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 import stamina
 
+from channelmodel.egress import REFUSED_REASON, EgressPolicy, guarded_async_transport, is_refusal
 from channelmodel.logs import object_extra
 from channelmodel.metrics import NOTIFICATIONS
 
@@ -160,7 +161,16 @@ class Delivery:
 class Notifier:
     """One background worker, deliveries in order, retried with backoff."""
 
-    def __init__(self, *, attempts: int = 5, backoff: float = 1.0, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        attempts: int = 5,
+        backoff: float = 1.0,
+        timeout: float = 10.0,
+        policy: EgressPolicy | None = None,
+    ) -> None:
+        # Webhook URLs come from the spec: only where the egress policy allows.
+        self._policy = policy if policy is not None else EgressPolicy.from_env()
         self._queue: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=10000)
         self._attempts = attempts
         self._backoff = backoff
@@ -184,7 +194,10 @@ class Notifier:
             self._worker.cancel()
 
     async def _run(self) -> None:
-        async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client:
+        transport = guarded_async_transport(self._policy)
+        async with httpx.AsyncClient(
+            timeout=self._timeout, follow_redirects=False, transport=transport
+        ) as client:
             while True:
                 delivery = await self._queue.get()
                 try:
@@ -213,6 +226,10 @@ class Notifier:
                     try:
                         response = await client.post(delivery.url, content=body, headers=headers)
                     except httpx.HTTPError as exc:
+                        if is_refusal(exc):
+                            # Not allowed by the egress policy: retrying changes nothing.
+                            outcome = REFUSED_REASON
+                            break
                         raise _Retryable(type(exc).__name__) from exc
                     if response.status_code < 300:
                         NOTIFICATIONS.labels("delivered").inc()

@@ -8,12 +8,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from channelmodel.api.models import ChannelModelSpec, ChannelModelStatus
+from channelmodel.api.models import ChannelModelSpec, ChannelModelStatus, SecretKeyRef
 from channelmodel.jobs import JOB_NAME_LABEL, job_phase, observe
 from channelmodel.metrics import QUEUE_LENGTH, TRAININGS_RUNNING
-from channelmodel.planner import Fleet, JobObservation, JobPhase, Trigger, parse_time
+from channelmodel.planner import Fleet, JobObservation, JobPhase, StartJob, parse_time
+from channelmodel.policy import job_secret_refs, secret_opt_in_problem, token_origin_problem
 from channelmodel.runtime import Runtime
-from channelmodel.settings import OperatorSettings
 
 SECRET_RECHECK_SECONDS = 10.0
 
@@ -89,32 +89,21 @@ def fleet_view(
     return Fleet(cap=rt.settings.max_concurrent_trainings, running=len(running), queued_ahead=ahead)
 
 
-def job_secrets(
-    spec: ChannelModelSpec, trigger: Trigger, settings: OperatorSettings
-) -> list[tuple[str, str | None]]:
-    """The Secrets (name, key; None: the whole Secret) a Job of this kind reads.
-
-    A missing one would leave its Pod in CreateContainerConfigError until the
-    Job's deadline; checked before the Job starts, it blocks the start instead.
-    The notify key is optional in the Pod (a webhook must not stop training).
-    """
-    ref = (
-        spec.importFrom.authSecretRef
-        if trigger == Trigger.IMPORT and spec.importFrom
-        else spec.manifest.authSecretRef
-    )
-    needed: list[tuple[str, str | None]] = [(ref.name, ref.key)] if ref else []
-    if settings.store_uri.startswith("s3://") and settings.s3_credentials_secret:
-        needed.append((settings.s3_credentials_secret, None))
-    return needed
-
-
 async def secret_problem(
-    rt: Runtime, namespace: str, name: str, spec: ChannelModelSpec, trigger: Trigger
+    rt: Runtime, namespace: str, name: str, spec: ChannelModelSpec, start: StartJob
 ) -> str | None:
-    needed = job_secrets(spec, trigger, rt.settings)
-    if not needed:
+    """Why the Job `start` would read a Secret it may not, or one that is unusable.
+
+    A missing one would leave its Pod in CreateContainerConfigError until the Job's
+    deadline; checked before the Job starts, it blocks the start instead. The notify
+    key is optional in the Pod (a webhook must not stop training). The store's S3
+    credentials (the operator's own Secret) must exist.
+    """
+    refs = job_secret_refs(spec, start)
+    s3 = rt.settings.s3_credentials_secret if rt.settings.store_uri.startswith("s3://") else None
+    if not refs and not s3:
         return None
+    needed = [ref.name for ref, _ in refs] + ([s3] if s3 else [])
     key = (namespace, name)
     checked = rt.secret_checks.get(key)
     if (
@@ -125,9 +114,51 @@ async def secret_problem(
     ):
         return checked[1]
     problem = None
-    for secret, secret_key in needed:
-        problem = await rt.kube.secret_problem(namespace, secret, secret_key)
+    notify_ref = spec.notify.secretRef if spec.notify else None
+    for ref, url in refs:
+        secret = await rt.kube.read_secret(namespace, ref.name)
+        if isinstance(secret, str):
+            if ref is notify_ref and secret.endswith("not found"):
+                continue  # the webhook key is optional for the trainer (progress events)
+            problem = secret
+            break
+        problem = secret_opt_in_problem(
+            {"annotations": secret.annotations},
+            namespace=namespace,
+            secret=ref.name,
+            channel_model=name,
+            settings=rt.settings,
+        )
+        if problem is None and url is not None:
+            problem = token_origin_problem(
+                {"annotations": secret.annotations}, namespace=namespace, secret=ref.name, url=url
+            )
+        if problem is None and ref is not notify_ref and ref.key not in secret.data:
+            problem = f"Secret {namespace}/{ref.name} has no key {ref.key!r}"
         if problem:
             break
+    if problem is None and s3:
+        credentials = await rt.kube.read_secret(namespace, s3)
+        problem = credentials if isinstance(credentials, str) else None
     rt.secret_checks[key] = (time.monotonic(), problem, needed)
     return problem
+
+
+async def usable_secret_value(
+    rt: Runtime, namespace: str, name: str, ref: SecretKeyRef
+) -> bytes | str:
+    """The value of a Secret key the ChannelModel `name` may use, or why not (never logged)."""
+    secret = await rt.kube.read_secret(namespace, ref.name)
+    if isinstance(secret, str):
+        return secret
+    problem = secret_opt_in_problem(
+        {"annotations": secret.annotations},
+        namespace=namespace,
+        secret=ref.name,
+        channel_model=name,
+        settings=rt.settings,
+    )
+    if problem:
+        return problem
+    value = secret.data.get(ref.key)
+    return value if value else f"Secret {namespace}/{ref.name} has no key {ref.key!r}"

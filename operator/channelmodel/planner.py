@@ -95,6 +95,8 @@ class PlanInput:
     quality_margin: float = 0.05
     blocked: str | None = None  # why a Job cannot be started (e.g. missing Secret)
     store_latest: str | None = None  # newest version in the store (a re-created object)
+    # The channel's committed versions, when some are missing from status (a re-created object).
+    store_versions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,7 @@ def plan(inp: PlanInput) -> Plan:
         status.attemptedRunHash = run_hash(inp.spec)
 
     _adopt_imported_version(inp, result)
+    _list_stored_versions(inp, result)
     _serve(inp, result)
 
     if status.currentJob is None:
@@ -314,20 +317,54 @@ def _adopt_imported_version(inp: PlanInput, result: Plan) -> None:
     if not version or version == status.adoptedImport or not _is_semver(version):
         return
     status.adoptedImport = version
-    if any(v.version == version for v in status.versions):
-        return
     origin = inp.annotations.get(ann.IMPORTED_ORIGIN) or "imported"
-    record = VersionRecord(
-        version=version,
-        createdAt=inp.now,
-        origin=origin if origin.startswith("imported") else f"imported:{origin}",
-    )
+    origin = origin if origin.startswith("imported") else f"imported:{origin}"
+    existing = next((v for v in status.versions if v.version == version), None)
+    if existing is not None:
+        if existing.state == VersionState.STORED:  # adopting a found version manages it
+            status.versions = [
+                v.model_copy(update={"state": VersionState.RETAINED, "origin": origin})
+                if v.version == version
+                else v
+                for v in status.versions
+            ]
+            result.events.append(
+                Event("Normal", "VersionImported", f"adopted stored version {version}")
+            )
+        return
+    record = VersionRecord(version=version, createdAt=inp.now, origin=origin)
     status.versions = sorted(
         [record, *status.versions], key=lambda v: parse_version(v.version), reverse=True
     )
     if status.latestVersion is None or parse_version(version) > parse_version(status.latestVersion):
         status.latestVersion = version
     result.events.append(Event("Normal", "VersionImported", f"adopted imported version {version}"))
+
+
+def _list_stored_versions(inp: PlanInput, result: Plan) -> None:
+    """Versions of the channel in the store that status does not list (a re-created
+    ChannelModel, a run that published but was not recorded): listed as Stored with
+    origin `store`, so numbering continues after them and people see them. They are
+    not served unless pinned, and retention leaves them alone until adopted."""
+    status = result.status
+    known = {v.version for v in status.versions}
+    found = [v for v in inp.store_versions if v not in known and _is_semver(v)]
+    if not found:
+        return
+    records = [
+        VersionRecord(version=v, createdAt=inp.now, origin="store", state=VersionState.STORED)
+        for v in found
+    ]
+    status.versions = sorted(
+        [*status.versions, *records], key=lambda v: parse_version(v.version), reverse=True
+    )
+    newest = max(found, key=parse_version)
+    if status.latestVersion is None or parse_version(newest) > parse_version(status.latestVersion):
+        status.latestVersion = newest
+    shown = ", ".join(sorted(found, key=parse_version)[-5:])
+    result.events.append(
+        Event("Normal", "VersionsFound", f"{len(found)} version(s) already in the store: {shown}")
+    )
 
 
 def _is_semver(text: str) -> bool:
@@ -349,7 +386,12 @@ def _serve(inp: PlanInput, result: Plan) -> None:
         target: str | None = pinned
     else:
         target = next(
-            (v.version for v in status.versions if v.state != VersionState.REJECTED), None
+            (
+                v.version
+                for v in status.versions
+                if v.state not in (VersionState.REJECTED, VersionState.STORED)
+            ),
+            None,
         )
         if pinned and pinned not in known:
             # Pinning to something that is not there keeps the current model.
@@ -362,9 +404,9 @@ def _serve(inp: PlanInput, result: Plan) -> None:
     status.modelVersion = target
     status.modelBaseUrl = inp.model_base_url(inp.spec.channelId, target) if target else None
 
-    keep = {target, pinned} | set(
-        newest_first([v.version for v in status.versions])[: inp.spec.retainVersions]
-    )
+    stored = {v.version for v in status.versions if v.state == VersionState.STORED}
+    managed = [v.version for v in status.versions if v.version not in stored]
+    keep = {target, pinned} | stored | set(newest_first(managed)[: inp.spec.retainVersions])
     result.delete_versions = [v.version for v in status.versions if v.version not in keep]
     status.versions = [
         v.model_copy(
@@ -372,8 +414,8 @@ def _serve(inp: PlanInput, result: Plan) -> None:
                 "state": VersionState.SERVED
                 if v.version == target
                 else (
-                    VersionState.REJECTED
-                    if v.state == VersionState.REJECTED
+                    v.state
+                    if v.state in (VersionState.REJECTED, VersionState.STORED)
                     else VersionState.RETAINED
                 )
             }

@@ -40,7 +40,7 @@ class Runtime:
     notifier: Notifier = field(default_factory=Notifier)
     telemetry: ChannelTelemetry = field(default_factory=ChannelTelemetry)
     # Secret checks are rate-limited per object (a cache, not state).
-    # (checked at, problem, the (Secret, key) list checked)
-    secret_checks: dict[tuple[str, str], tuple[float, str | None, list[tuple[str, str | None]]]] = (
+    # (checked at, problem, the Secrets checked)
+    secret_checks: dict[tuple[str, str], tuple[float, str | None, list[str]]] = (
         field(default_factory=dict)
     )

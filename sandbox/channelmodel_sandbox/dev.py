@@ -46,6 +46,8 @@ SOURCE_CHECKOUT = Path(__file__).resolve().parents[2]
 REFERENCE_EXPORT = "reference/teachable-machine-image-export.zip"
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal, as shells report
 
+LOOPBACK_NETWORKS = "127.0.0.0/8,::1/128"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -156,6 +158,9 @@ class Sandbox:
                 # A dozen photos per product leaves 2-3 for validation: accuracy moves
                 # in steps of ~10 points, so the relative quality gate gets a wide margin.
                 "CHANNELMODEL_QUALITY_MARGIN": "0.25",
+                # The sandbox's manifest, images and webhooks are on this machine:
+                # loopback is allowed here explicitly (refused by default).
+                "CHANNELMODEL_EGRESS_ALLOW_NETWORKS": LOOPBACK_NETWORKS,
             }
         )
         return env

@@ -75,14 +75,8 @@ async def test_manual_mode_requests_a_retrain(k8s: Cluster, compat_client: Compa
     assert ann.INVENTORY_CHANGE not in annotations  # not an event: no debounce, no cooldown
 
 
-async def test_webhook_url_is_mapped_onto_notify_keeping_its_secret(
-    k8s: Cluster, compat_client: CompatClient
-) -> None:
-    secret_ref = {"name": "hooks", "key": "hmac"}
-    k8s.create_channelmodel(
-        "shop-one",
-        {**SPEC, "notify": {"webhookUrl": "https://old.test/hook", "secretRef": secret_ref}},
-    )
+async def test_webhook_url_is_mapped_onto_notify(k8s: Cluster, compat_client: CompatClient) -> None:
+    k8s.create_channelmodel("shop-one", {**SPEC, "notify": {"webhookUrl": "https://old.test/h"}})
     async with compat_client() as client:
         status, _ = await post_train(client, train_body(webhookUrl="https://backend.test/new"))
         generation = k8s.get_channelmodel("shop-one")["metadata"]["generation"]
@@ -90,11 +84,45 @@ async def test_webhook_url_is_mapped_onto_notify_keeping_its_secret(
 
     assert (status, again) == (202, 202)
     obj = k8s.get_channelmodel("shop-one")
-    assert obj["spec"]["notify"] == {
-        "webhookUrl": "https://backend.test/new",
-        "secretRef": secret_ref,
-    }
+    assert obj["spec"]["notify"] == {"webhookUrl": "https://backend.test/new"}
     assert obj["metadata"]["generation"] == generation  # same URL: the spec is left alone
+
+
+async def test_a_signed_webhook_cannot_be_retargeted(
+    k8s: Cluster, compat_client: CompatClient
+) -> None:
+    # Issue 12: the API let a caller move a signed webhook to 169.254.169.254.
+    notify = {"webhookUrl": "https://old.test/hook", "secretRef": {"name": "hooks", "key": "h"}}
+    k8s.create_channelmodel("shop-one", {**SPEC, "notify": notify})
+    async with compat_client() as client:
+        status, body = await post_train(
+            client, train_body(webhookUrl="http://169.254.169.254/latest/meta-data")
+        )
+        same, _ = await post_train(client, train_body(webhookUrl="https://old.test/hook"))
+
+    assert status == 409
+    assert "signed webhook" in body["error"]
+    assert same == 202  # the URL it already has is fine
+    obj = k8s.get_channelmodel("shop-one")
+    assert obj["spec"]["notify"] == notify
+    assert ann.INVENTORY_CHANGED_AT in obj["metadata"]["annotations"]  # from the second call
+
+
+async def test_deeply_nested_json_is_a_400(k8s: Cluster, compat_client: CompatClient) -> None:
+    k8s.create_channelmodel("shop-one", SPEC)
+    deep = "[" * 100_000 + "]" * 100_000
+    huge_number = '{"channelId": ' + "9" * 5000 + "}"
+    async with compat_client() as client:
+        answers = []
+        for raw in (deep, huge_number):
+            response = await client.post(
+                "/v1/train",
+                data=raw,
+                headers={**AUTH, "Content-Type": "application/json"},
+            )
+            answers.append((response.status, (await response.json())["error"]))
+    assert [status for status, _ in answers] == [400, 400]
+    assert all(error.startswith("invalid request") for _, error in answers)
 
 
 async def test_creation_when_enabled_keeps_the_token_in_a_secret(
@@ -123,6 +151,12 @@ async def test_creation_when_enabled_keeps_the_token_in_a_secret(
     assert token not in str(obj)
     owner = secret.metadata.owner_references[0]
     assert (owner.kind, owner.name, owner.uid) == ("ChannelModel", name, obj["metadata"]["uid"])
+    # Opted in for exactly this ChannelModel (issue 12): the operator may hand it to its Jobs.
+    assert secret.metadata.annotations == {
+        "ml.dukarun.io/channel-models": name,
+        # the token may only go to the backend it came with
+        "ml.dukarun.io/token-origins": "https://shop.test",
+    }
     # The request is on the object from the start: the first training covers it.
     requested_at = text.split('"jobId": "')[1].split('"')[0].split("/")[2]
     assert obj["metadata"]["annotations"][ann.INVENTORY_CHANGED_AT] == requested_at
@@ -239,6 +273,15 @@ async def test_creation_never_takes_over_a_name_in_use(
     }
     assert k8s.get_channelmodel("shop-5")["spec"]["channelId"] == "legacy-5"
     names = [s.metadata.name for s in k8s.core.list_namespaced_secret(k8s.namespace).items]
-    assert names == ["shop-6-manifest-token"]  # the Secret made for shop-5 was removed again
+    assert names == ["shop-6-manifest-token"]  # no Secret was made for shop-5 (none deleted)
+    assert k8s.count_requests(since=0, verbs={"delete"}) == 0
+    assert [m["metadata"]["name"] for m in _channel_models(k8s)] == ["shop-5"]
     secret = k8s.core.read_namespaced_secret("shop-6-manifest-token", k8s.namespace)
     assert base64.b64decode(secret.data["token"]) == b"ops"
+
+
+def _channel_models(k8s: Cluster) -> list[dict[str, Any]]:
+    listing = k8s.custom.list_namespaced_custom_object(
+        "ml.dukarun.io", "v1alpha1", "default", "channelmodels"
+    )
+    return list(listing["items"])

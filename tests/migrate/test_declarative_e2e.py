@@ -27,7 +27,10 @@ def test_import_from_url_with_token_is_served_as_first_version(
     k8s.core.create_namespaced_secret(
         k8s.namespace,
         {
-            "metadata": {"name": "tm-host"},
+            "metadata": {
+                "name": "tm-host",
+                "annotations": {"ml.dukarun.io/channel-models": "shop-1"},
+            },
             "data": {"token": base64.b64encode(b"tm-token").decode()},
         },
     )

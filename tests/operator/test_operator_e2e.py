@@ -175,15 +175,31 @@ def test_unknown_secret_is_a_condition_not_a_crash_loop(
     assert status["trainingStatus"] == "Queued"
     assert k8s.jobs() == []
     assert operator.running
-    # creating the Secret unblocks it
+    # A Secret that exists but is not opted in for this ChannelModel is not used (issue 12):
+    # whoever may patch a ChannelModel must not reach every Secret of the namespace.
     k8s.core.create_namespaced_secret(
         k8s.namespace,
         {"metadata": {"name": "missing"}, "data": {"token": base64.b64encode(b"t0k").decode()}},
     )
     wait_for(
+        lambda: (
+            "is not opted in for ChannelModel shop-1"
+            in _condition(_status(k8s), "SpecValid")["message"]
+        ),
+        timeout=30,
+        message="SpecValid says the Secret is not opted in",
+    )
+    assert k8s.jobs() == []
+    # opting it in (the annotation names the ChannelModel) unblocks it
+    k8s.core.patch_namespaced_secret(
+        "missing",
+        "default",
+        {"metadata": {"annotations": {"ml.dukarun.io/channel-models": "other, shop-1"}}},
+    )
+    wait_for(
         lambda: _version_is(k8s, "1.0.0"),
         timeout=60,
-        message="version 1.0.0 once the Secret exists",
+        message="version 1.0.0 once the Secret is opted in",
     )
     assert "t0k" not in operator.log_text()
 
@@ -225,7 +241,10 @@ def test_webhook_events_are_signed_in_order_and_metrics_add_up(
     secret = b"webhook-key"
     k8s.core.create_namespaced_secret(
         k8s.namespace,
-        {"metadata": {"name": "hook"}, "data": {"hmac": base64.b64encode(secret).decode()}},
+        {
+            "metadata": {"name": "hook", "annotations": {"ml.dukarun.io/channel-models": "shop-1"}},
+            "data": {"hmac": base64.b64encode(secret).decode()},
+        },
     )
     start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.2"))
     operator_process(

@@ -591,3 +591,59 @@ def test_a_job_the_scheduler_cannot_place_says_why() -> None:
     placed = planned(JobObservation(phase=JobPhase.RUNNING))
     placed_training = get_condition(placed.status.conditions, "Training")
     assert placed_training is not None and placed_training.reason == "JobRunning"
+
+
+def _recreated(store_versions: tuple[str, ...], **spec: Any) -> tuple[Sim, Any]:
+    """A ChannelModel with empty status whose channel has versions in the store."""
+    from channelmodel.planner import PlanInput, plan
+
+    from .sim import base_url
+
+    sim = Sim(spec=make_spec(**spec))
+    p = plan(
+        PlanInput(name="shop-1", spec=sim.spec, status=sim.status, annotations={}, now=sim.now,
+                  fleet=sim.fleet, model_base_url=base_url, store_latest=store_versions[-1],
+                  store_versions=store_versions)
+    )  # fmt: skip
+    sim.status = p.status
+    if p.start_job:
+        sim.started.append((sim.now, p.start_job))
+        sim.job_phase, sim.job_result = JobPhase.RUNNING, None
+    return sim, p
+
+
+def test_stored_versions_of_a_recreated_channel_are_listed_not_served_nor_deleted() -> None:
+    # Issue 12: the versions appear in status.versions with their origin.
+    sim, p = _recreated(("1.0.0", "1.0.1", "1.0.2"), retainVersions=1)
+    assert p.start_job is not None and p.start_job.version == "1.0.3"
+    assert [(v.version, v.state.value, v.origin) for v in sim.status.versions] == [
+        ("1.0.2", "Stored", "store"),
+        ("1.0.1", "Stored", "store"),
+        ("1.0.0", "Stored", "store"),
+    ]
+    assert sim.status.latestVersion == "1.0.2"
+    assert p.serve_version is None and sim.status.modelVersion is None  # no guess
+    assert p.delete_versions == []
+    assert any(e.reason == "VersionsFound" for e in p.events)
+
+    sim.now += timedelta(seconds=10)
+    done = sim.finish(accuracy=0.9)
+    assert done.serve_version == "1.0.3"
+    assert done.delete_versions == []  # retainVersions=1 counts managed versions only
+    assert [(v.version, v.state.value) for v in sim.status.versions] == [
+        ("1.0.3", "Served"), ("1.0.2", "Stored"), ("1.0.1", "Stored"), ("1.0.0", "Stored"),
+    ]  # fmt: skip
+
+
+def test_a_stored_version_is_served_when_pinned_and_managed_when_adopted() -> None:
+    sim, _ = _recreated(("1.0.0", "1.0.1"), suspend=True)
+    sim.spec = make_spec(suspend=True, pinnedVersion="1.0.0")
+    pinned = sim.tick()
+    assert pinned.serve_version == "1.0.0"
+    assert sim.status.modelVersion == "1.0.0"
+
+    sim.annotations["ml.dukarun.io/imported-version"] = "1.0.1"
+    adopted = sim.tick()
+    record = next(v for v in sim.status.versions if v.version == "1.0.1")
+    assert (record.state.value, record.origin) == ("Retained", "imported")
+    assert any(e.reason == "VersionImported" for e in adopted.events)

@@ -49,7 +49,10 @@ def test_more_gpus_than_any_node_has_stays_pending_and_status_says_why(
     k8s: RealCluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
 ) -> None:
     start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.2"))
-    operator_process(env={"CHANNELMODEL_RECONCILE_INTERVAL_SECONDS": "0.25"})
+    # The operator's policy allows 8 GPUs; the cluster has no node with that many.
+    operator_process(
+        env={"CHANNELMODEL_RECONCILE_INTERVAL_SECONDS": "0.25", "CHANNELMODEL_MAX_GPUS": "8"}
+    )
     k8s.create_channelmodel("gpu-1", {**SPEC, "training": {"gpus": 8}})
 
     training = wait_for(

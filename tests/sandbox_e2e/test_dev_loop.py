@@ -71,7 +71,8 @@ def test_dev_sandbox_trains_serves_retrains_and_reports(
         "webhookUrl": webhook.url,
         "secretRef": {"name": "webhook", "key": "hmac"},
     }
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "webhook", "namespace": "default"},
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "webhook", "namespace": "default",
+              "annotations": {"ml.dukarun.io/channel-models": example["metadata"]["name"]}},
               "data": {"hmac": __import__("base64").b64encode(SECRET).decode()}}  # fmt: skip
     manifest_file = tmp_path / "channelmodel.yaml"
     manifest_file.write_text(yaml.safe_dump_all([secret, example]))

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from channelmodel.egress import EgressPolicy, guarded_transport
 from channelmodel.notify import new_message_id, signing_keys, webhook_headers
 from channelmodel_trainer.progress import Progress
 
@@ -42,7 +43,11 @@ class WebhookProgress:
         self._next_percent: dict[str, int] = {}
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="progress-webhook")
         self._pending: list[Any] = []
-        self._client = httpx.Client(timeout=3.0, follow_redirects=False)
+        self._client = httpx.Client(
+            timeout=3.0,
+            follow_redirects=False,
+            transport=guarded_transport(EgressPolicy.from_env()),
+        )
 
     def start(self, stage: str, total: int | None) -> None:
         self._inner.start(stage, total)

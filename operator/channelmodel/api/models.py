@@ -274,6 +274,9 @@ class VersionState(StrEnum):
     SERVED = "Served"
     RETAINED = "Retained"
     REJECTED = "Rejected"
+    # Found in the store, not published by this ChannelModel (it was re-created):
+    # listed, never served unless pinned, never deleted by retention.
+    STORED = "Stored"
 
 
 class VersionRecord(_Model):
@@ -281,7 +284,10 @@ class VersionRecord(_Model):
     createdAt: datetime
     accuracy: float | None = None
     state: VersionState = VersionState.RETAINED
-    origin: str = Field(default="trained", description="trained, or imported:<source>.")
+    origin: str = Field(
+        default="trained",
+        description="trained, imported:<source>, or store (found in the store when re-created).",
+    )
     labelsLookLikeProductIds: bool | None = Field(
         default=None, description="False flags an imported model whose labels look like names."
     )
