@@ -41,6 +41,6 @@ class Runtime:
     telemetry: ChannelTelemetry = field(default_factory=ChannelTelemetry)
     # Secret checks are rate-limited per object (a cache, not state).
     # (checked at, problem, the Secrets checked)
-    secret_checks: dict[tuple[str, str], tuple[float, str | None, list[str]]] = (
-        field(default_factory=dict)
+    secret_checks: dict[tuple[str, str], tuple[float, str | None, list[str]]] = field(
+        default_factory=dict
     )
