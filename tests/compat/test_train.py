@@ -282,6 +282,6 @@ async def test_creation_never_takes_over_a_name_in_use(
 
 def _channel_models(k8s: Cluster) -> list[dict[str, Any]]:
     listing = k8s.custom.list_namespaced_custom_object(
-        "ml.dukarun.io", "v1alpha1", "default", "channelmodels"
+        "ml.dukarun.io", "v1alpha1", k8s.namespace, "channelmodels"
     )
     return list(listing["items"])

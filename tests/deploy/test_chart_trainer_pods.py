@@ -56,6 +56,7 @@ def test_chart_security_context_reaches_trainer_pods(
     argv = [sys.executable, "-m", "channelmodel", *[a for a in argv[1:] if "--liveness" not in a]]
     env["CHANNELMODEL_STORE_URI"] = f"file://{tmp_path / 'store'}"
     env["CHANNELMODEL_METRICS_PORT"] = "0"
+    k8s.ensure_namespace(NAMESPACE, env["CHANNELMODEL_TRAINER_SERVICE_ACCOUNT"])
     start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.2"))
     operator_process(env=env, argv=argv, name="chart-operator")
     k8s.create_channelmodel(  # no spec.training.gpus: the chart-wide default applies

@@ -193,7 +193,7 @@ def test_unknown_secret_is_a_condition_not_a_crash_loop(
     # opting it in (the annotation names the ChannelModel) unblocks it
     k8s.core.patch_namespaced_secret(
         "missing",
-        "default",
+        k8s.namespace,
         {"metadata": {"annotations": {"ml.dukarun.io/channel-models": "other, shop-1"}}},
     )
     wait_for(

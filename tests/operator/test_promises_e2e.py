@@ -142,7 +142,14 @@ def test_import_jobs_check_their_own_secret_and_number_versions_from_the_store(
 
     k8s.core.create_namespaced_secret(
         k8s.namespace,
-        {"metadata": {"name": "import-token"}, "data": {"token": base64.b64encode(b"t").decode()}},
+        {
+            # opted in for this ChannelModel (issue 12: Secrets are used only when opted in)
+            "metadata": {
+                "name": "import-token",
+                "annotations": {"ml.dukarun.io/channel-models": "shop-1"},
+            },
+            "data": {"token": base64.b64encode(b"t").decode()},
+        },
     )
     job = wait_for(lambda: (jobs := k8s.jobs()) and jobs[0], timeout=30, message="import Job")
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -164,7 +171,8 @@ def test_suspend_stops_the_running_job_and_its_result_is_never_served(
     status = wait_for(lambda: _training_status(k8s, "Queued"), timeout=30, message="Queued")
     assert status.get("modelVersion") is None and status.get("currentJob") is None
     assert _condition(status, "Training")["reason"] == "Suspended"
-    events = k8s.events()
+    # The ChannelModel's own Events (a real cluster's Job controller and scheduler post theirs).
+    events = [e for e in k8s.events() if e["involvedObject"]["kind"] == "ChannelModel"]
     assert "TrainingCancelled" in {e.get("reason") for e in events}
     # `kubectl describe` shows the operator, not the framework, as the source.
     assert {e["source"]["component"] for e in events} == {"channelmodel-operator"}

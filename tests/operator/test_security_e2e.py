@@ -124,7 +124,7 @@ def test_a_second_channelmodel_cannot_take_over_a_channel(
         return ""
 
     message = wait_for(intruder_blocked, timeout=30, message="intruder SpecValid=False")
-    assert "channelId shop-1 belongs to ChannelModel default/shop-1" in message
+    assert f"channelId shop-1 belongs to ChannelModel {k8s.namespace}/shop-1" in message
     assert [job["metadata"]["name"] for job in k8s.jobs()] == ["shop-1-train-1"]
 
     k8s.delete_channelmodel("intruder")
@@ -149,7 +149,7 @@ def test_a_pinned_token_never_follows_an_edited_manifest_url(
     start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.1"))
     operator_process()
     k8s.core.create_namespaced_secret(
-        "default",
+        k8s.namespace,
         {
             "metadata": {
                 "name": "backend-token",
