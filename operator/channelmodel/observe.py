@@ -10,6 +10,7 @@ from typing import Any
 
 from channelmodel.api.models import ChannelModelSpec, ChannelModelStatus, SecretKeyRef
 from channelmodel.jobs import JOB_NAME_LABEL, job_phase, observe
+from channelmodel.kube import SecretView
 from channelmodel.metrics import QUEUE_LENGTH, TRAININGS_RUNNING
 from channelmodel.planner import Fleet, JobObservation, JobPhase, StartJob, parse_time
 from channelmodel.policy import job_secret_refs, secret_opt_in_problem, token_origin_problem
@@ -122,13 +123,7 @@ async def secret_problem(
                 continue  # the webhook key is optional for the trainer (progress events)
             problem = secret
             break
-        problem = secret_opt_in_problem(
-            {"annotations": secret.annotations},
-            namespace=namespace,
-            secret=ref.name,
-            channel_model=name,
-            settings=rt.settings,
-        )
+        problem = _opt_in_problem(rt, namespace, name, ref, secret)
         if problem is None and url is not None:
             problem = token_origin_problem(
                 {"annotations": secret.annotations}, namespace=namespace, secret=ref.name, url=url
@@ -151,14 +146,21 @@ async def usable_secret_value(
     secret = await rt.kube.read_secret(namespace, ref.name)
     if isinstance(secret, str):
         return secret
-    problem = secret_opt_in_problem(
+    problem = _opt_in_problem(rt, namespace, name, ref, secret)
+    if problem:
+        return problem
+    value = secret.data.get(ref.key)
+    return value if value else f"Secret {namespace}/{ref.name} has no key {ref.key!r}"
+
+
+def _opt_in_problem(
+    rt: Runtime, namespace: str, name: str, ref: SecretKeyRef, secret: SecretView
+) -> str | None:
+    """Why ChannelModel `name` may not use this Secret (not opted in for it), or None."""
+    return secret_opt_in_problem(
         {"annotations": secret.annotations},
         namespace=namespace,
         secret=ref.name,
         channel_model=name,
         settings=rt.settings,
     )
-    if problem:
-        return problem
-    value = secret.data.get(ref.key)
-    return value if value else f"Secret {namespace}/{ref.name} has no key {ref.key!r}"

@@ -9,9 +9,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import os
 import re
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -129,6 +132,21 @@ async def resolve_env(pod: Obj, container: Mapping[str, Any], read: ObjectReader
         else:
             env[name] = ""
     return env
+
+
+async def terminate(process: asyncio.subprocess.Process | None, grace_seconds: float) -> None:
+    """SIGTERM the process group, SIGKILL after the grace period (as the kubelet does)."""
+    if process is None or process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(asyncio.shield(process.wait()), max(grace_seconds, 0.1))
+    except (TimeoutError, asyncio.CancelledError):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(asyncio.CancelledError):
+            await process.wait()
 
 
 def termination_message(

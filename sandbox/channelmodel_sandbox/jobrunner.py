@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import secrets
-import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from channelmodel_sandbox.containers import (
     StandInCommand,
     choose_command,
     resolve_env,
+    terminate,
     termination_message,
 )
 
@@ -550,16 +550,4 @@ class JobRunner:
         return "Succeeded" if succeeded else "Failed"
 
     async def _kill(self, run: JobRun) -> None:
-        """SIGTERM the process group, SIGKILL after the grace period (as the kubelet does)."""
-        process = run.process
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.shield(process.wait()), self.kill_grace_seconds)
-        except (TimeoutError, asyncio.CancelledError):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(asyncio.CancelledError):
-                await process.wait()
+        await terminate(run.process, self.kill_grace_seconds)

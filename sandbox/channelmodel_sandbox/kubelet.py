@@ -32,7 +32,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from channelmodel_sandbox.containers import (
     StandIn,
     choose_command,
     resolve_env,
+    terminate,
     termination_message,
 )
 
@@ -670,10 +670,10 @@ class ProcessKubelet:
             await asyncio.wait({exited, stop}, return_when=asyncio.FIRST_COMPLETED)
             stop.cancel()
             if not exited.done():
-                await self._terminate(run, run.grace_seconds)
+                await terminate(run.process, run.grace_seconds)
             exit_code = await exited
         except asyncio.CancelledError:
-            await self._terminate(run, 0)
+            await terminate(run.process, 0)
             raise
         if exit_code < 0:
             exit_code = 128 - exit_code  # killed by a signal: 128 + its number
@@ -704,18 +704,3 @@ class ProcessKubelet:
                 ],
             },
         )
-
-    async def _terminate(self, run: PodRun, grace_seconds: float) -> None:
-        """SIGTERM the process group, SIGKILL after the grace period."""
-        process = run.process
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.shield(process.wait()), max(grace_seconds, 0.1))
-        except (TimeoutError, asyncio.CancelledError):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(asyncio.CancelledError):
-                await process.wait()
