@@ -8,6 +8,7 @@ import {
   EventBus,
   ID,
   Logger,
+  Product,
   ProductChannelEvent,
   ProductEvent,
   ProductVariantEvent,
@@ -101,8 +102,12 @@ export class ChannelModelService implements OnApplicationBootstrap, OnApplicatio
       this.report(event.channelId, event.type === 'assigned' ? 'productAdded' : 'productDeleted');
     });
     this.eventBus.ofType(ProductVariantEvent).subscribe((event) => {
-      if (event.type === 'deleted' || (event.type === 'updated' && variantInputsTouchAssets(event.input))) {
-        this.report(event.ctx.channelId, 'imageChanged');
+      if (event.type === 'updated' && variantInputsTouchAssets(event.input)) this.report(event.ctx.channelId, 'imageChanged');
+      if (event.type === 'deleted') {
+        // Deleting a product deletes its variants right after: that is a productDeleted, not an image change.
+        void this.anyProductAlive(event.entity.map((variant) => variant.productId)).then((alive) => {
+          if (alive) this.report(event.ctx.channelId, 'imageChanged');
+        });
       }
     });
     this.eventBus.ofType(AssetEvent).subscribe((event) => {
@@ -215,6 +220,18 @@ export class ChannelModelService implements OnApplicationBootstrap, OnApplicatio
     const ctx = await this.requestContextService.create({ apiType: 'admin' }); // no session: a system update
     await this.channelService.update(ctx, { id: channel.id, customFields: update } as never);
     return true;
+  }
+
+  private async anyProductAlive(productIds: ID[]): Promise<boolean> {
+    if (productIds.length === 0) return false;
+    const alive = await this.connection.rawConnection
+      .getRepository(Product)
+      .createQueryBuilder('product')
+      .whereInIds([...new Set(productIds)])
+      .andWhere('product.deletedAt IS NULL')
+      .getCount()
+      .catch(() => 1); // when in doubt, report
+    return alive > 0;
   }
 
   private async findChannel(channelId: string): Promise<Channel | undefined> {
