@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import kubernetes
 import pytest
 
 from channelmodel.sandbox.jobrunner import StandInCommand
@@ -49,15 +50,13 @@ def test_vendure_server_with_the_operator(
     plugin = package_dir("vendure-plugin")
     manifest_token = base64.urlsafe_b64encode(os.urandom(24)).decode()
     webhook_secret = os.urandom(32).hex()
+    data = {"manifest-token": manifest_token, "webhook-hmac": webhook_secret}
     k8s.core.create_namespaced_secret(
         k8s.namespace,
-        {
-            "metadata": {"name": SECRET},
-            "data": {
-                "manifest-token": base64.b64encode(manifest_token.encode()).decode(),
-                "webhook-hmac": base64.b64encode(webhook_secret.encode()).decode(),
-            },
-        },
+        kubernetes.client.V1Secret(
+            metadata=kubernetes.client.V1ObjectMeta(name=SECRET),
+            data={key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
+        ),
     )
     start_job_runner(stand_in=_stand_in)
     operator = operator_process(env={"CHANNELMODEL_RECONCILE_INTERVAL_SECONDS": "0.25"})
