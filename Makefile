@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup test test-fast lint format typecheck crd dev bench kind-e2e helm-lint chart-test images clean
+.PHONY: help setup test test-fast test-integrations lint format typecheck crd dev bench kind-e2e helm-lint chart-test images clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -16,6 +16,9 @@ test: ## the whole test suite (what CI runs)
 
 test-fast: ## skip the slow tests (TensorFlow, node, browser)
 	$(PY) -m pytest -q -m "not slow"
+
+test-integrations: ## the shop packages (integrations/): Vendure plugin and model-sync, their own tests and end to end
+	$(PY) -m pytest -q -ra tests/integrations
 
 lint: ## ruff + mypy
 	$(VENV)/bin/ruff check operator trainer tests bench

@@ -95,6 +95,13 @@ def _serve(store_uri: str, port: int, log: Path) -> subprocess.Popen[bytes]:
             time.sleep(0.2)
 
 
+def test_unit_tests_pass() -> None:
+    """Verification and ranking in node; the browser test skips itself without its config."""
+    output = run_npm(package_dir("model-sync"), "test", env={"CHANNELMODEL_SYNC_E2E_CONFIG": ""})
+    counts = tap_counts(output)
+    assert counts.get("fail") == 0 and counts.get("pass", 0) >= 5, output[-3000:]
+
+
 def test_model_sync_in_chromium(trained: str, tmp_path: Path) -> None:
     package = package_dir("model-sync")
     if not Path(CHROMIUM).is_file():

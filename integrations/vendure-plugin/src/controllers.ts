@@ -3,7 +3,7 @@ import { Channel, Logger, TransactionalConnection } from '@vendure/core';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { bearerMatches } from './auth';
 import { loggerCtx, PLUGIN_OPTIONS } from './constants';
-import { manifestPages, productImageSources } from './manifest';
+import { manifestPages } from './manifest';
 import { ResolvedOptions } from './options';
 import { ChannelModelService } from './service';
 import { parseEvent, WebhookVerifier } from './webhook';
@@ -68,7 +68,7 @@ export class ChannelModelController {
         for (const product of page) {
           const entry = {
             id: this.service.encodeId(product.id),
-            images: productImageSources(product).map((source) => this.options.assetUrl(source)),
+            images: product.sources.map((source) => this.options.assetUrl(source)),
           };
           chunk += (first ? '' : ',') + JSON.stringify(entry);
           first = false;
