@@ -179,8 +179,8 @@ function predictAll(page: Page, loader: 'tfjs' | 'tm', backend?: 'cpu' | 'webgl'
       top.push({ expected: photos[i].productId, got });
     }
     classifier.dispose();
-    const backend = (window.tf as unknown as { getBackend(): string }).getBackend();
-    return { version: stored.version, top, ms, readMs: t1 - t0, loadMs: t2 - t1, firstPredictMs, backend };
+    const used = (window.tf as unknown as { getBackend(): string }).getBackend();
+    return { version: stored.version, top, ms, readMs: t1 - t0, loadMs: t2 - t1, firstPredictMs, backend: used };
   }, { channelId: config.channelId, photos: config.photos, loader, backend });
 }
 
