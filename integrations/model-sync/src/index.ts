@@ -3,7 +3,7 @@ export type { ModelSyncOptions } from './sync.js';
 export { ModelStore } from './idb.js';
 export type { CurrentRecord } from './idb.js';
 export { loadWithTfjs, memoryHandler, topK } from './tfjs.js';
-export type { LayersModelLike, TensorLike, TfNamespace } from './tfjs.js';
+export type { TfNamespace } from './tfjs.js';
 export { loadWithTeachableMachine } from './teachable.js';
 export type { TeachableMachineNamespace } from './teachable.js';
 export { checkMetadata, checkModelJson, outputUnits } from './verify.js';

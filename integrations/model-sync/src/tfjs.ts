@@ -1,33 +1,16 @@
+import type * as tfjs from '@tensorflow/tfjs';
 import type { Classifier, ImageSource, Prediction, StoredModel } from './types.js';
 
 /**
- * The part of the TF.js API this library uses: the same in `@tensorflow/tfjs` 1.3.1 (what
- * `@teachablemachine/image` pins) and 4.x, so either namespace can be passed in.
+ * The TF.js namespace: `import * as tf from '@tensorflow/tfjs'` (4.x), or the global `tf` of
+ * TF.js 1.3.1 that `@teachablemachine/image` brings. Only `loadLayersModel`, `tidy`, `slice`,
+ * `browser.fromPixels` and `image.resizeBilinear` are used: the same in both. Types only: TF.js
+ * is never bundled with this library.
  */
-export interface TensorLike {
-  readonly shape: number[];
-  div(value: number): TensorLike;
-  sub(value: number): TensorLike;
-  expandDims(axis?: number): TensorLike;
-  data(): Promise<ArrayLike<number>>;
-  dispose(): void;
-}
-
-export interface LayersModelLike {
-  predict(input: TensorLike): TensorLike | TensorLike[];
-  dispose(): void;
-}
-
-export interface TfNamespace {
-  loadLayersModel(handler: { load(): Promise<unknown> }): Promise<LayersModelLike>;
-  tidy<T extends TensorLike>(fn: () => T): T;
-  slice(x: TensorLike, begin: number[], size: number[]): TensorLike;
-  browser: { fromPixels(source: ImageSource): TensorLike };
-  image: { resizeBilinear(images: TensorLike, size: [number, number]): TensorLike };
-}
+export type TfNamespace = typeof tfjs;
 
 /** An in-memory IOHandler: TF.js loads the stored files without any network. */
-export function memoryHandler(model: StoredModel): { load(): Promise<unknown> } {
+export function memoryHandler(model: StoredModel): tfjs.io.IOHandler {
   const { modelJson, weights } = model;
   return {
     load: async () => ({

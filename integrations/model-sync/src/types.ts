@@ -22,8 +22,8 @@ export interface StoredModel {
 export interface WeightSpec {
   name: string;
   shape: number[];
-  dtype: string;
-  quantization?: { dtype: string };
+  dtype: 'float32' | 'int32' | 'bool' | 'complex64' | 'string';
+  quantization?: { dtype: 'uint8' | 'uint16' | 'float16'; scale?: number; min?: number };
 }
 
 export interface LayersModelJson {
@@ -53,7 +53,7 @@ export interface Classifier {
   dispose(): void;
 }
 
-export type ImageSource = HTMLImageElement | HTMLVideoElement | HTMLCanvasElement | ImageBitmap | ImageData | OffscreenCanvas;
+export type ImageSource = HTMLImageElement | HTMLVideoElement | HTMLCanvasElement | ImageBitmap | ImageData;
 
 export interface DownloadProgress {
   version: string;
