@@ -7,6 +7,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { DefaultLogger, LogLevel, mergeConfig } from '@vendure/core';
 import { createTestEnvironment, registerInitializer, SimpleGraphQLClient, SqljsInitializer, testConfig } from '@vendure/testing';
+import { DocumentNode, Kind, parse } from 'graphql';
 import gql from 'graphql-tag';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
@@ -50,15 +51,19 @@ const UPDATE_CHANNEL = gql`
     updateChannel(input: $input) { ... on Channel { id customFields { modelAutoRetrainEnabled } } }
   }
 `;
-const ACTIVE_CHANNEL = gql`
-  query { activeChannel { id customFields { modelBaseUrl modelVersion modelLastTrained modelTrainingStatus } } }
-`;
-const STATUS = gql`
-  query { channelModelStatus { channelId name source modelVersion modelBaseUrl trainingStatus lastTrained autoRetrain pendingChange } }
-`;
-const RETRAIN = gql`
-  mutation { retrainChannelModel { channelId requestedAt } }
-`;
+/** An operation of docs/integration.md's GraphQL blocks: the guide's queries are the ones tested. */
+function fromDocs(name: string): DocumentNode {
+  const text = readFileSync(path.resolve(__dirname, '../../../../docs/integration.md'), 'utf8');
+  for (const block of text.matchAll(/```graphql\n([\s\S]*?)```/g)) {
+    const operation = parse(block[1]).definitions.find((d) => d.kind === Kind.OPERATION_DEFINITION && d.name?.value === name);
+    if (operation) return { kind: Kind.DOCUMENT, definitions: [operation] };
+  }
+  throw new Error(`docs/integration.md has no GraphQL operation ${name}`);
+}
+
+const ACTIVE_CHANNEL = fromDocs('ActiveChannelModel');
+const STATUS = fromDocs('ChannelModelStatus');
+const RETRAIN = fromDocs('RetrainChannelModel');
 const CREATE_ROLE = gql`
   mutation CreateRole($input: CreateRoleInput!) { createRole(input: $input) { id } }
 `;
@@ -201,7 +206,7 @@ test('catalog changes train the channel model and the Shop API serves its versio
         channelId: CHANNEL,
         manifest: { url: `${base}/manifest/${CHANNEL}`, authSecretRef: { name: config.secretName, key: 'manifest-token' } },
         notify: { webhookUrl: `${base}/events`, secretRef: { name: config.secretName, key: 'webhook-hmac' } },
-        debounceSeconds: 1, cooldownSeconds: 0, training: { gpus: 0 },
+        debounceSeconds: 3, cooldownSeconds: 0, training: { gpus: 0 },
       },
     },
   });
@@ -239,7 +244,7 @@ test('catalog changes train the channel model and the Shop API serves its versio
     const patches = reporter.attempts - before;
     assert.ok(patches <= Math.ceil(seconds) + 1, `${patches} patches for 40 changes in ${seconds.toFixed(1)} s`);
     await waitForShopVersion('1.0.3');
-    await sleep(3000);
+    await sleep(4000);
     assert.equal(await shopVersion(), '1.0.3', 'one training for the burst');
     assert.equal(labelsOf('1.0.3').length, 4);
   });
@@ -250,7 +255,7 @@ test('catalog changes train the channel model and the Shop API serves its versio
     const before = (await channelModel()).metadata.annotations?.['ml.dukarun.io/inventory-changed-at'];
     await createProduct('Damson');
     await waitFor('the change annotation', async () => (await channelModel()).metadata.annotations?.['ml.dukarun.io/inventory-changed-at'] !== before, 10000);
-    await sleep(4000); // debounce is 1 s
+    await sleep(5000); // debounce is 3 s
     assert.equal((await channelModel()).status?.modelVersion, '1.0.3');
     assert.equal(await shopVersion(), '1.0.3');
   });
