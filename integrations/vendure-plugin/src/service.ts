@@ -123,7 +123,8 @@ export class ChannelModelService implements OnApplicationBootstrap, OnApplicatio
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.reporter.flushAll().catch(() => undefined);
+    // One last attempt for queued changes, bounded: shutdown never hangs on the API.
+    await Promise.race([this.reporter.flushAll().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
     this.reporter.close();
     for (const timer of this.autoRetrainTimers.values()) clearTimeout(timer);
   }
