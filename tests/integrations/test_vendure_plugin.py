@@ -32,7 +32,10 @@ def test_unit_tests_pass() -> None:
     plugin = package_dir("vendure-plugin")
     output = run_npm(plugin, "test", env={"CHANNELMODEL_E2E_CONFIG": ""})
     counts = tap_counts(output)
-    assert counts.get("fail") == 0 and counts.get("pass", 0) >= 7, output[-3000:]
+    assert counts.get("fail") == 0 and counts.get("pass", 0) >= 8, output[-3000:]
+    for line in output.splitlines():
+        if "manifest 20000 products:" in line:  # the streaming figure, for docs/benchmarks.md
+            sys.stdout.write(line.lstrip("# \\") + "\n")
 
 
 def _stand_in(job: dict[str, Any]) -> StandInCommand:
@@ -77,5 +80,8 @@ def test_vendure_server_with_the_operator(
     counts = tap_counts(output)
     assert counts.get("fail") == 0 and counts.get("skipped") == 0, output[-3000:]
     assert counts.get("pass", 0) >= 1, output[-3000:]
+    for line in output.splitlines():
+        if "burst:" in line:  # the coalescing figure, for docs/benchmarks.md
+            sys.stdout.write(line.lstrip("# ") + "\n")
     log = operator.log_text()
     assert manifest_token not in log and webhook_secret not in log

@@ -243,6 +243,7 @@ test('catalog changes train the channel model and the Shop API serves its versio
     await waitFor('the reporter to go idle', async () => reporter.pendingChannels().length === 0, 10000);
     const patches = reporter.attempts - before;
     assert.ok(patches <= Math.ceil(seconds) + 1, `${patches} patches for 40 changes in ${seconds.toFixed(1)} s`);
+    console.log(`# burst: 40 product creations in ${seconds.toFixed(1)} s -> ${patches} annotation patches`);
     await waitForShopVersion('1.0.3');
     await sleep(4000);
     assert.equal(await shopVersion(), '1.0.3', 'one training for the burst');
