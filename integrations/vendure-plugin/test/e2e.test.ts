@@ -307,6 +307,44 @@ test('catalog changes train the channel model and the Shop API serves its versio
     assert.equal(await shopVersion(), '1.0.4');
   });
 
+  await t.test('a second channel: assigning and removing a product reports to its own ChannelModel', async () => {
+    const { zones } = await adminClient.query<{ zones: { items: { id: string }[] } }>(gql`query { zones { items { id } } }`);
+    const { createChannel } = await adminClient.query<{ createChannel: { id: string } }>(gql`
+      mutation CreateChannel($input: CreateChannelInput!) { createChannel(input: $input) { ... on Channel { id } ... on ErrorResult { message } } }
+    `, { input: {
+      code: 'pos-shop', token: 'pos-shop-token', defaultLanguageCode: 'en', defaultCurrencyCode: 'GBP', pricesIncludeTax: true,
+      defaultShippingZoneId: zones.items[0].id, defaultTaxZoneId: zones.items[0].id,
+    } });
+    const second = createChannel.id;
+    const secondName = `vendure-channel-${second.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`;
+    await custom.createNamespacedCustomObject({
+      group: GROUP, version: VERSION, namespace: config.namespace, plural: PLURAL,
+      body: {
+        apiVersion: `${GROUP}/${VERSION}`, kind: 'ChannelModel', metadata: { name: secondName },
+        spec: { channelId: second, manifest: { url: `${base}/manifest/${second}` }, suspend: true, training: { gpus: 0 } },
+      },
+    });
+    const annotations = async () =>
+      ((await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: config.namespace, plural: PLURAL, name: secondName })) as {
+        metadata: { annotations?: Record<string, string> };
+      }).metadata.annotations ?? {};
+    const manifestIds = async () => {
+      const answer = await fetch(`${base}/manifest/${second}`, { headers: { Authorization: `Bearer ${config.manifestToken}` } });
+      return ((await answer.json()) as { products: { id: string }[] }).products.map((p) => p.id);
+    };
+    assert.deepEqual(await manifestIds(), []);
+    await adminClient.query(gql`
+      mutation Assign($input: AssignProductsToChannelInput!) { assignProductsToChannel(input: $input) { id } }
+    `, { input: { channelId: second, productIds: [apple] } });
+    await waitFor('productAdded on the second channel', async () => (await annotations())['ml.dukarun.io/inventory-change'] === 'productAdded', 10000);
+    assert.deepEqual(await manifestIds(), [apple]);
+    await adminClient.query(gql`
+      mutation Remove($input: RemoveProductsFromChannelInput!) { removeProductsFromChannel(input: $input) { id } }
+    `, { input: { channelId: second, productIds: [apple] } });
+    await waitFor('productDeleted on the second channel', async () => (await annotations())['ml.dukarun.io/inventory-change'] === 'productDeleted', 10000);
+    assert.deepEqual(await manifestIds(), []);
+  });
+
   await t.test('the Kubernetes API down: the shop keeps working, the change is retried, not lost', async () => {
     proxy.down();
     const started = Date.now();
