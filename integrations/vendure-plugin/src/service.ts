@@ -96,7 +96,7 @@ export class ChannelModelService implements OnApplicationBootstrap, OnApplicatio
     this.eventBus.ofType(ProductEvent).subscribe((event) => {
       const kind =
         event.type === 'created' ? 'productAdded' : event.type === 'deleted' ? 'productDeleted' : productUpdateKind(event.input);
-      if (kind) this.reportForProduct(event.ctx.channelId, event.entity.channels, kind);
+      if (kind) void this.reportForProduct(event.ctx.channelId, event.entity, kind);
     });
     this.eventBus.ofType(ProductChannelEvent).subscribe((event) => {
       this.report(event.channelId, event.type === 'assigned' ? 'productAdded' : 'productDeleted');
@@ -146,10 +146,20 @@ export class ChannelModelService implements OnApplicationBootstrap, OnApplicatio
     this.reporter.report(this.encodeId(channelId), kind);
   }
 
-  private reportForProduct(ctxChannelId: ID, channels: Channel[] | undefined, kind: ChangeKind): void {
-    const ids = new Set<string>([this.encodeId(ctxChannelId)]);
-    for (const channel of channels ?? []) if (channel?.id !== undefined) ids.add(this.encodeId(channel.id));
-    for (const id of ids) this.reporter.report(id, kind);
+  /** A product change matters to every channel the product is in (the request's channel at least). */
+  private async reportForProduct(ctxChannelId: ID, product: Product, kind: ChangeKind): Promise<void> {
+    const at = new Date();
+    let channels: Pick<Channel, 'id'>[] = Array.isArray(product.channels) ? product.channels : [];
+    if (channels.length === 0) {
+      channels = await this.connection.rawConnection
+        .createQueryBuilder()
+        .relation(Product, 'channels')
+        .of(product.id)
+        .loadMany<Channel>()
+        .catch(() => []);
+    }
+    const ids = new Set<string>([this.encodeId(ctxChannelId), ...channels.map((channel) => this.encodeId(channel.id))]);
+    for (const id of ids) this.reporter.report(id, kind, at);
   }
 
   /** The manual trigger: written at once, errors go to the caller. */
