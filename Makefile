@@ -3,13 +3,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup test test-fast test-integrations lint format typecheck crd dev bench kind-e2e helm-lint chart-test images clean
+.PHONY: help setup control-plane test test-fast test-integrations lint format typecheck crd dev bench kind-e2e helm-lint chart-test images clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 setup: ## venv, TensorFlow, node packages, chromium, helm (fresh machine)
 	./scripts/setup.sh
+
+control-plane: ## build the pinned Kubernetes control plane for the tests (setup runs it)
+	./scripts/control-plane.sh
 
 test: ## the whole test suite (what CI runs)
 	$(PY) -m pytest -q -ra
@@ -19,22 +22,26 @@ test-fast: ## skip the slow tests (TensorFlow, node, browser)
 
 test-integrations: ## the shop packages (integrations/): Vendure plugin and model-sync, their own tests and end to end
 	$(PY) -m pytest -q -ra tests/integrations
+constraints: ## pin constraints.txt to the packages of the working venv (what the tests passed with)
+	{ head -2 constraints.txt; $(VENV)/bin/pip freeze --exclude-editable | grep -v '^#\|^-e\|^channelmodel'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 lint: ## ruff + mypy
-	$(VENV)/bin/ruff check operator trainer tests bench
-	$(VENV)/bin/ruff format --check operator trainer tests bench
+	$(VENV)/bin/ruff check operator trainer sandbox tests bench
+	$(VENV)/bin/ruff format --check operator trainer sandbox tests bench
 	$(VENV)/bin/mypy
 
 format: ## apply ruff fixes and formatting
-	$(VENV)/bin/ruff check --fix operator trainer tests bench
-	$(VENV)/bin/ruff format operator trainer tests bench
+	$(VENV)/bin/ruff check --fix operator trainer sandbox tests bench
+	$(VENV)/bin/ruff format operator trainer sandbox tests bench
 
 typecheck: ## mypy only
 	$(VENV)/bin/mypy
 
-crd: ## regenerate deploy/crds (and the chart's copy) from the pydantic models
+crd: ## regenerate deploy/crds (and the charts' copies) from the pydantic models
 	$(VENV)/bin/channelmodel crd -o deploy/crds/channelmodels.ml.dukarun.io.yaml
 	cp deploy/crds/channelmodels.ml.dukarun.io.yaml deploy/helm/channelmodel/crds/
+	$(VENV)/bin/channelmodel crd --helm-keep -o deploy/helm/channelmodel-crds/templates/channelmodels.ml.dukarun.io.yaml
 
 dev: ## the whole loop locally, no cluster needed
 	$(VENV)/bin/channelmodel dev

@@ -41,12 +41,13 @@ from tests.support.standin import FAKE_TRAINER  # noqa: E402
 
 from channelmodel.api.crd import crd_manifest  # noqa: E402
 from channelmodel.api.models import GROUP, PLURAL, VERSION  # noqa: E402
-from channelmodel.sandbox.emulator import KubernetesAPIEmulator  # noqa: E402
-from channelmodel.sandbox.jobrunner import USER_AGENT as JOBRUNNER_USER_AGENT  # noqa: E402
-from channelmodel.sandbox.jobrunner import JobRunner, StandInCommand  # noqa: E402
-from channelmodel.sandbox.kubeconfig import write_kubeconfig  # noqa: E402
-from channelmodel.sandbox.requests import WRITE_VERBS  # noqa: E402
-from channelmodel.sandbox.runtime import EmulatorThread  # noqa: E402
+from channelmodel_sandbox.containers import StandInCommand  # noqa: E402
+from channelmodel_sandbox.emulator import KubernetesAPIEmulator  # noqa: E402
+from channelmodel_sandbox.jobrunner import USER_AGENT as JOBRUNNER_USER_AGENT  # noqa: E402
+from channelmodel_sandbox.jobrunner import JobRunner  # noqa: E402
+from channelmodel_sandbox.kubeconfig import write_kubeconfig  # noqa: E402
+from channelmodel_sandbox.requests import WRITE_VERBS  # noqa: E402
+from channelmodel_sandbox.runtime import EmulatorThread  # noqa: E402
 
 RESULTS_FILE = REPO_ROOT / "docs" / "benchmarks" / "operator.md"
 BENCH_USER_AGENT = "channelmodel-bench"
@@ -222,8 +223,8 @@ def rfc3339(moment: datetime) -> str:
 def fake_trainer(**env: str) -> Callable[[dict[str, Any]], StandInCommand]:
     """The e2e tests' stand-in trainer: the Job's own args, placeholder files in the store."""
 
-    def stand_in(job: dict[str, Any]) -> StandInCommand:
-        container = job["spec"]["template"]["spec"]["containers"][0]
+    def stand_in(pod: dict[str, Any]) -> StandInCommand:
+        container = pod["spec"]["containers"][0]
         return StandInCommand([sys.executable, str(FAKE_TRAINER), *container["args"]], env=env)
 
     return stand_in
@@ -299,7 +300,7 @@ def percentile(values: list[float], q: float) -> float:
 _HEADER = """# Operator benchmarks
 
 Issue 3's benchmarks, run against the Kubernetes API emulator
-(`channelmodel.sandbox`) with the local job runner and the fake trainer
+(`channelmodel_sandbox`) with the local job runner and the fake trainer
 (tests/support/fake_trainer.py), the operator running as a real process
 (`python -m channelmodel run`). Requests are counted from the emulator's request
 log; the operator's are those whose User-Agent is neither the benchmark's client

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,6 +24,10 @@ import time
 from channelmodel_trainer.download import Downloaded, DownloadPolicy, download_images
 from channelmodel_trainer.manifest import ImageRef
 from trainer_common import REPO_ROOT, grocery_split, machine
+
+# The bench's catalog server listens on loopback, which the egress policy refuses
+# by default: allowed here explicitly (the collect child inherits it).
+os.environ.setdefault("CHANNELMODEL_EGRESS_ALLOW_NETWORKS", "127.0.0.0/8,::1/128")
 
 
 def serve(latency: float) -> None:

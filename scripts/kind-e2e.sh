@@ -1,35 +1,91 @@
 #!/usr/bin/env bash
-# End to end on a real cluster: create a kind cluster, build and load the
-# images, install the chart, serve a sample catalog in-cluster, apply a
-# ChannelModel, wait for model version 1.0.0 and fetch its model.json through
-# the model server. tests/deploy/test_kind_e2e.py runs this script.
+# End to end on a real cluster, following the README's "Install on a cluster"
+# exactly: the commands between the README's `kind-e2e:build` and
+# `kind-e2e:install` markers are read from README.md and run as written, with
+# two substitutions a kind cluster needs instead of a registry:
+#   - REGISTRY=kind.local/channelmodel (the images are never pulled: tags are
+#     not `latest`, so IfNotPresent finds them on the node);
+#   - `docker push IMAGE` becomes `kind load docker-image IMAGE`.
+# Around them: a kind cluster, and the backend the example's manifest.url names
+# (http://backend.shop.svc.cluster.local/...), serving three products x six
+# photos from ../shared. Afterwards the model.json is fetched through the model
+# server. Each step is timed; the summary lists the durations.
+# tests/deploy/test_kind_e2e.py runs this script (and its dry run).
 #
 # Needs: docker (engine running), kind, kubectl, helm (.tools/bin/helm from
 # scripts/setup.sh or on PATH), network access for the image builds (PyPI and
 # the Keras ImageNet weights) and the grocery-store dataset in ../shared.
 #
 # Environment:
+#   KIND_E2E_DRY_RUN=1  print the steps (README commands after substitution), run nothing
 #   KIND_CLUSTER    cluster name [channelmodel-e2e]; reused if it exists
 #   KEEP_CLUSTER=1  leave the cluster running afterwards
-#   SKIP_BUILD=1    reuse channelmodel-operator:e2e / channelmodel-trainer:e2e-cpu
-#   E2E_TIMEOUT     seconds to wait for version 1.0.0 [1800]
+#   SKIP_BUILD=1    reuse the images built before (skips the docker build lines)
 #   CHANNELMODEL_SHARED  the shared folder [<repo>/../shared]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 CLUSTER=${KIND_CLUSTER:-channelmodel-e2e}
-NS=channelmodel-e2e
-RELEASE=channelmodel
-TAG=e2e
-TIMEOUT=${E2E_TIMEOUT:-1800}
+NS=channelmodel              # the README's namespace
+CHANNEL=shop-1               # examples/channelmodel-cpu.yaml
 SHARED=${CHANNELMODEL_SHARED:-$ROOT/../shared}
 DATASET=$SHARED/datasets/grocery-store/dataset/train
-CHANNEL=e2e
+DRY_RUN=${KIND_E2E_DRY_RUN:-0}
 WORK=$(mktemp -d)
 PORT_FORWARD_PID=""
+TIMINGS=()
 
 log() { printf '\n== kind-e2e: %s\n' "$*"; }
 die() { printf 'kind-e2e: FAILED: %s\n' "$*" >&2; exit 1; }
+
+# The README's commands of one marked block, one per line (continuations joined).
+readme_steps() {
+  python3 - "$ROOT/README.md" "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+marker = f"<!-- kind-e2e:{sys.argv[2]}"
+block = text[text.index(marker):]
+block = block[block.index("-->") + 3:]
+lines, started = [], False
+for line in block.splitlines():
+    if line.startswith("    "):
+        started = True
+        lines.append(line[4:])
+    elif started and line.strip():
+        break
+command = ""
+for line in lines:
+    command += line.rstrip("\\").rstrip() + " " if line.endswith("\\") else line
+    if not line.endswith("\\"):
+        print(re.sub(r"\s+", " ", command).strip())
+        command = ""
+PY
+}
+
+substitute() {
+  sed -e 's#^REGISTRY=[^ ]*#REGISTRY=kind.local/channelmodel#' \
+      -e "s#docker push \\([^ ]*\\)#kind load docker-image --name $CLUSTER \\1#g"
+}
+
+step() {  # run one command, timed; in a dry run, print it
+  if [ "$DRY_RUN" = 1 ]; then printf 'step: %s\n' "$1"; return; fi
+  if [ "${SKIP_BUILD:-0}" = 1 ] && [[ $1 == *"docker build"* ]]; then
+    set -- "${1//docker build*&& kind load/kind load}"
+  fi
+  log "$1"
+  local started=$SECONDS
+  eval "$1"
+  TIMINGS+=("$((SECONDS - started)) s  $1")
+}
+
+mapfile -t BUILD < <(readme_steps build | substitute)
+mapfile -t INSTALL < <(readme_steps install | substitute)
+[ ${#BUILD[@]} -ge 2 ] && [ ${#INSTALL[@]} -ge 3 ] || die "README.md install steps not found"
+
+if [ "$DRY_RUN" = 1 ]; then
+  for cmd in "${BUILD[@]}" "${INSTALL[@]}"; do step "$cmd"; done
+  exit 0
+fi
 
 HELM=$ROOT/.tools/bin/helm
 [ -x "$HELM" ] || HELM=$(command -v helm || true)
@@ -37,6 +93,7 @@ for tool in docker kind kubectl python3 curl; do
   command -v "$tool" >/dev/null || die "$tool not installed"
 done
 [ -n "$HELM" ] || die "helm not installed: run scripts/setup.sh"
+helm() { "$HELM" "$@"; }
 docker info >/dev/null 2>&1 || die "no docker engine (docker info failed)"
 [ -d "$DATASET" ] || die "dataset not found at $DATASET (set CHANNELMODEL_SHARED)"
 
@@ -45,7 +102,7 @@ diagnose() {
   kubectl -n "$NS" get all,channelmodels,jobs,pvc -o wide || true
   kubectl -n "$NS" get channelmodel "$CHANNEL" -o yaml || true
   kubectl -n "$NS" get events --sort-by=.lastTimestamp | tail -40 || true
-  kubectl -n "$NS" logs deployment/$RELEASE-operator --tail=200 || true
+  kubectl -n "$NS" logs deployment/channelmodel-operator --tail=200 || true
   kubectl -n "$NS" logs -l batch.kubernetes.io/job-name --tail=100 --prefix || true
 }
 
@@ -61,28 +118,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  log "build channelmodel-operator:$TAG"
-  docker build -f Dockerfile.operator -t channelmodel-operator:$TAG .
-  log "build channelmodel-trainer:$TAG-cpu (kind has no GPU)"
-  docker build -f Dockerfile.trainer -t channelmodel-trainer:$TAG-cpu \
-    --build-arg TENSORFLOW_REQUIREMENT=tensorflow-cpu==2.21.0 .
-fi
-
 if ! kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
-  log "create kind cluster $CLUSTER"
-  kind create cluster --name "$CLUSTER" --wait 180s
+  step "kind create cluster --name $CLUSTER --wait 180s"
 fi
 kubectl config use-context "kind-$CLUSTER" >/dev/null
-log "load images"
-kind load docker-image --name "$CLUSTER" channelmodel-operator:$TAG channelmodel-trainer:$TAG-cpu
+helm uninstall channelmodel -n "$NS" >/dev/null 2>&1 || true  # a reused cluster
 
-kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f -
+log "README: build the images (and load them into kind)"
+for cmd in "${BUILD[@]}"; do step "$cmd"; done
+eval "$(printf '%s\n' "${BUILD[@]}" | grep -m1 '^REGISTRY=')"  # REGISTRY and VERSION here too
 
-log "sample catalog: 3 products x 6 photos, served by python http.server"
+log "the backend examples/channelmodel-cpu.yaml names: 3 products x 6 photos"
 mkdir -p "$WORK/catalog"
-CATALOG_URL=http://catalog.$NS.svc:8000
-python3 - "$DATASET" "$WORK/catalog" "$CATALOG_URL" "$CHANNEL" <<'PY'
+BACKEND=http://backend.shop.svc.cluster.local
+python3 - "$DATASET" "$WORK/catalog" "$BACKEND" "$CHANNEL" <<'PY'
 import json, shutil, sys
 from pathlib import Path
 dataset, out, base, channel = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -99,79 +148,55 @@ for product, folder in (("garlic", "Vegetables/Garlic"), ("leek", "Vegetables/Le
     products.append({"id": f"prod-{product}", "images": names})
 (out / "manifest.json").write_text(json.dumps({"channelId": channel, "products": products}))
 PY
-kubectl -n "$NS" create configmap catalog --from-file="$WORK/catalog" --dry-run=client -o yaml | kubectl apply -f -
-kubectl -n "$NS" apply -f - <<YAML
+kubectl create namespace shop --dry-run=client -o yaml | kubectl apply -f -
+kubectl -n shop create configmap catalog --from-file="$WORK/catalog" --dry-run=client -o yaml | kubectl apply -f -
+kubectl -n shop apply -f - <<YAML
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: catalog
+  name: backend
 spec:
   replicas: 1
-  selector: {matchLabels: {app: catalog}}
+  selector: {matchLabels: {app: backend}}
   template:
-    metadata: {labels: {app: catalog}}
+    metadata: {labels: {app: backend}}
     spec:
       securityContext: {runAsNonRoot: true, runAsUser: 10001}
       containers:
         - name: http
-          image: channelmodel-operator:$TAG
+          image: $REGISTRY/channelmodel-operator:$VERSION
           imagePullPolicy: Never
           command: [python3, -m, http.server, "8000", --directory, /catalog]
           ports: [{containerPort: 8000}]
-          readinessProbe: {httpGet: {path: /manifest.json, port: 8000}}
+          readinessProbe: {httpGet: {path: /ml/channels/$CHANNEL/manifest, port: 8000}}
           volumeMounts: [{name: catalog, mountPath: /catalog}]
-      volumes: [{name: catalog, configMap: {name: catalog}}]
+      volumes:
+        - name: catalog
+          configMap:
+            name: catalog
+            items:
+              - {key: manifest.json, path: ml/channels/$CHANNEL/manifest}
+$(for f in "$WORK"/catalog/*.jpg; do n=$(basename "$f"); printf '              - {key: %s, path: %s}\n' "$n" "$n"; done)
 ---
 apiVersion: v1
 kind: Service
 metadata:
-  name: catalog
+  name: backend
 spec:
-  selector: {app: catalog}
-  ports: [{port: 8000, targetPort: 8000}]
+  selector: {app: backend}
+  ports: [{port: 80, targetPort: 8000}]
 YAML
-kubectl -n "$NS" rollout status deployment/catalog --timeout=180s
+kubectl -n shop rollout status deployment/backend --timeout=180s
 
-log "helm install"
-"$HELM" upgrade --install "$RELEASE" deploy/helm/channelmodel --namespace "$NS" \
-  --set fullnameOverride=$RELEASE \
-  --set image.tag=$TAG --set image.pullPolicy=Never \
-  --set trainer.image.tag=$TAG-cpu --set trainer.image.pullPolicy=Never \
-  --set trainer.gpu.enabled=false \
-  --wait --timeout 5m
+log "README: install, apply the minimal ChannelModel, wait for Ready"
+for cmd in "${INSTALL[@]}"; do step "$cmd"; done
 
-log "apply ChannelModel $CHANNEL"
-kubectl -n "$NS" apply -f - <<YAML
-apiVersion: ml.dukarun.io/v1alpha1
-kind: ChannelModel
-metadata:
-  name: $CHANNEL
-spec:
-  channelId: "$CHANNEL"
-  manifest:
-    url: $CATALOG_URL/manifest.json
-  training:
-    gpus: 0
-    epochs: 5
-YAML
-
-log "wait for status.modelVersion 1.0.0 (up to ${TIMEOUT}s)"
-deadline=$((SECONDS + TIMEOUT))
-version=""
-while [ $SECONDS -lt $deadline ]; do
-  version=$(kubectl -n "$NS" get channelmodel "$CHANNEL" -o jsonpath='{.status.modelVersion}')
-  state=$(kubectl -n "$NS" get channelmodel "$CHANNEL" -o jsonpath='{.status.trainingStatus}')
-  [ "$version" = 1.0.0 ] && break
-  [ "$state" = Failed ] && die "training failed"
-  sleep 10
-done
-[ "$version" = 1.0.0 ] || die "no model version 1.0.0 after ${TIMEOUT}s (status: ${state:-none})"
-base_url=$(kubectl -n "$NS" get channelmodel "$CHANNEL" -o jsonpath='{.status.modelBaseUrl}')
-log "model $version at $base_url"
+version=$(kubectl -n "$NS" get channelmodel "$CHANNEL" -o jsonpath='{.status.modelVersion}')
+[ "$version" = 1.0.0 ] || die "Ready, but serving ${version:-nothing}, not 1.0.0"
 
 log "fetch model.json through the model server"
 local_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-kubectl -n "$NS" port-forward "service/$RELEASE-server" "$local_port:80" >"$WORK/port-forward.log" 2>&1 &
+kubectl -n "$NS" port-forward service/channelmodel-server "$local_port:80" >"$WORK/port-forward.log" 2>&1 &
 PORT_FORWARD_PID=$!
 for _ in $(seq 30); do
   curl -fsS "http://127.0.0.1:$local_port/readyz" >/dev/null 2>&1 && break
@@ -192,4 +217,6 @@ expected = sorted(p["id"] for p in manifest["products"])
 assert sorted(metadata["labels"]) == expected, (metadata["labels"], expected)
 print(f"kind-e2e: model.json OK: {len(model['weightsManifest'][0]['weights'])} weight tensors, labels {metadata['labels']}")
 PY
+log "timings"
+printf '  %s\n' "${TIMINGS[@]}"
 log "passed"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the tests need on a fresh Debian machine: Python venv with
 # TensorFlow (see docs/decisions/0002-tf-keras.md for the --no-deps dance),
-# node packages for the TF.js compatibility tests, Chromium, helm.
+# node packages for the TF.js compatibility tests, Chromium, helm, and the
+# official Kubernetes control plane (scripts/control-plane.sh).
 # Idempotent: re-running skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,9 @@ ROOT=$PWD
 VENV=${VENV:-$ROOT/.venv}
 PY=${PYTHON:-python3}
 
-log() { printf '\n== %s\n' "$*"; }
+# Each step says how long the previous one took (CI reports these parts).
+STEP_START=$SECONDS
+log() { printf '\n== [%4ds since start, previous step %ds] %s\n' "$SECONDS" "$((SECONDS - STEP_START))" "$*"; STEP_START=$SECONDS; }
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
@@ -31,16 +34,19 @@ PIP="$VENV/bin/pip"
 "$PIP" install -q --upgrade pip
 if ! "$VENV/bin/python" -c "import tensorflow, tf_keras, tensorflowjs" 2>/dev/null; then
   log "TensorFlow (cpu) + tf_keras + tensorflowjs"
-  "$PIP" install -q tensorflow-cpu==2.21.0 pillow
+  "$PIP" install -q -c constraints.txt tensorflow-cpu==2.21.0 pillow
   # Their own dependency lists pull full tensorflow, TF-DF and jax: skip them.
   "$PIP" install -q --no-deps tf-keras==2.21.0 tensorflowjs==4.22.0
 fi
-log "channelmodel (editable) with dev extras"
-"$PIP" install -q -e ".[dev,sandbox]"
+log "channelmodel (editable) with dev extras, and the sandbox (sandbox/, not in the operator image)"
+"$PIP" install -q -c constraints.txt -e ".[dev]" -e ./sandbox
 
 if [ -f tests/js/package.json ]; then
   log "node packages for TF.js tests"
   (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+  if [ -f tests/js/webhooks/package.json ]; then
+    (cd tests/js/webhooks && npm ci --no-audit --no-fund --loglevel=error)
+  fi
   if [ -f tests/js/tm/package.json ]; then
     (cd tests/js/tm && npm ci --no-audit --no-fund --loglevel=error --legacy-peer-deps)
   fi
@@ -64,4 +70,7 @@ if [ ! -x "$ROOT/.tools/bin/helm" ]; then
   rm -rf "$tmp"
   chmod +x "$ROOT/.tools/bin/helm"
 fi
+log "Kubernetes control plane for the tests (built from the Go module proxy; minutes the first time)"
+./scripts/control-plane.sh >/dev/null
+
 log "done: run 'make test'"

@@ -1,4 +1,5 @@
-"""The `channelmodel` command.
+"""The `channelmodel` command: operator, model server, trainer and tools for one
+Teachable Machine image model per shop channel.
 
 Each subcommand lives in its own module exposing `add_arguments(parser)` and
 `run(args) -> int`; modules are imported only when their subcommand runs, so
@@ -9,8 +10,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
+
+from channelmodel import __version__
+
+EPILOG = """\
+ChannelModel commands (status, retrain, notify-change) find the object like
+kubectl: --kubeconfig, --context, and -n defaulting to the context's namespace.
+Exit status: 0 ok, 1 API error, 2 usage error, 3 no such ChannelModel,
+4 no usable kubeconfig; dev: 130 after Ctrl-C, 143 after SIGTERM.
+Docs: README.md, docs/operations.md. `channelmodel COMMAND --help` for each."""
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": (
@@ -26,18 +37,17 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "channelmodel.api.cli",
         "Print the CustomResourceDefinition generated from the models.",
     ),
-    "retrain": ("channelmodel.commands.retrain", "Request a manual retrain of a ChannelModel."),
+    "status": (
+        "channelmodel.commands.status",
+        "Show a ChannelModel: what it serves, the last run, what it waits for.",
+    ),
+    "retrain": (
+        "channelmodel.commands.retrain",
+        "Request a manual retrain of a ChannelModel (skips debounce and cooldown).",
+    ),
     "notify-change": (
         "channelmodel.commands.notify_change",
         "Report a catalog change of a ChannelModel.",
-    ),
-    "dev": (
-        "channelmodel.sandbox.dev",
-        "Run the whole loop locally: API emulator, operator, jobs, server.",
-    ),
-    "emulator": (
-        "channelmodel.sandbox.cli",
-        "Run the Kubernetes API emulator and local job runner.",
     ),
     "import": (
         "channelmodel.migrate.cli",
@@ -45,17 +55,47 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 
+# The sandbox is a separate distribution (sandbox/, `channelmodel-sandbox`) that the
+# operator image does not install: its subcommands exist only where it is installed.
+SANDBOX_SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "dev": (
+        "channelmodel_sandbox.dev",
+        "Run the whole loop locally: API emulator, operator, jobs, server.",
+    ),
+    "emulator": (
+        "channelmodel_sandbox.cli",
+        "Run the Kubernetes API emulator and local job runner.",
+    ),
+}
+
+
+def available_subcommands() -> dict[str, tuple[str, str]]:
+    if importlib.util.find_spec("channelmodel_sandbox") is None:
+        return dict(SUBCOMMANDS)
+    return {**SUBCOMMANDS, **SANDBOX_SUBCOMMANDS}
+
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="channelmodel", description=__doc__.splitlines()[0] if __doc__ else None
+        prog="channelmodel",
+        description=" ".join(__doc__.split("\n\n")[0].split()) if __doc__ else None,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"channelmodel {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
-        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+    for name, (module_name, help_text) in available_subcommands().items():
+        sub_parser = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         # Only the chosen subcommand's module is imported (it may need TensorFlow).
         if name in argv:
             module = importlib.import_module(module_name)
+            if module.__doc__:  # the module's docstring explains the command at length
+                sub_parser.description = module.__doc__.strip().replace("`", "")
             module.add_arguments(sub_parser)
             sub_parser.set_defaults(_run=module.run)
     return parser

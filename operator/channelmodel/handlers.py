@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -33,17 +34,22 @@ from channelmodel.api.models import (
 )
 from channelmodel.jobs import (
     CHANNEL_MODEL_LABEL,
+    JOB_NAME_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
+    VERSION_LABEL,
     build_job,
     job_phase,
+    unschedulable_reason,
 )
 from channelmodel.observe import fleet_view, observe_job, secret_problem
 from channelmodel.planner import Plan, PlanInput, plan
+from channelmodel.policy import channel_claim_problem, spec_problem
 from channelmodel.reporting import notify, record_telemetry
 from channelmodel.runtime import Runtime
 
 STALE_WRITE_TIMEOUT = 15.0
+EVENT_COMPONENT = "channelmodel-operator"
 
 
 def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
@@ -57,6 +63,9 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.level = logging.WARNING  # only our explicit Events, not log lines
+        # `kubectl describe chm` shows "From: channelmodel-operator", not "kopf".
+        settings.posting.reporting_component = EVENT_COMPONENT
+        settings.posting.reporting_instance = socket.gethostname()  # the Pod's name
         settings.persistence.finalizer = f"{GROUP}/cleanup"
         # kopf stores a diff base for change handlers; annotation storms must not
         # rewrite it on every backend patch (we have no on.update handler to feed).
@@ -64,7 +73,9 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
             ignored_fields=["metadata.annotations", "status"]
         )
         settings.watching.server_timeout = 300
-        settings.networking.error_backoffs = [1, 2, 5, 10]
+        # About two minutes of retries before kopf gives up on a request: an API server
+        # restart or a control-plane upgrade must not need an operator restart.
+        settings.networking.error_backoffs = [1, 2, 5, 10, 20, 30, 60]
         # Namespaced installs get no cluster-wide rights: no namespace/CRD scanning.
         settings.scanning.disabled = not rt.settings.cluster_wide
 
@@ -89,6 +100,17 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
             }
         }
 
+    @kopf.index(
+        "", "v1", "pods", id="training_pods", labels={MANAGED_BY_LABEL: MANAGED_BY},
+        registry=registry,
+    )  # fmt: skip
+    def training_pods(
+        namespace: str | None, labels: Mapping[str, str], status: Mapping[str, Any], **_: Any
+    ) -> dict[tuple[str | None, str], str]:
+        # Only what the scheduler says of a Pod it cannot place (resources, node selectors,
+        # taints): a Job waiting for it shows it in the Training condition.
+        return {(namespace, labels.get(JOB_NAME_LABEL, "")): unschedulable_reason(status)}
+
     @kopf.index(GROUP, VERSION, PLURAL, id="channel_queue", registry=registry)
     def channel_queue(
         name: str, namespace: str | None, status: Mapping[str, Any], **_: Any
@@ -100,6 +122,17 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
                 status.get("trainAfter", ""),
             )
         }
+
+    @kopf.index(GROUP, VERSION, PLURAL, id="channel_owners", registry=registry)
+    def channel_owners(
+        name: str, namespace: str | None, spec: Mapping[str, Any], meta: kopf.Meta, **_: Any
+    ) -> dict[str, tuple[str, str, str]]:
+        # Which ChannelModels claim each channelId: the store is shared by all of them.
+        channel_id = spec.get("channelId")
+        if not isinstance(channel_id, str):
+            return {}
+        created = str(meta.get("creationTimestamp") or "")
+        return {channel_id: (created, namespace or "default", name)}
 
     @kopf.timer(
         GROUP, VERSION, PLURAL, id="reconcile", interval=rt.settings.reconcile_interval_seconds,
@@ -116,7 +149,8 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
     ) -> None:
         await reconcile_channel(
             rt, body, name, namespace or "default", meta, patch, logger,
-            kwargs["training_jobs"], kwargs["channel_queue"],
+            kwargs["training_jobs"], kwargs["channel_queue"], kwargs["training_pods"],
+            kwargs["channel_owners"],
         )  # fmt: skip
 
     @kopf.on.event(GROUP, VERSION, PLURAL, id="count_changes", registry=registry)
@@ -130,8 +164,13 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, id="cleanup", backoff=5, registry=registry)
     async def cleanup(
-        body: kopf.Body, name: str, namespace: str | None, logger: kopf.Logger, **_: Any
+        body: kopf.Body,
+        name: str,
+        namespace: str | None,
+        logger: kopf.Logger,
+        **kwargs: Any,  # the indexes arrive by their names
     ) -> None:
+        channel_owners: Mapping[str, Any] = kwargs["channel_owners"]
         rt.telemetry.forget((namespace or "default", name))
         rt.pending_writes.pop((namespace or "default", name), None)
         deleted = await rt.kube.delete_jobs(namespace or "default", f"{CHANNEL_MODEL_LABEL}={name}")
@@ -142,6 +181,19 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         except ValidationError:
             return  # never valid, never trained: nothing stored
         if spec.deletionPolicy == DeletionPolicy.DELETE:
+            others = [
+                f"{ns}/{other}"
+                for _, ns, other in channel_owners.get(spec.channelId, [])
+                if (ns, other) != (namespace or "default", name)
+            ]
+            if others:
+                # Another ChannelModel serves this channel: its models are not ours to delete.
+                logger.warning(
+                    "kept the stored versions of channel %s: ChannelModel %s uses it too",
+                    spec.channelId,
+                    ", ".join(sorted(others)),
+                )
+                return
             await asyncio.to_thread(rt.store.delete_channel, spec.channelId)
             logger.info(
                 "deleted stored versions of channel %s (deletionPolicy: Delete)", spec.channelId
@@ -158,6 +210,8 @@ async def reconcile_channel(
     logger: kopf.Logger,
     training_jobs: Mapping[tuple[str, str], Any],
     channel_queue: Mapping[tuple[str, str], Any],
+    training_pods: Mapping[tuple[str, str], Any],
+    channel_owners: Mapping[str, Any] | None = None,
 ) -> None:
     now = rt.clock()
     raw_status = dict(body.get("status") or {})
@@ -179,8 +233,10 @@ async def reconcile_channel(
             status.currentJob.name,
             status.currentJob.version,
             training_jobs,
+            training_pods,
         )
 
+    claimed = channel_claim_problem(spec.channelId, namespace, name, channel_owners or {})
     inp = PlanInput(
         name=name,
         spec=spec,
@@ -192,8 +248,10 @@ async def reconcile_channel(
         generation=meta.get("generation"),
         job=job_obs,
         quality_margin=rt.settings.quality_margin,
+        # A spec asking for more than the operator's policy allows is never trained.
+        blocked=spec_problem(spec, rt.settings) or claimed,
     )
-    decision = plan(inp)
+    decision = _plan(inp, claimed)
     if not decision.start_job:
         await _execute(rt, decision, body, namespace, name, spec, raw_status, patch, logger)
         return
@@ -203,12 +261,29 @@ async def reconcile_channel(
         inp = replace(
             inp, fleet=fleet_view(rt, namespace, name, status, now, training_jobs, channel_queue)
         )
-        decision = plan(inp)
-        if decision.start_job and spec.manifest.authSecretRef:
-            problem = await secret_problem(rt, namespace, name, spec)
+        decision = _plan(inp, claimed)
+        if decision.start_job:
+            # A re-created ChannelModel (Retain, GitOps restore) finds its channel's
+            # versions in the store: numbering continues after the newest one.
+            stored = await asyncio.to_thread(rt.store.list_versions, spec.channelId)
+            listed = {v.version for v in status.versions}
+            if any(version not in listed for version in stored):
+                inp = replace(inp, store_latest=stored[-1], store_versions=tuple(stored))
+                decision = _plan(inp, claimed)
+        if decision.start_job:
+            problem = await secret_problem(rt, namespace, name, spec, decision.start_job)
             if problem:
-                decision = plan(replace(inp, blocked=problem))
+                decision = _plan(replace(inp, blocked=problem), claimed)
         await _execute(rt, decision, body, namespace, name, spec, raw_status, patch, logger)
+
+
+def _plan(inp: PlanInput, claimed: str | None) -> Plan:
+    decision = plan(inp)
+    if claimed:
+        # The channel belongs to another ChannelModel: never touch its pointer or versions.
+        decision.serve_version = None
+        decision.delete_versions = []
+    return decision
 
 
 async def _execute(
@@ -224,6 +299,10 @@ async def _execute(
 ) -> None:
     # Order matters for crash safety: side effects first, status last, so a
     # crash in between re-plans the same decision and the effects are idempotent.
+    if decision.cancel_job:
+        selector = f"{CHANNEL_MODEL_LABEL}={name},{VERSION_LABEL}={decision.cancel_job.version}"
+        deleted = await rt.kube.delete_jobs(namespace, selector)
+        logger.info("spec.suspend: deleted training Job(s) %s", ", ".join(deleted) or "-")
     if decision.serve_version:
         pointer = {
             "version": decision.serve_version,

@@ -11,7 +11,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 from channelmodel.api.models import GROUP, KIND, VERSION, ChannelModelSpec
+from channelmodel.egress import ALLOW_ENV as EGRESS_ALLOW_ENV
 from channelmodel.planner import JobObservation, JobPhase, StartJob, Trigger
+from channelmodel.policy import default_memory_limit
 from channelmodel.settings import OperatorSettings
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -20,8 +22,8 @@ CHANNEL_MODEL_LABEL = f"{GROUP}/channel-model"
 VERSION_LABEL = f"{GROUP}/version"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-TRAINER_UID = 10001  # the trainer image's user (Dockerfile.trainer)
 TOKEN_ENV = "CHANNELMODEL_MANIFEST_TOKEN"
+GPU_RESOURCE = "nvidia.com/gpu"
 
 
 def build_job(
@@ -45,9 +47,10 @@ def build_job(
     if training.queueName:
         labels[KUEUE_QUEUE_LABEL] = training.queueName
 
-    resources: dict[str, Any] = json.loads(json.dumps(training.resources or {}))
-    if training.gpus > 0:
-        resources.setdefault("limits", {})["nvidia.com/gpu"] = str(training.gpus)  # a Quantity
+    resources = default_memory_limit(json.loads(json.dumps(training.resources or {})), settings)
+    gpus = settings.default_gpus if training.gpus is None else training.gpus
+    if gpus > 0:
+        resources.setdefault("limits", {})[GPU_RESOURCE] = str(gpus)  # a Quantity
 
     token_ref = spec.manifest.authSecretRef
     if start.trigger == Trigger.IMPORT and spec.importFrom:
@@ -71,6 +74,10 @@ def build_job(
             "--base-model", settings.base_model,
         ]  # fmt: skip
     env: list[dict[str, Any]] = []
+    if settings.log_format == "json":  # the trainer logs like the operator
+        env.append({"name": "CHANNELMODEL_LOG_FORMAT", "value": "json"})
+    if settings.egress_allow_networks:  # what the trainer may reach besides public addresses
+        env.append({"name": EGRESS_ALLOW_ENV, "value": ",".join(settings.egress_allow_networks)})
     if token_ref:
         ref = token_ref
         env.append(
@@ -87,6 +94,7 @@ def build_job(
                 # optional: a missing webhook key must not keep the training from starting
                 "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key, "optional": True}},
             })  # fmt: skip
+    env.insert(0, {"name": "CHANNELMODEL_LOG_FORMAT", "value": settings.log_format})
     env_from: list[dict[str, Any]] = []
     if settings.store_uri.startswith("s3://"):
         if settings.s3_endpoint_url:
@@ -121,8 +129,8 @@ def build_job(
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "runAsNonRoot": True,
-            "runAsUser": TRAINER_UID,
-            "runAsGroup": TRAINER_UID,
+            "runAsUser": settings.trainer_run_as_user,
+            "runAsGroup": settings.trainer_run_as_group,
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
@@ -136,14 +144,29 @@ def build_job(
         "restartPolicy": "Never",
         "serviceAccountName": settings.trainer_service_account,
         "automountServiceAccountToken": False,
-        "securityContext": {"runAsNonRoot": True, "fsGroup": TRAINER_UID},
+        "securityContext": {"runAsNonRoot": True, "fsGroup": settings.trainer_fs_group},
         "containers": [container],
         "volumes": volumes,
     }
-    if training.nodeSelector:
-        pod_spec["nodeSelector"] = dict(training.nodeSelector)
-    if training.tolerations:
-        pod_spec["tolerations"] = list(training.tolerations)
+    for key, value in (
+        ("runtimeClassName", settings.trainer_runtime_class_name),
+        ("priorityClassName", settings.trainer_priority_class_name),
+        ("affinity", settings.trainer_affinity),
+    ):
+        if value:
+            pod_spec[key] = value  # installation-wide (the chart's trainer.* values)
+    # The operator's placement first; the spec adds only what the policy allowed.
+    node_selector = {**(training.nodeSelector or {}), **settings.trainer_node_selector}
+    if node_selector:
+        pod_spec["nodeSelector"] = node_selector
+    tolerations = [*settings.trainer_tolerations, *(training.tolerations or [])]
+    if gpus > 0 and not any(t.get("key") == GPU_RESOURCE for t in tolerations):
+        # GPU nodes are commonly tainted nvidia.com/gpu (GKE, the NVIDIA GPU operator);
+        # a Pod asking for a GPU tolerates it, as the ExtendedResourceToleration
+        # admission plugin would add where it is enabled.
+        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
 
     job_spec: dict[str, Any] = {
         "backoffLimit": training.backoffLimit,
@@ -189,6 +212,18 @@ def job_phase(job: Mapping[str, Any]) -> tuple[JobPhase, str]:
             message = condition.get("message") or ""
             return JobPhase.FAILED, f"{reason}: {message}" if message else reason
     return JobPhase.RUNNING, ""
+
+
+def unschedulable_reason(pod_status: Mapping[str, Any]) -> str:
+    """The scheduler's message when it cannot place a Pod (PodScheduled False), else ''."""
+    for condition in pod_status.get("conditions") or []:
+        if (
+            condition.get("type") == "PodScheduled"
+            and condition.get("status") == "False"
+            and condition.get("reason") == "Unschedulable"
+        ):
+            return str(condition.get("message") or "Unschedulable")
+    return ""
 
 
 def termination_result(pods: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Mapping
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -22,6 +26,48 @@ def load_client_config() -> None:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
         config.load_kube_config()  # type: ignore[no-untyped-call]
+
+
+# Seconds between attempts to reach an API server that is down (the last one repeats).
+API_WAIT_BACKOFF = (1.0, 2.0, 5.0, 10.0)
+
+
+def wait_for_api_server(
+    logger: logging.Logger,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    api_client: client.ApiClient | None = None,
+    attempts: int | None = None,
+) -> None:
+    """Block until the API server answers /version (forever, unless `attempts` is given).
+
+    kopf gives up on discovering resources after its last network retry and never
+    tries again; an operator that starts while the API server is away must wait here.
+    """
+    version_api = client.VersionApi(api_client)
+    attempt = 0
+    while True:
+        try:
+            version_api.get_code()
+            if attempt:
+                logger.info("the API server answers again")
+            return
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+            if attempts is not None and attempt + 1 >= attempts:
+                raise
+            delay = API_WAIT_BACKOFF[min(attempt, len(API_WAIT_BACKOFF) - 1)]
+            reason = (
+                f"HTTP {error.status}" if isinstance(error, ApiException) else type(error).__name__
+            )
+            logger.warning("the API server does not answer (%s); retrying in %.0f s", reason, delay)
+            attempt += 1
+            sleep(delay)
+
+
+@dataclass(frozen=True)
+class SecretView:
+    annotations: dict[str, str]
+    data: dict[str, bytes] = field(repr=False)  # never printed
 
 
 class KubeApi:
@@ -76,19 +122,11 @@ class KubeApi:
                     raise
         return names
 
-    async def secret_value(self, namespace: str, name: str, key: str) -> bytes | None:
-        """A Secret's value for in-process use (HMAC keys); never logged."""
-        try:
-            secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
-        except ApiException as exc:
-            if exc.status in (403, 404):
-                return None
-            raise
-        encoded = (secret.data or {}).get(key)
-        return base64.b64decode(encoded) if encoded else None
+    async def read_secret(self, namespace: str, name: str) -> SecretView | str:
+        """A Secret's annotations and values, or why it cannot be read.
 
-    async def secret_problem(self, namespace: str, name: str, key: str) -> str | None:
-        """Why a Secret key cannot be used, or None. Never returns or logs the value."""
+        The values are for in-process use only (HMAC keys): never logged or returned.
+        """
         try:
             secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
         except ApiException as exc:
@@ -97,6 +135,8 @@ class KubeApi:
             if exc.status == 403:
                 return f"Secret {namespace}/{name} is not readable by the operator"
             raise
-        if key not in (secret.data or {}) and key not in (secret.string_data or {}):
-            return f"Secret {namespace}/{name} has no key {key!r}"
-        return None
+        meta = secret.metadata
+        return SecretView(
+            annotations=dict((meta.annotations if meta else None) or {}),
+            data={key: base64.b64decode(value) for key, value in (secret.data or {}).items()},
+        )

@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from channelmodel.api.models import ChannelModelSpec, ChannelModelStatus
+from channelmodel.api.models import ChannelModelSpec, ChannelModelStatus, SecretKeyRef
 from channelmodel.jobs import JOB_NAME_LABEL, job_phase, observe
 from channelmodel.metrics import QUEUE_LENGTH, TRAININGS_RUNNING
-from channelmodel.planner import Fleet, JobObservation, JobPhase, parse_time
+from channelmodel.planner import Fleet, JobObservation, JobPhase, StartJob, parse_time
+from channelmodel.policy import job_secret_refs, secret_opt_in_problem, token_origin_problem
 from channelmodel.runtime import Runtime
 
 SECRET_RECHECK_SECONDS = 10.0
@@ -24,18 +25,28 @@ async def observe_job(
     job_name: str,
     version: str,
     training_jobs: Mapping[tuple[str, str], Any],
+    training_pods: Mapping[tuple[str, str], Any] | None = None,
 ) -> JobObservation:
+    pending = next((r for r in (training_pods or {}).get((namespace, job_name), ()) if r), "")
     indexed = training_jobs.get((namespace, job_name))
     if indexed:
         entry = next(iter(indexed))
         if entry["phase"] == JobPhase.RUNNING:
-            return JobObservation(phase=JobPhase.RUNNING, suspended=entry.get("suspended", False))
+            return JobObservation(
+                phase=JobPhase.RUNNING,
+                suspended=entry.get("suspended", False),
+                unschedulable=pending,
+            )
     job = await rt.kube.get_job(namespace, job_name)  # not indexed yet, or finished
     if job is None:
         return JobObservation(phase=JobPhase.MISSING)
     phase, _ = job_phase(job)
     if phase == JobPhase.RUNNING:
-        return JobObservation(phase=JobPhase.RUNNING, suspended=bool(job["spec"].get("suspend")))
+        return JobObservation(
+            phase=JobPhase.RUNNING,
+            suspended=bool(job["spec"].get("suspend")),
+            unschedulable=pending,
+        )
     pods = await rt.kube.list_pods(namespace, f"{JOB_NAME_LABEL}={job_name}")
     published = await asyncio.to_thread(rt.store.has_version, channel_id, version)
     return observe(job, pods, published)
@@ -79,14 +90,75 @@ def fleet_view(
 
 
 async def secret_problem(
-    rt: Runtime, namespace: str, name: str, spec: ChannelModelSpec
+    rt: Runtime, namespace: str, name: str, spec: ChannelModelSpec, start: StartJob
 ) -> str | None:
-    ref = spec.manifest.authSecretRef
-    assert ref is not None
+    """Why the Job `start` would read a Secret it may not, or one that is unusable.
+
+    A missing one would leave its Pod in CreateContainerConfigError until the Job's
+    deadline; checked before the Job starts, it blocks the start instead. The notify
+    key is optional in the Pod (a webhook must not stop training). The store's S3
+    credentials (the operator's own Secret) must exist.
+    """
+    refs = job_secret_refs(spec, start)
+    s3 = rt.settings.s3_credentials_secret if rt.settings.store_uri.startswith("s3://") else None
+    if not refs and not s3:
+        return None
+    needed = [ref.name for ref, _ in refs] + ([s3] if s3 else [])
     key = (namespace, name)
     checked = rt.secret_checks.get(key)
-    if checked and time.monotonic() - checked[0] < SECRET_RECHECK_SECONDS and checked[1]:
+    if (
+        checked
+        and checked[1]
+        and checked[2] == needed
+        and time.monotonic() - checked[0] < SECRET_RECHECK_SECONDS
+    ):
         return checked[1]
-    problem = await rt.kube.secret_problem(namespace, ref.name, ref.key)
-    rt.secret_checks[key] = (time.monotonic(), problem)
+    problem = None
+    notify_ref = spec.notify.secretRef if spec.notify else None
+    for ref, url in refs:
+        secret = await rt.kube.read_secret(namespace, ref.name)
+        if isinstance(secret, str):
+            if ref is notify_ref and secret.endswith("not found"):
+                continue  # the webhook key is optional for the trainer (progress events)
+            problem = secret
+            break
+        problem = secret_opt_in_problem(
+            {"annotations": secret.annotations},
+            namespace=namespace,
+            secret=ref.name,
+            channel_model=name,
+            settings=rt.settings,
+        )
+        if problem is None and url is not None:
+            problem = token_origin_problem(
+                {"annotations": secret.annotations}, namespace=namespace, secret=ref.name, url=url
+            )
+        if problem is None and ref is not notify_ref and ref.key not in secret.data:
+            problem = f"Secret {namespace}/{ref.name} has no key {ref.key!r}"
+        if problem:
+            break
+    if problem is None and s3:
+        credentials = await rt.kube.read_secret(namespace, s3)
+        problem = credentials if isinstance(credentials, str) else None
+    rt.secret_checks[key] = (time.monotonic(), problem, needed)
     return problem
+
+
+async def usable_secret_value(
+    rt: Runtime, namespace: str, name: str, ref: SecretKeyRef
+) -> bytes | str:
+    """The value of a Secret key the ChannelModel `name` may use, or why not (never logged)."""
+    secret = await rt.kube.read_secret(namespace, ref.name)
+    if isinstance(secret, str):
+        return secret
+    problem = secret_opt_in_problem(
+        {"annotations": secret.annotations},
+        namespace=namespace,
+        secret=ref.name,
+        channel_model=name,
+        settings=rt.settings,
+    )
+    if problem:
+        return problem
+    value = secret.data.get(ref.key)
+    return value if value else f"Secret {namespace}/{ref.name} has no key {ref.key!r}"

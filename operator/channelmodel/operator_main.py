@@ -8,9 +8,11 @@ import logging
 import kopf
 import prometheus_client
 
+from channelmodel.egress import EgressPolicy
 from channelmodel.handlers import register
-from channelmodel.kube import KubeApi, load_client_config
+from channelmodel.kube import KubeApi, load_client_config, wait_for_api_server
 from channelmodel.logs import configure_logging
+from channelmodel.notify import Notifier
 from channelmodel.runtime import Runtime
 from channelmodel.settings import OperatorSettings
 from channelmodel.store import open_store
@@ -29,7 +31,13 @@ def run(args: argparse.Namespace) -> int:
     settings = OperatorSettings()
     configure_logging(settings.log_format, logging.DEBUG if args.verbose else logging.INFO)
     load_client_config()
-    runtime = Runtime(settings=settings, store=open_store(settings.store_uri), kube=KubeApi())
+    wait_for_api_server(logging.getLogger(__name__))
+    runtime = Runtime(
+        settings=settings,
+        store=open_store(settings.store_uri),
+        kube=KubeApi(),
+        notifier=Notifier(policy=EgressPolicy.of(settings.egress_allow_networks)),
+    )
     if settings.metrics_port:
         prometheus_client.start_http_server(settings.metrics_port)
     registry = kopf.OperatorRegistry()

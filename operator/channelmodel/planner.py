@@ -64,6 +64,7 @@ class JobObservation:
     reason: str = ""  # Job failure reason (BackoffLimitExceeded, DeadlineExceeded, ...)
     published: bool = True  # the version the Job reports is committed in the store
     suspended: bool = False  # created suspended, not admitted yet (Kueue)
+    unschedulable: str = ""  # the scheduler's word on a Pod it cannot place
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ class PlanInput:
     quality_margin: float = 0.05
     blocked: str | None = None  # why a Job cannot be started (e.g. missing Secret)
     store_latest: str | None = None  # newest version in the store (a re-created object)
+    # The channel's committed versions, when some are missing from status (a re-created object).
+    store_versions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,16 +120,38 @@ class Plan:
     delete_versions: list[str] = field(default_factory=list)
     serve_version: str | None = None  # write the store's serving pointer
     finished_job: JobRef | None = None  # the Job this plan saw finish
+    cancel_job: JobRef | None = None  # delete this Job: its run is discarded (spec.suspend)
     events: list[Event] = field(default_factory=list)
 
 
-def spec_hash(spec: ChannelModelSpec) -> str:
-    """Hash of the fields that shape a model: a change retrains at once."""
-    # Scheduling fields (resources, tolerations, image, ...) do not change the model.
-    relevant = spec.model_dump(
-        mode="json", include={"channelId": True, "manifest": {"url"}, "training": {"epochs"}}
-    )
+# What shapes the model: a change retrains at once, whatever the last run did.
+MODEL_FIELDS: dict[str, Any] = {"channelId": True, "manifest": {"url"}, "training": {"epochs"}}
+# What shapes the run but not the model (where and how the Job runs, which Secrets
+# it reads): a change re-queues a failed or rejected run, never a succeeded one.
+# See docs/decisions/0011-spec-hash-and-suspend.md.
+RUN_FIELDS: dict[str, Any] = {
+    "manifest": {"authSecretRef"},
+    "importFrom": {"authSecretRef"},
+    "training": {
+        "gpus", "image", "resources", "nodeSelector", "tolerations",
+        "activeDeadlineSeconds", "backoffLimit", "queueName",
+    },
+}  # fmt: skip
+
+
+def _hash(spec: ChannelModelSpec, include: dict[str, Any]) -> str:
+    relevant = spec.model_dump(mode="json", include=include)
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def spec_hash(spec: ChannelModelSpec) -> str:
+    """Hash of the fields that shape a model (MODEL_FIELDS): a change retrains at once."""
+    return _hash(spec, MODEL_FIELDS)
+
+
+def run_hash(spec: ChannelModelSpec) -> str:
+    """Hash of the fields that shape a run (RUN_FIELDS): a change retries a failed run."""
+    return _hash(spec, RUN_FIELDS)
 
 
 def job_name(name: str, attempt: int) -> str:
@@ -158,10 +183,16 @@ def plan(inp: PlanInput) -> Plan:
     result = Plan(status=status)
     status.observedGeneration = inp.generation
 
-    if status.currentJob is not None and inp.job is not None:
+    if status.currentJob is not None and inp.spec.suspend:
+        _cancel_for_suspend(result, status.currentJob)
+    elif status.currentJob is not None and inp.job is not None:
         _follow_job(inp, result, status.currentJob, inp.job)
+    if status.attemptedRunHash is None and status.attempts and status.currentJob is None:
+        # Status written before run hashes existed: adopt the current spec as attempted.
+        status.attemptedRunHash = run_hash(inp.spec)
 
     _adopt_imported_version(inp, result)
+    _list_stored_versions(inp, result)
     _serve(inp, result)
 
     if status.currentJob is None:
@@ -172,6 +203,30 @@ def plan(inp: PlanInput) -> Plan:
 
 
 # --- following a running Job -------------------------------------------------
+
+
+def _cancel_for_suspend(result: Plan, job: JobRef) -> None:
+    """spec.suspend stops the run in flight: its Job is deleted, its result never served.
+
+    The run is queued again when suspend is lifted: forgetting what it attempted
+    makes the spec (and an import) look untried; an inventory change it was to
+    cover is still uncovered (attemptedChangeAt moves only when a run finishes).
+    """
+    status = result.status
+    status.currentJob = None
+    status.attemptedSpecHash = None
+    status.attemptedRunHash = None
+    if job.trigger == Trigger.IMPORT.value:
+        status.importedFrom = None
+    result.cancel_job = job
+    result.events.append(
+        Event(
+            "Normal",
+            "TrainingCancelled",
+            f"Job {job.name} ({job.version}) stopped: spec.suspend is true; "
+            "the run is queued again when suspend is lifted",
+        )
+    )
 
 
 def _follow_job(inp: PlanInput, result: Plan, job: JobRef, obs: JobObservation) -> None:
@@ -185,7 +240,8 @@ def _follow_job(inp: PlanInput, result: Plan, job: JobRef, obs: JobObservation) 
     result.finished_job = job
     report = dict(obs.result or {})
     metrics = _metrics(report)
-    status.lastRun = metrics  # None when the run reported none: never the previous run's
+    if metrics is not None:
+        status.lastRun = metrics  # a run that reported none keeps the last one that did
 
     if obs.phase == JobPhase.SUCCEEDED and report.get("ok", True) and obs.published:
         _accept_or_reject(inp, result, job, metrics, report)
@@ -261,20 +317,54 @@ def _adopt_imported_version(inp: PlanInput, result: Plan) -> None:
     if not version or version == status.adoptedImport or not _is_semver(version):
         return
     status.adoptedImport = version
-    if any(v.version == version for v in status.versions):
-        return
     origin = inp.annotations.get(ann.IMPORTED_ORIGIN) or "imported"
-    record = VersionRecord(
-        version=version,
-        createdAt=inp.now,
-        origin=origin if origin.startswith("imported") else f"imported:{origin}",
-    )
+    origin = origin if origin.startswith("imported") else f"imported:{origin}"
+    existing = next((v for v in status.versions if v.version == version), None)
+    if existing is not None:
+        if existing.state == VersionState.STORED:  # adopting a found version manages it
+            status.versions = [
+                v.model_copy(update={"state": VersionState.RETAINED, "origin": origin})
+                if v.version == version
+                else v
+                for v in status.versions
+            ]
+            result.events.append(
+                Event("Normal", "VersionImported", f"adopted stored version {version}")
+            )
+        return
+    record = VersionRecord(version=version, createdAt=inp.now, origin=origin)
     status.versions = sorted(
         [record, *status.versions], key=lambda v: parse_version(v.version), reverse=True
     )
     if status.latestVersion is None or parse_version(version) > parse_version(status.latestVersion):
         status.latestVersion = version
     result.events.append(Event("Normal", "VersionImported", f"adopted imported version {version}"))
+
+
+def _list_stored_versions(inp: PlanInput, result: Plan) -> None:
+    """Versions of the channel in the store that status does not list (a re-created
+    ChannelModel, a run that published but was not recorded): listed as Stored with
+    origin `store`, so numbering continues after them and people see them. They are
+    not served unless pinned, and retention leaves them alone until adopted."""
+    status = result.status
+    known = {v.version for v in status.versions}
+    found = [v for v in inp.store_versions if v not in known and _is_semver(v)]
+    if not found:
+        return
+    records = [
+        VersionRecord(version=v, createdAt=inp.now, origin="store", state=VersionState.STORED)
+        for v in found
+    ]
+    status.versions = sorted(
+        [*status.versions, *records], key=lambda v: parse_version(v.version), reverse=True
+    )
+    newest = max(found, key=parse_version)
+    if status.latestVersion is None or parse_version(newest) > parse_version(status.latestVersion):
+        status.latestVersion = newest
+    shown = ", ".join(sorted(found, key=parse_version)[-5:])
+    result.events.append(
+        Event("Normal", "VersionsFound", f"{len(found)} version(s) already in the store: {shown}")
+    )
 
 
 def _is_semver(text: str) -> bool:
@@ -296,7 +386,12 @@ def _serve(inp: PlanInput, result: Plan) -> None:
         target: str | None = pinned
     else:
         target = next(
-            (v.version for v in status.versions if v.state != VersionState.REJECTED), None
+            (
+                v.version
+                for v in status.versions
+                if v.state not in (VersionState.REJECTED, VersionState.STORED)
+            ),
+            None,
         )
         if pinned and pinned not in known:
             # Pinning to something that is not there keeps the current model.
@@ -309,9 +404,9 @@ def _serve(inp: PlanInput, result: Plan) -> None:
     status.modelVersion = target
     status.modelBaseUrl = inp.model_base_url(inp.spec.channelId, target) if target else None
 
-    keep = {target, pinned} | set(
-        newest_first([v.version for v in status.versions])[: inp.spec.retainVersions]
-    )
+    stored = {v.version for v in status.versions if v.state == VersionState.STORED}
+    managed = [v.version for v in status.versions if v.version not in stored]
+    keep = {target, pinned} | stored | set(newest_first(managed)[: inp.spec.retainVersions])
     result.delete_versions = [v.version for v in status.versions if v.version not in keep]
     status.versions = [
         v.model_copy(
@@ -319,8 +414,8 @@ def _serve(inp: PlanInput, result: Plan) -> None:
                 "state": VersionState.SERVED
                 if v.version == target
                 else (
-                    VersionState.REJECTED
-                    if v.state == VersionState.REJECTED
+                    v.state
+                    if v.state in (VersionState.REJECTED, VersionState.STORED)
                     else VersionState.RETAINED
                 )
             }
@@ -364,6 +459,7 @@ def _decide_training(inp: PlanInput, result: Plan) -> None:
     result.start_job = start
     status.attempts = attempt
     status.attemptedSpecHash = spec_hash(inp.spec)  # an import covers the spec too
+    status.attemptedRunHash = run_hash(inp.spec)
     if want.trigger == Trigger.IMPORT and inp.spec.importFrom:
         status.importedFrom = inp.spec.importFrom.url
     status.currentJob = JobRef(
@@ -403,6 +499,14 @@ def _wanted_run(inp: PlanInput, status: ChannelModelStatus) -> _Want | None:
 
     if status.attemptedSpecHash != spec_hash(spec):
         wants.append(_Want(Trigger.INITIAL if status.attempts == 0 else Trigger.SPEC, now))
+    elif (
+        status.lastError is not None
+        and status.attemptedRunHash is not None
+        and status.attemptedRunHash != run_hash(spec)
+    ):
+        # A failed (or rejected) run retried with what was changed to fix it: GPUs,
+        # resources, deadline, image, placement, queue or a Secret reference.
+        wants.append(_Want(Trigger.SPEC, now))
 
     changed_at = parse_time(inp.annotations.get(ann.INVENTORY_CHANGED_AT))
     seen = max((t for t in (status.coveredChangeAt, status.attemptedChangeAt) if t), default=None)
@@ -513,6 +617,11 @@ def _set_conditions(inp: PlanInput, result: Plan) -> None:
         conds = cond.set_condition(
             conds, cond.TRAINING, False, "WaitingForAdmission",
             f"Job {status.currentJob.name} is suspended until Kueue admits it from {queue}", now, gen,
+        )  # fmt: skip
+    elif status.currentJob and inp.job is not None and inp.job.unschedulable:
+        conds = cond.set_condition(
+            conds, cond.TRAINING, False, "Unschedulable",
+            f"Job {status.currentJob.name}: {inp.job.unschedulable}", now, gen,
         )  # fmt: skip
     elif status.currentJob:
         conds = cond.set_condition(

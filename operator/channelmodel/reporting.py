@@ -8,6 +8,7 @@ import kopf
 
 from channelmodel.api.models import ChannelModelSpec
 from channelmodel.notify import EVENT_TYPES, Delivery
+from channelmodel.observe import usable_secret_value
 from channelmodel.planner import Plan
 from channelmodel.runtime import Runtime
 
@@ -48,12 +49,11 @@ async def notify(
     secret = None
     if spec.notify.secretRef:
         ref = spec.notify.secretRef
-        secret = await rt.kube.secret_value(namespace, ref.name, ref.key)
-        if secret is None:  # fail closed: never send unsigned what should be signed
-            logger.warning(
-                "webhook not sent: Secret %s/%s has no key %r", namespace, ref.name, ref.key
-            )
+        value = await usable_secret_value(rt, namespace, name, ref)
+        if isinstance(value, str):  # fail closed: never send unsigned what should be signed
+            logger.warning("webhook not sent: %s", value)
             return
+        secret = value
     status = decision.status
     for event in decision.events:
         kind = EVENT_TYPES.get(event.reason)

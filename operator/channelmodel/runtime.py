@@ -40,4 +40,7 @@ class Runtime:
     notifier: Notifier = field(default_factory=Notifier)
     telemetry: ChannelTelemetry = field(default_factory=ChannelTelemetry)
     # Secret checks are rate-limited per object (a cache, not state).
-    secret_checks: dict[tuple[str, str], tuple[float, str | None]] = field(default_factory=dict)
+    # (checked at, problem, the Secrets checked)
+    secret_checks: dict[tuple[str, str], tuple[float, str | None, list[str]]] = field(
+        default_factory=dict
+    )

@@ -6,10 +6,15 @@ rendered Deployment's env parses here), so chart and code cannot drift apart.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+from kubernetes.utils import parse_quantity
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from channelmodel.egress import parse_networks
+
+TRAINER_UID = 10001  # the trainer image's user (Dockerfile.trainer)
 
 
 class OperatorSettings(BaseSettings):
@@ -37,6 +42,28 @@ class OperatorSettings(BaseSettings):
     trainer_service_account: str = Field(
         default="channelmodel-trainer",
         description="ServiceAccount of trainer Pods (no API rights).",
+    )
+    # The chart's securityContext values; the defaults are the trainer image's user.
+    trainer_run_as_user: int = Field(
+        default=TRAINER_UID, ge=1, description="runAsUser of trainer Pods (non-root)."
+    )
+    trainer_run_as_group: int = Field(
+        default=TRAINER_UID, ge=1, description="runAsGroup of trainer Pods."
+    )
+    trainer_fs_group: int = Field(
+        default=TRAINER_UID, ge=1, description="fsGroup of trainer Pods (owns the store volume)."
+    )
+    default_gpus: int = Field(
+        default=1, ge=0, le=16, description="GPUs of a ChannelModel without spec.training.gpus."
+    )
+    trainer_runtime_class_name: str | None = Field(
+        default=None, description="runtimeClassName of trainer Pods (e.g. nvidia)."
+    )
+    trainer_priority_class_name: str | None = Field(
+        default=None, description="priorityClassName of trainer Pods."
+    )
+    trainer_affinity: dict[str, Any] | None = Field(
+        default=None, description="Affinity of trainer Pods (JSON in the environment)."
     )
     store_uri: str = Field(
         default="file:///var/lib/channelmodel/models",
@@ -80,16 +107,85 @@ class OperatorSettings(BaseSettings):
         le=1,
         description="A new model may lose at most this accuracy against the served one.",
     )
+    # --- policy: what a ChannelModel's author may choose (docs/operations.md, trust model) ---
+    allowed_secrets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Secrets any ChannelModel may reference without the opt-in annotation: "
+        "`namespace/name` or `name` (any namespace), comma-separated.",
+    )
+    allowed_trainer_images: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Images spec.training.image may name besides the default, comma-separated; "
+        "an entry ending in `*` allows every image starting with the rest.",
+    )
+    allowed_node_selectors: dict[str, list[str]] = Field(
+        default_factory=lambda: {"nvidia.com/gpu.present": ["true"]},
+        description="JSON: node label key -> values spec.training.nodeSelector may use "
+        '("*" for any value); other keys are refused.',
+    )
+    allowed_toleration_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["nvidia.com/gpu"],
+        description="Taint keys spec.training.tolerations may tolerate, comma-separated; "
+        "`*` also allows a toleration without a key (tolerates every taint).",
+    )
+    trainer_node_selector: dict[str, str] = Field(
+        default_factory=dict, description="JSON: node selector every training Pod gets."
+    )
+    trainer_tolerations: list[dict[str, Any]] = Field(
+        default_factory=list, description="JSON: tolerations every training Pod gets."
+    )
+    max_gpus: int = Field(default=1, ge=0, le=16, description="Ceiling of spec.training.gpus.")
+    max_cpu: str = Field(default="8", description="Ceiling of the trainer's CPU request/limit.")
+    max_memory: str = Field(
+        default="32Gi", description="Ceiling of the trainer's memory request/limit."
+    )
+    max_ephemeral_storage: str = Field(
+        default="20Gi", description="Ceiling of the trainer's ephemeral-storage request/limit."
+    )
+    default_memory_limit: str = Field(
+        default="6Gi",
+        description="Memory limit of training Jobs whose spec sets none (measured: docs/trainer.md).",
+    )
+    max_active_deadline_seconds: int = Field(
+        default=86400, ge=30, description="Ceiling of spec.training.activeDeadlineSeconds."
+    )
+    egress_allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs outbound requests (manifest, images, webhooks) may reach although "
+        "private, loopback or link-local, comma-separated; passed on to training Jobs.",
+    )
     log_format: Literal["text", "json"] = "text"
     metrics_port: int = Field(
         default=9090, ge=0, le=65535, description="Prometheus /metrics port; 0 disables."
     )
 
-    @field_validator("namespaces", mode="before")
+    @field_validator(
+        "namespaces",
+        "allowed_secrets",
+        "allowed_trainer_images",
+        "allowed_toleration_keys",
+        "egress_allow_networks",
+        mode="before",
+    )
     @classmethod
     def _split_namespaces(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("egress_allow_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)  # a typo must stop the operator, not every training
+        return value
+
+    @field_validator("max_cpu", "max_memory", "max_ephemeral_storage", "default_memory_limit")
+    @classmethod
+    def _quantity(cls, value: str) -> str:
+        try:
+            parse_quantity(value)  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a Kubernetes quantity") from exc
         return value
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,12 +10,22 @@ import yaml
 
 from channelmodel.api.crd import crd_manifest, render_crd_yaml
 from channelmodel.api.models import ChannelModelSpec, ChannelModelStatus
-from channelmodel.api.validation import openapi_schema, schema_errors
+from channelmodel.api.validation import openapi_schema
+from channelmodel_sandbox.schema import CustomResourceSchema
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "deploy" / "crds" / "channelmodels.ml.dukarun.io.yaml"
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 INVALID = sorted((ROOT / "examples" / "invalid").glob("*.yaml"))
+
+
+def emulator_errors(obj: dict[str, object]) -> list[str]:
+    """What the API emulator answers for `obj` under kubectl's strict field validation:
+    kube-apiserver's wording (tests/realcluster checks the real server says the same)."""
+    admission = CustomResourceSchema(openapi_schema()).admit(obj)
+    return [e.message for e in admission.errors] + [
+        f'strict decoding error: unknown field "{path}"' for path in admission.unknown_fields
+    ]
 
 
 def test_checked_in_crd_matches_models() -> None:
@@ -51,12 +62,22 @@ def test_crd_carries_contract_features() -> None:
     assert crd["metadata"]["name"] == "channelmodels.ml.dukarun.io"
     assert crd["spec"]["names"]["shortNames"] == ["chm"]
     assert version["subresources"] == {"status": {}}
-    assert [c["name"] for c in version["additionalPrinterColumns"]] == [
+    columns = version["additionalPrinterColumns"]
+    assert [c["name"] for c in columns if not c.get("priority")] == [
         "Channel",
+        "Ready",
         "Version",
         "Status",
         "Last Trained",
         "Age",
+    ]
+    assert [c["name"] for c in columns if c.get("priority") == 1] == [
+        "URL",
+        "Accuracy",
+        "Images",
+        "Seconds",
+        "Job",
+        "Reason",
     ]
     channel = spec["properties"]["channelId"]
     assert channel["x-kubernetes-validations"] == [
@@ -79,7 +100,7 @@ def test_crd_carries_contract_features() -> None:
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_examples_are_valid(path: Path) -> None:
     obj = yaml.safe_load(path.read_text())
-    assert schema_errors(obj) == []
+    assert emulator_errors(obj) == []
     ChannelModelSpec.model_validate(obj["spec"])
 
 
@@ -87,7 +108,7 @@ def test_examples_are_valid(path: Path) -> None:
 def test_invalid_examples_are_rejected_with_readable_messages(path: Path) -> None:
     text = path.read_text()
     expected = text.splitlines()[0].removeprefix("# expect: ")
-    errors = schema_errors(yaml.safe_load(text))
+    errors = emulator_errors(yaml.safe_load(text))
     assert any(e.startswith(expected) for e in errors), errors
 
 
@@ -99,3 +120,36 @@ def test_pydantic_defaults_match_schema_defaults() -> None:
         assert schema[name]["default"] == getattr(spec, name)
     assert schema["retrainTriggers"]["default"] == [t.value for t in spec.retrainTriggers]
     assert schema["training"]["properties"]["epochs"]["default"] == spec.training.epochs
+
+
+def test_printer_columns_point_at_fields_of_the_models() -> None:
+    """A renamed field cannot leave a column empty: each path resolves in the schema."""
+    version = crd_manifest()["spec"]["versions"][0]
+    schema = version["schema"]["openAPIV3Schema"]
+    for column in version["additionalPrinterColumns"]:
+        path = column["jsonPath"]
+        if path.startswith(".metadata."):
+            continue
+        node = schema
+        for step in re.findall(r"\.([A-Za-z]+)|\[\?\(@\.type==", path):
+            if not step:  # a filter on a list of conditions
+                node = node["items"]
+                continue
+            assert step in node.get("properties", {}), f"{column['name']}: {path} ({step})"
+            node = node["properties"][step]
+
+
+CRD_CHART_TEMPLATE = (
+    ROOT
+    / "deploy"
+    / "helm"
+    / "channelmodel-crds"
+    / "templates"
+    / "channelmodels.ml.dukarun.io.yaml"
+)
+
+
+def test_crd_chart_template_matches_models() -> None:
+    assert CRD_CHART_TEMPLATE.read_text() == render_crd_yaml(keep=True), (
+        "deploy/helm/channelmodel-crds drifted from channelmodel.api.models: run `make crd`"
+    )

@@ -1,4 +1,4 @@
-"""Fixtures: the compatibility API in an aiohttp test server, against the emulator."""
+"""Fixtures: the compatibility API in an aiohttp test server, against the test Kubernetes API."""
 
 from __future__ import annotations
 
@@ -29,7 +29,9 @@ def compat_client(k8s: Cluster) -> Callable[..., Any]:
 
     @asynccontextmanager
     async def open_client(**overrides: Any) -> AsyncIterator[TestClient[Any, Any]]:
-        settings = CompatSettings(token=TOKEN, enabled=True, **overrides)
+        settings = CompatSettings(
+            token=TOKEN, enabled=True, **{"namespace": k8s.namespace, **overrides}
+        )
         app = create_compat_app(settings, api_client=k8s.api_client)
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             yield client

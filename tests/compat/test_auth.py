@@ -22,6 +22,7 @@ BAD_HEADERS = {
 }
 
 
+@pytest.mark.both_backends  # request counts: the emulator's log, the API server's audit log
 @pytest.mark.parametrize("case", list(BAD_HEADERS), ids=list(BAD_HEADERS))
 async def test_bad_or_missing_token_gets_401_and_changes_nothing(
     case: str, k8s: Cluster, compat_client: CompatClient
@@ -35,7 +36,9 @@ async def test_bad_or_missing_token_gets_401_and_changes_nothing(
         responses = [
             await client.post("/v1/train", json=train_body(), headers=headers),
             await client.post("/v1/train", json=train_body("shop-new"), headers=headers),
-            await client.get("/v1/jobs/default/shop-1/2026-11-22T00:00:00.000Z", headers=headers),
+            await client.get(
+                f"/v1/jobs/{k8s.namespace}/shop-1/2026-11-22T00:00:00.000Z", headers=headers
+            ),
         ]
         for response in responses:
             assert response.status == 401
@@ -73,7 +76,7 @@ async def test_token_file_is_read_on_each_request(k8s: Cluster, tmp_path: Any) -
 
     token_file = tmp_path / "token"
     token_file.write_text("first-token\n")
-    settings = CompatSettings(token_file=token_file)
+    settings = CompatSettings(token_file=token_file, namespace=k8s.namespace)
     k8s.create_channelmodel("shop-1", SPEC)
     app = create_compat_app(settings, api_client=k8s.api_client)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:

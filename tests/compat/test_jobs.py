@@ -22,7 +22,7 @@ def later(stamp: str, seconds: float) -> str:
 
 def set_status(k8s: Cluster, status: dict[str, Any]) -> None:
     k8s.custom.patch_namespaced_custom_object_status(
-        "ml.dukarun.io", "v1alpha1", "default", "channelmodels", "shop-one", {"status": status}
+        "ml.dukarun.io", "v1alpha1", k8s.namespace, "channelmodels", "shop-one", {"status": status}
     )
 
 
@@ -106,7 +106,7 @@ async def test_url_encoded_job_id_works(k8s: Cluster, compat_client: CompatClien
 @pytest.mark.parametrize(
     "job_id",
     [
-        "default/gone/2026-11-22T00:00:00.000Z",
+        "{namespace}/gone/2026-11-22T00:00:00.000Z",
         "other-namespace/shop-one/2026-11-22T00:00:00.000Z",
         "default/shop-one/not-a-time",
         "default/shop-one",
@@ -115,6 +115,7 @@ async def test_url_encoded_job_id_works(k8s: Cluster, compat_client: CompatClien
 async def test_unknown_jobs_are_404(job_id: str, k8s: Cluster, compat_client: CompatClient) -> None:
     k8s.create_channelmodel("shop-one", SPEC)
     async with compat_client() as client:
+        job_id = job_id.format(namespace=k8s.namespace)
         response = await client.get(f"/v1/jobs/{job_id}", headers=AUTH)
         assert response.status == 404
         assert (await response.json())["error"].startswith("unknown job")

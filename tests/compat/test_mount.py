@@ -18,7 +18,11 @@ from tests.support.k8s import Cluster
 async def test_model_server_with_compat_routes(k8s: Cluster, tmp_path: Path) -> None:
     k8s.create_channelmodel("shop-one", SPEC)
     app = create_app(open_store((tmp_path / "store").as_uri()))
-    mount(app, CompatSettings(enabled=True, token=TOKEN), api_client=k8s.api_client)
+    mount(
+        app,
+        CompatSettings(enabled=True, token=TOKEN, namespace=k8s.namespace),
+        api_client=k8s.api_client,
+    )
 
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         health = await client.get("/healthz")

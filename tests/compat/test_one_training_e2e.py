@@ -17,7 +17,7 @@ import pytest
 
 from channelmodel.compat.app import create_compat_app
 from channelmodel.compat.settings import CompatSettings
-from channelmodel.sandbox.jobrunner import StandInCommand
+from channelmodel_sandbox.containers import StandInCommand
 from tests.compat.conftest import AUTH, TOKEN, train_body
 from tests.migrate.httpserve import serve_app
 from tests.support.k8s import Cluster, wait_for
@@ -29,8 +29,8 @@ SHARED = Path(os.environ.get("CHANNELMODEL_SHARED") or REPO_ROOT / ".." / "share
 REFERENCE_ZIP = SHARED / "reference" / "teachable-machine-image-export.zip"
 
 
-def publish_reference_export(job: dict[str, Any]) -> StandInCommand:
-    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+def publish_reference_export(pod: dict[str, Any]) -> StandInCommand:
+    args = pod["spec"]["containers"][0]["args"]
     option = {args[i]: args[i + 1] for i in range(len(args) - 1) if args[i].startswith("--")}
     return StandInCommand(
         [
@@ -65,7 +65,7 @@ def test_two_calls_in_a_row_give_one_training(
     k8s.create_channelmodel("shop-one", spec)
     wait_for(lambda: served(k8s, "1.0.0"), timeout=60, message="the first training")
 
-    settings = CompatSettings(enabled=True, token=TOKEN, mode="event")
+    settings = CompatSettings(enabled=True, token=TOKEN, mode="event", namespace=k8s.namespace)
     app = create_compat_app(settings, api_client=k8s.api_client)
     with serve_app(app) as url, httpx.Client(base_url=url, headers=AUTH, timeout=10) as client:
         first = client.post("/v1/train", json=train_body()).json()["jobId"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from channelmodel.sandbox.kubeconfig import write_kubeconfig
+from channelmodel_sandbox.kubeconfig import write_kubeconfig
 from tests.support.processes import free_port
 
 

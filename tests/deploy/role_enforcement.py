@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import kubernetes
 from kubernetes.client.exceptions import ForbiddenException
 
-from channelmodel.sandbox.requests import parse_api_path, verb_of
+from channelmodel_sandbox.requests import parse_api_path, verb_of
 from tests.deploy.chart_render import Manifest
 
 Grant = tuple[str, str, str]  # (apiGroup, resource, verb)

@@ -1,6 +1,6 @@
 """The chart and the code cannot drift apart: the operator Deployment's command
 and env, exactly as `helm template` renders them, start the operator against
-the emulator, train a first version and answer kopf's liveness probe."""
+the test API, train a first version and answer kopf's liveness probe."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.deploy.chart_render import helm_binary, rendered_operator_environment
-from tests.support.k8s import Cluster, wait_for
+from tests.support.k8s import Cluster, RealCluster, bind_claim_to_folder, wait_for
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.e2e
@@ -35,6 +35,13 @@ def test_rendered_operator_deployment_runs_the_operator(
     env["CHANNELMODEL_METRICS_PORT"] = "0"
     assert env["CHANNELMODEL_NAMESPACES"] == NAMESPACE
 
+    for namespace in (NAMESPACE, "elsewhere"):
+        k8s.ensure_namespace(namespace, env["CHANNELMODEL_TRAINER_SERVICE_ACCOUNT"])
+    if isinstance(k8s, RealCluster):
+        # The chart's claim, bound to a hostPath volume at the store's folder: the Pod
+        # mounts it for real (the scheduler waits for an unbound claim).
+        claim = env["CHANNELMODEL_STORE_VOLUME_CLAIM"]
+        bind_claim_to_folder(k8s, NAMESPACE, claim, tmp_path / "store")
     start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.2"))
     operator_process(env=env, argv=argv, name="chart-operator")
     spec = {

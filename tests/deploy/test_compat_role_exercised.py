@@ -19,6 +19,7 @@ from channelmodel.compat.app import create_compat_app
 from channelmodel.compat.settings import CompatSettings
 from tests.deploy.cases import COMPAT, COMPAT_CREATE, S3
 from tests.deploy.chart_render import (
+    NAMESPACE,
     Manifest,
     Values,
     container,
@@ -29,7 +30,7 @@ from tests.deploy.chart_render import (
 )
 from tests.deploy.role_enforcement import Attempt, Grant, enforcing_client
 from tests.deploy.test_rendered_settings import only_env
-from tests.support.k8s import Cluster
+from tests.support.k8s import Cluster, RealCluster
 
 BEARER = "backend-bearer-token-0123"
 AUTH = {"Authorization": f"Bearer {BEARER}"}
@@ -105,10 +106,20 @@ class Deployed:
         self.role = server_role(objects)
         self.k8s = k8s
         self.attempts: list[Attempt] = []
+        self.kubeconfig = k8s.kubeconfig
+        k8s.ensure_namespace(self.namespace)
+        if isinstance(k8s, RealCluster):
+            # The real API server enforces the rendered Role on the server's own token;
+            # the recording client below still lists what the code asked for.
+            k8s.apply_rbac(objects)
+            server = deployment(objects, "server")["spec"]["template"]["spec"]
+            self.kubeconfig = k8s.service_account_kubeconfig(
+                server["serviceAccountName"], NAMESPACE, tmp_path / "server.kubeconfig"
+            )
 
     @asynccontextmanager
     async def client(self) -> AsyncIterator[TestClient[Any, Any]]:
-        api_client, self.attempts = enforcing_client(self.k8s.kubeconfig, self.role)
+        api_client, self.attempts = enforcing_client(self.kubeconfig, self.role)
         app = create_compat_app(self.settings, api_client=api_client)
         try:
             async with TestClient(TestServer(app, host="127.0.0.1")) as client:

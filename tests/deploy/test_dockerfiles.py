@@ -296,10 +296,98 @@ def test_docker_skip_reason_names_what_is_missing(
 
 def test_training_jobs_run_as_the_trainer_images_user() -> None:
     """The operator's Job pins runAsUser: it must own the baked ~/.keras of the image."""
-    from channelmodel.jobs import TRAINER_UID
+    from channelmodel.settings import TRAINER_UID
 
     user = parse(DOCKERFILES["trainer"]).final.user
     assert user is not None
     assert str(TRAINER_UID) == user.split(":")[0], (
         f"training Jobs run as {TRAINER_UID}, Dockerfile.trainer's USER is {user}"
     )
+
+
+def test_the_images_carry_no_sandbox_or_test_double(dockerfile: Dockerfile) -> None:
+    # The emulator, job runner and process kubelet live in sandbox/ (channelmodel-sandbox);
+    # what only tests and `channelmodel dev` use never reaches an image.
+    copied = copy_sources(dockerfile.stages[0]) | copy_sources(dockerfile.stages[-1])
+    assert not [path for path in copied if path.strip("/").split("/")[0] in ("sandbox", "tests")]
+    assert not (REPO_ROOT / "operator" / "channelmodel" / "sandbox").exists()
+    assert "sandbox" not in str(pyproject()["tool"]["setuptools"]["packages"]["find"])
+
+
+CONSTRAINTS = REPO_ROOT / "constraints.txt"
+
+
+def _constraints() -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in CONSTRAINTS.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not pinned with =="
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def test_constraints_pin_every_runtime_dependency() -> None:
+    pins = _constraints()
+    for requirement in pyproject()["project"]["dependencies"]:
+        name = re.sub(r"[-_.]+", "-", re.split(r"[<>=!~\[; ]", requirement)[0]).lower()
+        assert name in pins, f"constraints.txt does not pin {name}"
+    setup = (REPO_ROOT / "scripts" / "setup.sh").read_text()
+    installs = [line for line in setup.splitlines() if '"$PIP" install' in line]
+    resolving = [
+        line for line in installs if "--no-deps" not in line and "--upgrade pip" not in line
+    ]
+    assert resolving and all("-c constraints.txt" in line for line in resolving), (
+        "CI (scripts/setup.sh) must install with the same constraints as the images"
+    )
+
+
+def test_images_install_python_packages_from_the_constraints(dockerfile: Dockerfile) -> None:
+    build = dockerfile.stages[0]
+    assert "constraints.txt" in copy_sources(build)
+    for args in dockerfile.pip_installs():
+        if "--no-deps" in args and all("==" in a for a in args if not a.startswith("-")):
+            continue  # exact pins without dependencies: nothing left to resolve
+        assert args[:2] == ["-c", "constraints.txt"], f"{dockerfile.path.name}: pip install {args}"
+
+
+def test_images_carry_oci_labels(dockerfile: Dockerfile) -> None:
+    labels = " ".join(dockerfile.final.values("LABEL"))
+    for key in ("title", "description", "version", "revision", "created", "licenses",
+                "base.name"):  # fmt: skip
+        assert f"org.opencontainers.image.{key}=" in labels, f"{dockerfile.path.name}: {key}"
+    license_ = pyproject()["project"]["license"]
+    assert f'org.opencontainers.image.licenses="{license_}"' in labels
+    title = re.search(r'org\.opencontainers\.image\.title="([^"]+)"', labels)
+    assert title and title.group(1) == f"channelmodel-{dockerfile.path.suffix.lstrip('.')}"
+
+
+def test_base_images_are_pinnable_and_architectures_stated(dockerfile: Dockerfile) -> None:
+    base = dockerfile.global_args["BASE_IMAGE"]
+    name, _, digest = base.partition("@")
+    assert ":" in name, f"{base}: a base image keeps its tag, also when pinned by digest"
+    if digest:
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), base
+    text = dockerfile.path.read_text()
+    assert "@sha256:<digest>" in text, "the Dockerfile says how to pin the base by digest"
+    assert "linux/amd64" in text and "linux/arm64" in text, "say which architectures build"
+
+
+def test_pin_script_pins_the_base_by_index_digest_keeping_the_tag(tmp_path: Path) -> None:
+    """scripts/pin-base-images.sh with a stand-in `docker` that answers like buildx."""
+    digest = "sha256:" + "0123456789abcdef" * 4
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    docker = fake_bin / "docker"
+    docker.write_text(f'#!/bin/sh\necho \'{{"digest": "{digest}", "mediaType": "x"}}\'\n')
+    docker.chmod(0o755)
+    copy = tmp_path / "Dockerfile.operator"
+    copy.write_text(DOCKERFILES["operator"].read_text())
+    env = {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}"}
+    for _ in range(2):  # re-running re-pins from the tag
+        subprocess.run(
+            [str(REPO_ROOT / "scripts" / "pin-base-images.sh"), str(copy)],
+            check=True, env=env, capture_output=True, timeout=30,
+        )  # fmt: skip
+    pinned = parse(copy).global_args["BASE_IMAGE"]
+    assert pinned == f"python:3.11-slim-bookworm@{digest}"

@@ -421,7 +421,8 @@ BAD_VALUES = [
     ({"watch": {"namespaces": ["Shop_A"]}}, ["watch.namespaces"]),
     ({"image": {"pullPolicy": "Sometimes"}}, ["image.pullPolicy"]),
     ({"securityContext": {"runAsUser": 0}}, ["securityContext.runAsUser"]),
-    ({"trainer": {"gpus": 2}}, ["Additional property gpus is not allowed"]),
+    ({"trainer": {"gpus": 17}}, ["trainer.gpus"]),
+    ({"trainer": {"gpu": {"count": 2}}}, ["Additional property count is not allowed"]),
     ({"storage": {"type": "s3"}}, ["Additional property storage is not allowed"]),
     ({"server": {"compat": {"enabled": True}}}, ["server.compat.existingSecret"]),
     (
@@ -434,6 +435,11 @@ BAD_VALUES = [
     ({"server": {"compat": {"namespace": "Shop_A"}}}, ["server.compat.namespace"]),
     ({"server": {"compat": {"secretKey": "a/b"}}}, ["server.compat.secretKey"]),
     ({"server": {"compat": {"createChannelModels": "yes"}}}, ["server.compat.createChannelModels"]),
+    # The policy (issue 12): typos must not widen or break it silently.
+    ({"policy": {"egressAllowNetworks": ["localhost"]}}, ["policy.egressAllowNetworks.0"]),
+    ({"policy": {"maxMemory": "lots"}}, ["policy.maxMemory"]),
+    ({"policy": {"maxGpus": -1}}, ["policy.maxGpus"]),
+    ({"policy": {"allowedImages": ["x"]}}, ["Additional property allowedImages is not allowed"]),
     # Combinations the schema cannot express are refused by the templates.
     ({"watch": {"clusterWide": True}}, ["store.type=pvc", "use store.type=s3"]),
     ({"watch": {"namespaces": ["shop-a"]}}, ["store.type=pvc", "watch only the release namespace"]),

@@ -57,3 +57,38 @@ def test_kind_end_to_end() -> None:
         f"kind-e2e.sh failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}"
     )
     assert "kind-e2e: model.json OK" in result.stdout
+
+
+def _readme_commands() -> list[str]:
+    """The README's install commands, read independently of the script."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    commands: list[str] = []
+    for block in readme.split("<!-- kind-e2e:")[1:]:
+        code = block.split("-->", 1)[1].lstrip("\n").split("\n\n", 1)[0]
+        joined = "\n".join(line.removeprefix("    ") for line in code.splitlines())
+        commands += [" ".join(c.split()) for c in joined.replace("\\\n", " ").splitlines()]
+    return commands
+
+
+def test_dry_run_lists_exactly_the_readmes_install_steps() -> None:
+    result = subprocess.run(
+        ["bash", str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "KIND_E2E_DRY_RUN": "1"},
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    steps = [line.removeprefix("step: ") for line in result.stdout.splitlines()]
+    expected = [
+        cmd.replace("docker push ", "kind load docker-image --name channelmodel-e2e ")
+        for cmd in _readme_commands()
+    ]
+    expected[0] = "REGISTRY=kind.local/channelmodel " + expected[0].split(" ", 1)[1]
+    assert steps == expected
+    assert any(s.startswith("helm install ") for s in steps)
+    assert steps[-2:] == [
+        "kubectl apply -n channelmodel -f examples/channelmodel-cpu.yaml",
+        "kubectl wait -n channelmodel --for=condition=Ready chm/shop-1 --timeout=15m",
+    ]

@@ -13,18 +13,19 @@ from tests.deploy.chart_render import NAMESPACE, Manifest, Values, deployment, r
 
 Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
 
-# What the operator may do in a namespace it serves: nothing else.
-NAMESPACED_GRANTS: set[Grant] = {
-    *{("ml.dukarun.io", "channelmodels", v) for v in ("get", "list", "watch", "patch", "update")},
-    *{("ml.dukarun.io", "channelmodels/status", v) for v in ("get", "patch", "update")},
+# What the operator may do in a namespace it serves: nothing else. No `update`
+# (kopf patches) and no pods/log (issue 12: granted, never used).
+SECRET_GRANTS: set[Grant] = {("", "secrets", "get")}
+OBJECT_GRANTS: set[Grant] = {
+    *{("ml.dukarun.io", "channelmodels", v) for v in ("get", "list", "watch", "patch")},
+    *{("ml.dukarun.io", "channelmodels/status", v) for v in ("get", "patch")},
     # blockOwnerDeletion on the Jobs' ownerReferences needs update on finalizers.
     ("ml.dukarun.io", "channelmodels/finalizers", "update"),
     *{("batch", "jobs", v) for v in ("get", "list", "watch", "create", "delete")},
     *{("", "pods", v) for v in ("get", "list", "watch")},
-    ("", "pods/log", "get"),
     *{(group, "events", v) for group in ("", "events.k8s.io") for v in ("create", "patch")},
-    ("", "secrets", "get"),
 }
+NAMESPACED_GRANTS: set[Grant] = OBJECT_GRANTS | SECRET_GRANTS
 # Cluster-wide mode adds read access to CRDs only (kopf re-scans resources on CRD changes).
 CLUSTER_ONLY_GRANTS: set[Grant] = {
     ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")
@@ -35,12 +36,12 @@ RBAC_KINDS = ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
 COMPAT_GRANTS: set[Grant] = {
     ("ml.dukarun.io", "channelmodels", v) for v in ("get", "list", "patch")
 }
-# createChannelModels: create the ChannelModel and its manifest-token Secret (get and
-# patch on a clash or a rotated token, delete when the ChannelModel is refused).
+# createChannelModels: create the ChannelModel and then its manifest-token Secret (get
+# and patch on a clash or a rotated token). Never delete (issue 12).
 COMPAT_CREATE_GRANTS: set[Grant] = {
     *COMPAT_GRANTS,
     ("ml.dukarun.io", "channelmodels", "create"),
-    *{("", "secrets", v) for v in ("create", "get", "patch", "delete")},
+    *{("", "secrets", v) for v in ("create", "get", "patch")},
 }
 
 
@@ -141,14 +142,22 @@ def test_namespaced_mode_grants_nothing_cluster_wide(
     assert set(env["CHANNELMODEL_NAMESPACES"].split(",")) == namespaces
 
 
-def test_cluster_wide_mode_adds_only_crd_reads(tmp_path: Path) -> None:
-    objects = render(Values("cluster", {"watch": {"clusterWide": True}, "store": S3}), tmp_path)
-    assert select(objects, "Role") == []
-    assert select(objects, "RoleBinding") == []
+def test_cluster_wide_mode_adds_only_crd_reads_and_reads_secrets_only_where_named(
+    tmp_path: Path,
+) -> None:
+    overrides = {"watch": {"clusterWide": True, "namespaces": ["shop-a"]}, "store": S3}
+    objects = render(Values("cluster", overrides), tmp_path)
     (role,) = select(objects, "ClusterRole")
     (binding,) = select(objects, "ClusterRoleBinding")
-    assert grants(role) == NAMESPACED_GRANTS | CLUSTER_ONLY_GRANTS
-    assert ("", "secrets", "list") not in grants(role)
+    assert grants(role) == OBJECT_GRANTS | CLUSTER_ONLY_GRANTS
+    # Issue 12: no Secret of the whole cluster, only in the namespaces the chart names.
+    secret_roles = select(objects, "Role")
+    assert {r["metadata"]["namespace"] for r in secret_roles} == {NAMESPACE, "shop-a"}
+    assert all(grants(r) == SECRET_GRANTS for r in secret_roles)
+    subject = operator_service_account(objects)
+    secret_bindings = select(objects, "RoleBinding")
+    assert {b["metadata"]["namespace"] for b in secret_bindings} == {NAMESPACE, "shop-a"}
+    assert all(bound_subjects(b) == {subject} for b in secret_bindings)
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "ClusterRole",
@@ -262,11 +271,16 @@ def test_compat_grants_the_server_exactly_what_the_api_calls(
     assert not {verb for _, resource, verb in granted if resource == "secrets"} & {"list", "watch"}
     # The operator's rights are untouched by the server's.
     operator = operator_service_account(objects)
-    operator_grants = NAMESPACED_GRANTS | (
-        CLUSTER_ONLY_GRANTS if binding_kinds(objects, operator) == {"ClusterRoleBinding"} else set()
-    )
+    cluster_wide = "ClusterRoleBinding" in binding_kinds(objects, operator)
     for operator_binding in bindings_of(objects, operator):
-        assert grants(bound_role(objects, operator_binding)) == operator_grants
+        expected_grants = (
+            NAMESPACED_GRANTS
+            if not cluster_wide
+            else OBJECT_GRANTS | CLUSTER_ONLY_GRANTS
+            if operator_binding["kind"] == "ClusterRoleBinding"
+            else SECRET_GRANTS
+        )
+        assert grants(bound_role(objects, operator_binding)) == expected_grants
     # The server now mounts an API token; the trainer still never does.
     pod = deployment(objects, "server")["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is True

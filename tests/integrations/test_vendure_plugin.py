@@ -18,7 +18,7 @@ from typing import Any
 import kubernetes
 import pytest
 
-from channelmodel.sandbox.jobrunner import StandInCommand
+from channelmodel_sandbox.containers import StandInCommand
 from tests.integrations.conftest import REPO_ROOT, package_dir, run_npm, tap_counts
 from tests.support.k8s import Cluster
 
@@ -38,8 +38,8 @@ def test_unit_tests_pass() -> None:
             sys.stdout.write(line.lstrip("# \\") + "\n")
 
 
-def _stand_in(job: dict[str, Any]) -> StandInCommand:
-    container = job["spec"]["template"]["spec"]["containers"][0]
+def _stand_in(pod: dict[str, Any]) -> StandInCommand:
+    container = pod["spec"]["containers"][0]
     pythonpath = os.pathsep.join([str(REPO_ROOT / "operator"), str(REPO_ROOT / "trainer")])
     return StandInCommand(
         [sys.executable, str(MANIFEST_TRAINER), *container["args"]], env={"PYTHONPATH": pythonpath}
@@ -47,17 +47,21 @@ def _stand_in(job: dict[str, Any]) -> StandInCommand:
 
 
 @pytest.mark.e2e
+@pytest.mark.both_backends  # the real control plane where it is built, and the emulator
 def test_vendure_server_with_the_operator(
     k8s: Cluster, start_job_runner: Any, operator_process: Any, tmp_path: Path
 ) -> None:
     plugin = package_dir("vendure-plugin")
     manifest_token = base64.urlsafe_b64encode(os.urandom(24)).decode()
-    webhook_secret = os.urandom(32).hex()
+    webhook_secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()  # Standard Webhooks
     data = {"manifest-token": manifest_token, "webhook-hmac": webhook_secret}
     k8s.core.create_namespaced_secret(
         k8s.namespace,
         kubernetes.client.V1Secret(
-            metadata=kubernetes.client.V1ObjectMeta(name=SECRET),
+            # Opted in for the channel's ChannelModel (the operator's Secret policy).
+            metadata=kubernetes.client.V1ObjectMeta(
+                name=SECRET, annotations={"ml.dukarun.io/channel-models": "vendure-channel-t-1"}
+            ),
             data={key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
         ),
     )

@@ -18,7 +18,15 @@ def test_published_version_is_annotated_on_the_channel_model(
 ) -> None:
     k8s.create_channelmodel("shop-one", SPEC)
 
-    run = run_import(str(reference_zip), "--name", "shop-one", "--kubeconfig", str(k8s.kubeconfig))
+    run = run_import(
+        str(reference_zip),
+        "--name",
+        "shop-one",
+        "--kubeconfig",
+        str(k8s.kubeconfig),
+        "-n",
+        k8s.namespace,
+    )
 
     assert run.code == 0, run.stderr
     annotations = k8s.get_channelmodel("shop-one")["metadata"]["annotations"]
@@ -35,7 +43,7 @@ def test_version_follows_what_the_channel_model_knows(
     k8s.custom.patch_namespaced_custom_object_status(
         "ml.dukarun.io",
         "v1alpha1",
-        "default",
+        k8s.namespace,
         "channelmodels",
         "shop-one",
         {
@@ -51,7 +59,15 @@ def test_version_follows_what_the_channel_model_knows(
         },
     )
 
-    run = run_import(str(reference_dir), "--name", "shop-one", "--kubeconfig", str(k8s.kubeconfig))
+    run = run_import(
+        str(reference_dir),
+        "--name",
+        "shop-one",
+        "--kubeconfig",
+        str(k8s.kubeconfig),
+        "-n",
+        k8s.namespace,
+    )
 
     assert run.code == 0, run.stderr
     assert run.result["version"] == "1.0.4"
@@ -62,10 +78,21 @@ def test_channel_model_of_another_channel_is_refused_before_publishing(
 ) -> None:
     k8s.create_channelmodel("other", {**SPEC, "channelId": "shop-2"})
 
-    run = run_import(str(reference_zip), "--name", "other", "--kubeconfig", str(k8s.kubeconfig))
+    run = run_import(
+        str(reference_zip),
+        "--name",
+        "other",
+        "--kubeconfig",
+        str(k8s.kubeconfig),
+        "-n",
+        k8s.namespace,
+    )
 
     assert run.code == 1
-    assert run.result["error"] == "ChannelModel default/other is for channel 'shop-2', not 'shop-1'"
+    assert (
+        run.result["error"]
+        == f"ChannelModel {k8s.namespace}/other is for channel 'shop-2', not 'shop-1'"
+    )
     assert stored_files(store_uri) == []
     assert IMPORTED_VERSION not in (
         k8s.get_channelmodel("other")["metadata"].get("annotations") or {}

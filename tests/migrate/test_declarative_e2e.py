@@ -1,4 +1,4 @@
-"""`spec.importFrom` end to end: the operator process on the emulator starts an
+"""`spec.importFrom` end to end: the operator process on the test API starts an
 import Job, the local job runner runs the real `channelmodel import` in it, and
 the imported version is served like a trained one."""
 
@@ -25,9 +25,12 @@ def test_import_from_url_with_token_is_served_as_first_version(
     tmp_path: Path,
 ) -> None:
     k8s.core.create_namespaced_secret(
-        "default",
+        k8s.namespace,
         {
-            "metadata": {"name": "tm-host"},
+            "metadata": {
+                "name": "tm-host",
+                "annotations": {"ml.dukarun.io/channel-models": "shop-1"},
+            },
             "data": {"token": base64.b64encode(b"tm-token").decode()},
         },
     )

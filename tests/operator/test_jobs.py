@@ -104,6 +104,17 @@ def test_gpu_request_follows_spec(gpus: int, expected: dict[str, str] | None) ->
         assert resources["limits"]["nvidia.com/gpu"] == expected["nvidia.com/gpu"]
 
 
+def test_only_gpu_jobs_tolerate_the_gpu_taint() -> None:
+    gpu_pod = _job(training={"gpus": 1})["spec"]["template"]["spec"]
+    assert gpu_pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert "tolerations" not in _job(training={"gpus": 0})["spec"]["template"]["spec"]
+    own = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "a100", "effect": "NoSchedule"}
+    pod = _job(training={"gpus": 1, "tolerations": [own]})["spec"]["template"]["spec"]
+    assert pod["tolerations"] == [own]  # the spec's own toleration of that taint wins
+
+
 def test_scheduling_fields_and_kueue() -> None:
     job = _job(
         training={
@@ -122,7 +133,11 @@ def test_scheduling_fields_and_kueue() -> None:
     assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
     pod = spec["template"]["spec"]
     assert pod["nodeSelector"] == {"pool": "gpu"}
-    assert pod["tolerations"] == [{"key": "gpu", "operator": "Exists"}]
+    # The spec's own, and the GPU taint's: a Pod asking for a GPU tolerates it.
+    assert pod["tolerations"] == [
+        {"key": "gpu", "operator": "Exists"},
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+    ]
     assert "suspend" not in _job()["spec"]
 
 

@@ -1,5 +1,6 @@
-"""The operator as a real process (`python -m channelmodel run`) against the
-Kubernetes API emulator, with the local job runner playing the Job controller."""
+"""The operator as a real process (`python -m channelmodel run`) against the test
+Kubernetes API (tests/support/k8s.py): the real control plane, whose Job controller
+and scheduler hand the Pods to the process kubelet, or the emulator with its job runner."""
 
 from __future__ import annotations
 
@@ -170,19 +171,35 @@ def test_unknown_secret_is_a_condition_not_a_crash_loop(
         timeout=30,
         message="SpecValid=False",
     )
-    assert "Secret default/missing not found" in _condition(status, "SpecValid")["message"]
+    assert f"Secret {k8s.namespace}/missing not found" in _condition(status, "SpecValid")["message"]
     assert status["trainingStatus"] == "Queued"
     assert k8s.jobs() == []
     assert operator.running
-    # creating the Secret unblocks it
+    # A Secret that exists but is not opted in for this ChannelModel is not used (issue 12):
+    # whoever may patch a ChannelModel must not reach every Secret of the namespace.
     k8s.core.create_namespaced_secret(
-        "default",
+        k8s.namespace,
         {"metadata": {"name": "missing"}, "data": {"token": base64.b64encode(b"t0k").decode()}},
+    )
+    wait_for(
+        lambda: (
+            "is not opted in for ChannelModel shop-1"
+            in _condition(_status(k8s), "SpecValid")["message"]
+        ),
+        timeout=30,
+        message="SpecValid says the Secret is not opted in",
+    )
+    assert k8s.jobs() == []
+    # opting it in (the annotation names the ChannelModel) unblocks it
+    k8s.core.patch_namespaced_secret(
+        "missing",
+        "default",
+        {"metadata": {"annotations": {"ml.dukarun.io/channel-models": "other, shop-1"}}},
     )
     wait_for(
         lambda: _version_is(k8s, "1.0.0"),
         timeout=60,
-        message="version 1.0.0 once the Secret exists",
+        message="version 1.0.0 once the Secret is opted in",
     )
     assert "t0k" not in operator.log_text()
 
@@ -223,8 +240,11 @@ def test_webhook_events_are_signed_in_order_and_metrics_add_up(
     metrics_port = free_port()
     secret = b"webhook-key"
     k8s.core.create_namespaced_secret(
-        "default",
-        {"metadata": {"name": "hook"}, "data": {"hmac": base64.b64encode(secret).decode()}},
+        k8s.namespace,
+        {
+            "metadata": {"name": "hook", "annotations": {"ml.dukarun.io/channel-models": "shop-1"}},
+            "data": {"hmac": base64.b64encode(secret).decode()},
+        },
     )
     start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.2"))
     operator_process(
@@ -265,14 +285,14 @@ def test_webhook_events_are_signed_in_order_and_metrics_add_up(
 
     scrape = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
     assert (
-        'channelmodel_trainings_total{name="shop-1",namespace="default",result="succeeded"} 2.0'
+        f'channelmodel_trainings_total{{name="shop-1",namespace="{k8s.namespace}",result="succeeded"}} 2.0'
         in scrape
     )
     assert "channelmodel_training_duration_seconds_count 2.0" in scrape
     assert "channelmodel_changes_per_training_count 1.0" in scrape
     assert "channelmodel_changes_per_training_sum 5.0" in scrape
     assert (
-        'channelmodel_served_version_info{channel="shop-1",name="shop-1",namespace="default",version="1.0.1"} 1.0'
+        f'channelmodel_served_version_info{{channel="shop-1",name="shop-1",namespace="{k8s.namespace}",version="1.0.1"}} 1.0'
         in scrape
     )
     assert 'version="1.0.0"' not in scrape
@@ -346,5 +366,7 @@ def test_kueue_job_waits_for_admission_then_trains(
     assert job["spec"]["suspend"] is True
     assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-team"
     # Kueue admits the workload by unsuspending the Job
-    k8s.batch.patch_namespaced_job(job["metadata"]["name"], "default", {"spec": {"suspend": False}})
+    k8s.batch.patch_namespaced_job(
+        job["metadata"]["name"], k8s.namespace, {"spec": {"suspend": False}}
+    )
     wait_for(lambda: _version_is(k8s, "1.0.0"), timeout=60, message="1.0.0 after admission")

@@ -440,16 +440,95 @@ def test_blocked_start_says_why_in_the_training_condition() -> None:
     assert training.message == "Secret default/tok not found"
 
 
-def test_failed_run_without_metrics_clears_last_run() -> None:
+def test_failed_run_without_metrics_keeps_the_last_run_that_reported_some() -> None:
     sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=0))
     sim.trained_once()
-    assert sim.status.lastRun is not None
+    before = sim.status.lastRun
+    assert before is not None
     sim.change()
     sim.tick()
     p = sim.finish(ok=False)
-    assert sim.status.lastRun is None
+    assert sim.status.lastRun == before
     assert p.finished_job is not None
     assert p.finished_job.version == "1.0.1"
+
+
+@pytest.mark.parametrize(
+    "training",
+    [
+        {"gpus": 0},
+        {"resources": {"limits": {"memory": "16Gi"}}},
+        {"activeDeadlineSeconds": 7200},
+        {"image": "registry.example/trainer:2"},
+        {"nodeSelector": {"pool": "gpu"}},
+        {"tolerations": [{"key": "gpu", "operator": "Exists"}]},
+        {"queueName": "other"},
+        {"backoffLimit": 3},
+    ],
+)
+def test_a_run_shaping_change_retries_a_failed_run(training: dict[str, Any]) -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=0))
+    sim.tick()
+    sim.finish(ok=False, error="DeadlineExceeded")
+    sim.tick()
+    assert len(sim.started) == 1, "a failed run is not retried by itself"
+    sim.spec = make_spec(debounceSeconds=0, cooldownSeconds=0, training=training)
+    p = sim.tick()
+    assert p.start_job is not None and p.start_job.trigger == Trigger.SPEC
+    sim.finish(ok=False)
+    sim.tick()
+    assert len(sim.started) == 2, "the same spec failing again is not retried in a loop"
+
+
+def test_a_run_shaping_change_does_not_retrain_a_served_model() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=0))
+    sim.trained_once()
+    sim.spec = make_spec(debounceSeconds=0, cooldownSeconds=0, training={"gpus": 0})
+    assert sim.tick().start_job is None
+
+
+def test_a_changed_secret_reference_retries_a_failed_run() -> None:
+    sim = Sim()
+    sim.tick()
+    sim.finish(ok=False, error="401 from the manifest")
+    sim.spec = make_spec(manifest={
+        "url": "http://backend.test/manifest", "authSecretRef": {"name": "new", "key": "token"},
+    })  # fmt: skip
+    assert sim.tick().start_job is not None
+
+
+def test_status_from_before_run_hashes_adopts_the_current_spec() -> None:
+    sim = Sim()
+    sim.tick()
+    sim.finish(ok=False)
+    sim.status.attemptedRunHash = None  # written by an older operator
+    assert sim.tick().start_job is None
+    assert sim.status.attemptedRunHash is not None
+    sim.spec = make_spec(training={"gpus": 0})
+    assert sim.tick().start_job is not None
+
+
+def test_suspend_cancels_the_running_job_and_requeues_it_on_resume() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=0))
+    sim.trained_once()
+    sim.change()
+    sim.tick()
+    running = sim.status.currentJob
+    assert running is not None
+    sim.spec = make_spec(debounceSeconds=0, cooldownSeconds=0, suspend=True)
+    sim.job_phase = JobPhase.SUCCEEDED  # finished meanwhile: still not served
+    p = sim.tick()
+    assert p.cancel_job == running
+    assert p.serve_version is None and sim.status.modelVersion == "1.0.0"
+    assert sim.status.currentJob is None
+    assert sim.status.trainingStatus == TrainingStatus.QUEUED
+    assert "TrainingCancelled" in [e.reason for e in p.events]
+    training = get_condition(sim.status.conditions, "Training")
+    assert training is not None and training.reason == "Suspended"
+    assert sim.tick().start_job is None
+    sim.spec = make_spec(debounceSeconds=0, cooldownSeconds=0)
+    p = sim.tick()
+    assert p.start_job is not None and p.start_job.name == "shop-1-train-3"
 
 
 def test_disabled_kind_after_an_enabled_one_keeps_the_queued_retrain() -> None:
@@ -484,3 +563,87 @@ def test_a_job_waiting_for_kueue_admission_says_so() -> None:
     assert training.reason == "WaitingForAdmission"
     assert "gpu-team" in training.message
     assert suspended.status.trainingStatus == TrainingStatus.TRAINING
+
+
+def test_a_job_the_scheduler_cannot_place_says_why() -> None:
+    from channelmodel.planner import JobObservation, PlanInput, plan
+
+    from .sim import base_url
+
+    sim = Sim(spec=make_spec(training={"gpus": 8}))
+    sim.tick()
+    message = "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."
+
+    def planned(job: JobObservation) -> Any:
+        return plan(
+            PlanInput(name="shop-1", spec=sim.spec, status=sim.status, annotations={},
+                      now=sim.now, fleet=sim.fleet, model_base_url=base_url, job=job)
+        )  # fmt: skip
+
+    pending = planned(JobObservation(phase=JobPhase.RUNNING, unschedulable=message))
+    training = get_condition(pending.status.conditions, "Training")
+    assert training is not None
+    assert (training.status, training.reason) == ("False", "Unschedulable")
+    assert message in training.message and sim.status.currentJob is not None
+    assert sim.status.currentJob.name in training.message
+    assert pending.status.trainingStatus == TrainingStatus.TRAINING  # the Job stays; no new one
+    assert not pending.start_job
+    placed = planned(JobObservation(phase=JobPhase.RUNNING))
+    placed_training = get_condition(placed.status.conditions, "Training")
+    assert placed_training is not None and placed_training.reason == "JobRunning"
+
+
+def _recreated(store_versions: tuple[str, ...], **spec: Any) -> tuple[Sim, Any]:
+    """A ChannelModel with empty status whose channel has versions in the store."""
+    from channelmodel.planner import PlanInput, plan
+
+    from .sim import base_url
+
+    sim = Sim(spec=make_spec(**spec))
+    p = plan(
+        PlanInput(name="shop-1", spec=sim.spec, status=sim.status, annotations={}, now=sim.now,
+                  fleet=sim.fleet, model_base_url=base_url, store_latest=store_versions[-1],
+                  store_versions=store_versions)
+    )  # fmt: skip
+    sim.status = p.status
+    if p.start_job:
+        sim.started.append((sim.now, p.start_job))
+        sim.job_phase, sim.job_result = JobPhase.RUNNING, None
+    return sim, p
+
+
+def test_stored_versions_of_a_recreated_channel_are_listed_not_served_nor_deleted() -> None:
+    # Issue 12: the versions appear in status.versions with their origin.
+    sim, p = _recreated(("1.0.0", "1.0.1", "1.0.2"), retainVersions=1)
+    assert p.start_job is not None and p.start_job.version == "1.0.3"
+    assert [(v.version, v.state.value, v.origin) for v in sim.status.versions] == [
+        ("1.0.2", "Stored", "store"),
+        ("1.0.1", "Stored", "store"),
+        ("1.0.0", "Stored", "store"),
+    ]
+    assert sim.status.latestVersion == "1.0.2"
+    assert p.serve_version is None and sim.status.modelVersion is None  # no guess
+    assert p.delete_versions == []
+    assert any(e.reason == "VersionsFound" for e in p.events)
+
+    sim.now += timedelta(seconds=10)
+    done = sim.finish(accuracy=0.9)
+    assert done.serve_version == "1.0.3"
+    assert done.delete_versions == []  # retainVersions=1 counts managed versions only
+    assert [(v.version, v.state.value) for v in sim.status.versions] == [
+        ("1.0.3", "Served"), ("1.0.2", "Stored"), ("1.0.1", "Stored"), ("1.0.0", "Stored"),
+    ]  # fmt: skip
+
+
+def test_a_stored_version_is_served_when_pinned_and_managed_when_adopted() -> None:
+    sim, _ = _recreated(("1.0.0", "1.0.1"), suspend=True)
+    sim.spec = make_spec(suspend=True, pinnedVersion="1.0.0")
+    pinned = sim.tick()
+    assert pinned.serve_version == "1.0.0"
+    assert sim.status.modelVersion == "1.0.0"
+
+    sim.annotations["ml.dukarun.io/imported-version"] = "1.0.1"
+    adopted = sim.tick()
+    record = next(v for v in sim.status.versions if v.version == "1.0.1")
+    assert (record.state.value, record.origin) == ("Retained", "imported")
+    assert any(e.reason == "VersionImported" for e in adopted.events)

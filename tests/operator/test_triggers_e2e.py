@@ -1,4 +1,4 @@
-"""Retraining triggers end to end: the operator process on the emulator, short
+"""Retraining triggers end to end: the operator process on the test API, short
 real durations. Exact timings are the planner tests' job (fake clock); here the
 properties are "exactly one Job", "never before the window ends" and "survives
 a restart". The operator's timer ticks every 0.25 s in these tests."""
@@ -121,6 +121,8 @@ def test_manual_retrain_skips_cooldown_but_not_suspend(
         "shop-1",
         "--kubeconfig",
         str(k8s.kubeconfig),
+        "-n",
+        k8s.namespace,
     ]
     out = subprocess.run(cli, capture_output=True, text=True, check=True)
     assert "ml.dukarun.io/retrain-requested-at=" in out.stdout
@@ -139,18 +141,18 @@ def test_notify_change_cli_patches_the_annotations(k8s: Cluster) -> None:
     k8s.create_channelmodel("shop-1", _spec())
     subprocess.run(
         [sys.executable, "-m", "channelmodel", "notify-change", "shop-1", "--kind", "imageChanged",
-         "--at", "2026-11-21T10:00:00Z", "--kubeconfig", str(k8s.kubeconfig)],
+         "--at", "2026-11-21T10:00:00Z", "--kubeconfig", str(k8s.kubeconfig), "-n", k8s.namespace],
         check=True, capture_output=True,
     )  # fmt: skip
     annotations = k8s.get_channelmodel("shop-1")["metadata"]["annotations"]
     assert annotations["ml.dukarun.io/inventory-change"] == "imageChanged"
     assert annotations["ml.dukarun.io/inventory-changed-at"] == "2026-11-21T10:00:00.000Z"
     missing = subprocess.run(
-        [sys.executable, "-m", "channelmodel", "notify-change", "nope", "--kubeconfig", str(k8s.kubeconfig)],
+        [sys.executable, "-m", "channelmodel", "notify-change", "nope", "--kubeconfig", str(k8s.kubeconfig), "-n", k8s.namespace],
         capture_output=True, text=True,
     )  # fmt: skip
-    assert missing.returncode == 1
-    assert "ChannelModel default/nope: not found" in missing.stderr
+    assert missing.returncode == 3  # ExitCode.NOT_FOUND
+    assert f"ChannelModel {k8s.namespace}/nope: not found" in missing.stderr
 
 
 def test_concurrency_cap_across_channels(
@@ -224,6 +226,7 @@ def test_restart_during_debounce_and_cooldown_still_runs_once(
     assert len(k8s.jobs()) == 3
 
 
+@pytest.mark.both_backends  # request counts: the emulator's log, the API server's audit log
 def test_change_storm_costs_a_status_write_per_tick_not_per_patch(
     k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
 ) -> None:

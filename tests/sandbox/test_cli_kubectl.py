@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import yaml
 
 from tests.support.k8s import wait_for
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.emulator]
 
 MANIFEST = """
 apiVersion: ml.dukarun.io/v1alpha1
@@ -100,7 +101,13 @@ def test_kubectl_apply_get_annotate(kubeconfig: Path, tmp_path: Path) -> None:
     assert "unchanged" in kubectl(kubeconfig, "apply", "-f", str(manifest))
 
     table = kubectl(kubeconfig, "get", "chm").splitlines()
-    assert table[0].split()[:4] == ["NAME", "CHANNEL", "VERSION", "STATUS"]  # printer columns
+    assert table[0].split()[:5] == [
+        "NAME",
+        "CHANNEL",
+        "READY",
+        "VERSION",
+        "STATUS",
+    ]  # printer columns
     assert table[1].split()[:2] == ["shop-a", "shop-a"]
 
     kubectl(
@@ -151,3 +158,36 @@ def test_the_emulator_command_runs_jobs_applied_with_kubectl(tmp_path: Path) -> 
         assert pod["status"]["phase"] == "Succeeded"
         logs = "".join(path.read_text() for path in (tmp_path / "jobs").glob("*/output.log"))
         assert "kind: CustomResourceDefinition" in logs
+
+
+def test_kubectl_shows_ready_and_url_and_waits_for_ready(kubeconfig: Path, tmp_path: Path) -> None:
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=MANIFEST)
+    header = kubectl(kubeconfig, "get", "chm").splitlines()[0].split()
+    assert header[:4] == ["NAME", "CHANNEL", "READY", "VERSION"]
+    assert "URL" not in header
+    status = {
+        "modelVersion": "1.0.2",
+        "modelBaseUrl": "http://models.test/assets/ml-models/shop-a/v1.0.2/",
+        "trainingStatus": "Succeeded",
+        "lastRun": {"accuracy": 0.93, "images": 48, "seconds": 11.5},
+        "conditions": [
+            {"type": "Training", "status": "False", "reason": "Idle", "message": "",
+             "lastTransitionTime": "2026-01-01T00:00:00Z"},
+            {"type": "Ready", "status": "True", "reason": "ModelServed", "message": "serving 1.0.2",
+             "lastTransitionTime": "2026-01-01T00:00:00Z"},
+        ],
+    }  # fmt: skip
+    kubectl(
+        kubeconfig, "patch", "chm", "shop-a", "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": status}),
+    )  # fmt: skip
+    row = kubectl(kubeconfig, "get", "chm", "shop-a", "--no-headers").split()
+    assert row[:4] == ["shop-a", "shop-a", "True", "1.0.2"]
+    wide = kubectl(kubeconfig, "get", "chm", "shop-a", "-o", "wide").splitlines()
+    columns = wide[0].split()
+    assert columns[-6:] == ["URL", "ACCURACY", "IMAGES", "SECONDS", "JOB", "REASON"]
+    cells = wide[1].split()
+    assert status["modelBaseUrl"] in cells and "0.93" in cells and "48" in cells
+    assert cells[-1] == "Idle"
+    waited = kubectl(kubeconfig, "wait", "--for=condition=Ready", "chm/shop-a", "--timeout=10s")
+    assert "condition met" in waited

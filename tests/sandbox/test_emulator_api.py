@@ -19,6 +19,9 @@ SPEC = {"channelId": "shop-a", "manifest": {"url": "http://backend.test/manifest
 NS = "default"
 
 
+pytestmark = pytest.mark.emulator  # tests the emulator itself
+
+
 def chm(name: str, spec: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",

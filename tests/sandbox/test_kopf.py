@@ -13,7 +13,7 @@ from tests.support.operator import OperatorFactory
 PROBE = Path(__file__).with_name("kopf_probe.py")
 SPEC = {"channelId": "shop-a", "manifest": {"url": "http://backend.test/manifest.json"}}
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.emulator]
 
 
 def test_kopf_handles_create_update_delete(

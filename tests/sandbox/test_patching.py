@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from channelmodel.sandbox.patching import (
+from channelmodel_sandbox.patching import (
     JSON_PATCH,
     MERGE_PATCH,
     STRATEGIC_MERGE_PATCH,

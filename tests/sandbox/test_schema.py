@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from channelmodel.api.crd import crd_manifest
-from channelmodel.sandbox.schema import CustomResourceSchema, unsupported_rules
+from channelmodel_sandbox.schema import CustomResourceSchema, unsupported_rules
 
 SCHEMA = CustomResourceSchema(crd_manifest()["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
 SPEC = {"channelId": "shop-a", "manifest": {"url": "http://backend.test/m.json"}}

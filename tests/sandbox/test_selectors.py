@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from channelmodel.sandbox.selectors import SelectorError, field_matcher, label_matcher
+from channelmodel_sandbox.selectors import SelectorError, field_matcher, label_matcher
 
 LABELS = {"tier": "gold", "region": "eu-west", "app.kubernetes.io/name": "channelmodel"}
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.support.processes import DevProcess, free_port
+from tests.support.processes import DevProcess, free_port, pids_mentioning
 from tests.support.webhook import WebhookReceiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -47,18 +47,7 @@ def _predict_in_node(base_url: str, image: Path, tmp_path: Path) -> list[float]:
 
 
 def _pids_using(work: Path) -> list[int]:
-    """Processes whose command line or environment mentions the sandbox folder."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            blob = (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
-        except OSError:
-            continue
-        if str(work).encode() in blob:
-            found.append(int(proc.name))
-    return found
+    return pids_mentioning(str(work))
 
 
 def test_dev_sandbox_trains_serves_retrains_and_reports(
@@ -82,7 +71,8 @@ def test_dev_sandbox_trains_serves_retrains_and_reports(
         "webhookUrl": webhook.url,
         "secretRef": {"name": "webhook", "key": "hmac"},
     }
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "webhook", "namespace": "default"},
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "webhook", "namespace": "default",
+              "annotations": {"ml.dukarun.io/channel-models": example["metadata"]["name"]}},
               "data": {"hmac": __import__("base64").b64encode(SECRET).decode()}}  # fmt: skip
     manifest_file = tmp_path / "channelmodel.yaml"
     manifest_file.write_text(yaml.safe_dump_all([secret, example]))
@@ -144,7 +134,7 @@ def test_dev_sandbox_trains_serves_retrains_and_reports(
         assert 'version="1.0.1"' in scrape
     finally:
         dev.stop(timeout=30)
-    assert dev.process.returncode == 0
-    assert any("stopping" in line for line in dev.lines)
+    assert dev.process.returncode == 130  # 128 + SIGINT, as shells report Ctrl-C
+    assert any("stopped" in line for line in dev.lines)
     leftovers = _pids_using(work)
     assert leftovers == [], f"processes left behind: {leftovers}"

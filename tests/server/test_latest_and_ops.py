@@ -69,13 +69,29 @@ async def test_latest_follows_the_serving_pointer(client: TestClient, store: Art
     assert body["modelUrl"] == f"{PREFIX}/shop-1/v1.0.0/model.json"
 
 
-async def test_pointer_to_a_deleted_version_falls_back_to_the_newest(
-    client: TestClient, store: ArtifactStore
+async def test_a_broken_pointer_is_503_not_a_guess(
+    client: TestClient, store: ArtifactStore, tmp_path: Path
 ) -> None:
-    publish(store, "1.0.0", "1.0.1")
-    store.set_pointer("shop-1", {"version": "1.0.7", "pinned": True})
-    body = await latest(client)
-    assert (body["version"], body["pinned"]) == ("1.0.1", False)
+    # Issue 12: falling back to the newest committed version could serve a rejected one.
+    publish(store, "1.0.0", "1.0.1")  # 1.0.1 was rejected by the quality gate
+    store.set_pointer("shop-1", {"version": "1.0.7", "pinned": True})  # names a deleted version
+    response = await client.get(LATEST)
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "30"
+    assert response.headers["Cache-Control"] == "no-store"
+
+    torn = b'{"version": "1.0.0"'  # a corrupt pointer
+    if isinstance(store, FileStore):
+        (store.root / "shop-1" / "served.json").write_bytes(torn)
+    else:
+        assert isinstance(store, S3Store)
+        store.client.put_object(
+            Bucket=store.bucket, Key=f"{store.prefix}/shop-1/served.json", Body=torn
+        )
+    assert (await client.get(LATEST)).status == 503
+
+    store.set_pointer("shop-1", {"version": "1.0.0", "pinned": False})  # repaired
+    assert (await latest(client))["version"] == "1.0.0"
 
 
 async def test_pointer_without_any_version_is_not_found(

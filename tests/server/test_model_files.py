@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from aiohttp.test_utils import TestClient
 from server_helpers import PREFIX, model_files
 
 from channelmodel.store import ArtifactStore
+from channelmodel.store.filesystem import FileStore
 from channelmodel.store.s3 import S3Store
 
 CONTENT_TYPES = {
@@ -184,17 +186,46 @@ async def test_only_get_and_head(client: TestClient, store: ArtifactStore, metho
     assert store.list_versions("shop-1") == ["1.0.0"]
 
 
-@pytest.mark.parametrize(
-    "store", ["s3"], indirect=True
-)  # only S3 can replace an object under its key
-async def test_file_changed_behind_the_store_is_refused_with_503(
-    client: TestClient, store: ArtifactStore
-) -> None:
+def _replace_committed(store: ArtifactStore, name: str, data: bytes) -> None:
+    """Change a committed file behind the store's back (an operator with shell access, a bug)."""
+    if isinstance(store, FileStore):
+        path = store.root / "shop-1" / "v1.0.0" / name
+        path.chmod(0o644)
+        path.write_bytes(data)
+        return
     assert isinstance(store, S3Store)
-    store.publish_version("shop-1", "1.0.0", model_files())
-    store.client.put_object(
-        Bucket=store.bucket, Key=f"{store.prefix}/shop-1/v1.0.0/weights.bin", Body=b"tampered"
-    )
-    response = await client.get(url("weights.bin"))
+    key = f"{store.prefix}/shop-1/v1.0.0/.committed"
+    record = json.loads(store.client.get_object(Bucket=store.bucket, Key=key)["Body"].read())
+    committed = f"{store.prefix}/shop-1/v1.0.0/{record['files'][name]['key']}"
+    store.client.put_object(Bucket=store.bucket, Key=committed, Body=data)
+
+
+@pytest.mark.parametrize(
+    ("name", "change"),
+    [
+        ("weights.bin", "truncated"),
+        ("weights.bin", "tampered"),  # S3: If-Match; file: size
+        ("model.json", "same-size"),  # file: digest of the small JSON files
+        ("metadata.json", "same-size"),
+    ],
+)
+async def test_file_changed_behind_the_store_is_refused_with_503(
+    client: TestClient, store: ArtifactStore, name: str, change: str
+) -> None:
+    files = model_files()
+    store.publish_version("shop-1", "1.0.0", files)
+    original = files[name]
+    changed = {
+        "truncated": original[: len(original) // 2],
+        "tampered": b"tampered",
+        "same-size": bytes(reversed(original)),
+    }[change]
+    assert changed != original
+    _replace_committed(store, name, changed)
+
+    response = await client.get(url(name))
     assert response.status == 503
-    assert b"tampered" not in await response.read()
+    assert changed not in await response.read()
+    if change != "same-size" and isinstance(store, FileStore):
+        # HEAD must not promise what GET cannot serve (the file store checks the size)
+        assert (await client.head(url(name))).status == 503

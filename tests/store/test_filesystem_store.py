@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,33 @@ def test_staging_and_trash_debris_is_ignored(store: FileStore, root: Path) -> No
     assert store.list_versions("shop-1") == ["1.0.0"]
 
 
+def test_debris_of_killed_publishes_is_swept_and_fresh_staging_is_not(
+    store: FileStore, root: Path
+) -> None:
+    # Issue 12: `.staging-*` of killed publishes were never removed.
+    store.publish_version("shop-1", "1.0.0", model_files())
+    channel = root / "shop-1"
+    two_hours_ago = int(time.time()) - 2 * 3600
+    hexid = "0" * 32
+    for debris in (
+        f".staging-v1.0.1-{two_hours_ago}-{hexid}",
+        f".trash-v0.9.0-{two_hours_ago}-{hexid}",
+    ):
+        (channel / debris).mkdir()
+        (channel / debris / "weights.bin").write_bytes(b"\0" * 1024)
+    (channel / f".staging-served.json-{two_hours_ago}-{hexid}").write_text("{}")
+    legacy = channel / ".staging-v0.1.0-dead"  # a name from before times were in names
+    legacy.mkdir()
+    os.utime(legacy, (two_hours_ago, two_hours_ago))
+    in_flight = f".staging-v1.0.2-{int(time.time())}-{hexid}"  # a publish happening now
+    (channel / in_flight).mkdir()
+
+    store.publish_version("shop-1", "1.0.1", model_files())
+
+    assert sorted(os.listdir(channel)) == [in_flight, "v1.0.0", "v1.0.1"]
+    assert store.list_versions("shop-1") == ["1.0.0", "1.0.1"]
+
+
 def test_publish_leaves_only_the_version_directory(store: FileStore, root: Path) -> None:
     store.publish_version("shop-1", "1.0.0", model_files())
     store.set_pointer("shop-1", {"version": "1.0.0"})
@@ -134,3 +162,15 @@ def test_ping_fails_without_root(store: FileStore, root: Path) -> None:
         store.ping()
     root.mkdir()
     store.ping()
+
+
+def test_a_fresh_trash_of_an_old_version_is_not_swept(store: FileStore, root: Path) -> None:
+    # delete_version renames the version into the trash: the directory keeps its
+    # old mtime, yet a delete is in progress on it.
+    store.publish_version("shop-1", "1.0.0", model_files())
+    old = time.time() - 2 * 3600
+    os.utime(root / "shop-1" / "v1.0.0", (old, old))
+    trash = store._move_to_trash(root / "shop-1" / "v1.0.0")  # as delete_version does
+    assert trash is not None
+    assert store.sweep_debris("shop-1") == []
+    assert trash.exists()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 from store_helpers import model_files
 
-from channelmodel.store import NotFound, StoreError, VersionExists, open_store
+from channelmodel.store import MODEL_FILES, NotFound, StoreError, VersionExists, open_store
 from channelmodel.store.s3 import S3Store
 from channelmodel.store.testing import S3_TEST_ENV, create_bucket
 
@@ -63,7 +64,9 @@ def test_commit_record_is_written_last_and_lists_every_file(store: S3Store) -> N
     store.publish_version("shop-1", "1.0.0", files)
 
     keys = [request.url.rsplit("/v1.0.0/", 1)[1] for request in puts]
-    assert keys == ["model.json", "weights.bin", "metadata.json", ".committed"]
+    attempt = keys[0].split("/")[0]
+    assert re.fullmatch(r"\.attempt-[0-9a-f]{32}", attempt)
+    assert keys == [f"{attempt}/{name}" for name in MODEL_FILES] + [".committed"]
     assert puts[-1].headers["If-None-Match"] in ("*", b"*")
     record = json.loads(
         store.client.get_object(Bucket=store.bucket, Key="models/shop-1/v1.0.0/.committed")[
@@ -72,6 +75,10 @@ def test_commit_record_is_written_last_and_lists_every_file(store: S3Store) -> N
     )
     assert {name: entry["size"] for name, entry in record["files"].items()} == {
         n: len(d) for n, d in files.items()
+    }
+    # The record names the objects of this attempt, and only this attempt's.
+    assert {name: entry["key"] for name, entry in record["files"].items()} == {
+        name: f"{attempt}/{name}" for name in MODEL_FILES
     }
 
 
@@ -94,16 +101,56 @@ def test_losing_a_commit_race_raises_version_exists(
     with pytest.raises(VersionExists):
         store.publish_version("shop-1", "1.0.0", model_files(seed=2))
     assert store.list_versions("shop-1") == ["1.0.0"]
-    # Its files landed on the committed keys: readers get an error, never the mix.
-    with pytest.raises(StoreError, match="changed after"):
-        store.read_file("shop-1", "1.0.0", "weights.bin")
+    # Its files went to keys of its own: the committed version still reads back whole.
+    assert {n: store.read_file("shop-1", "1.0.0", n) for n in MODEL_FILES} == first
+    # ... and the loser removed them again.
+    listed = store.client.list_objects_v2(Bucket=store.bucket, Prefix="models/shop-1/v1.0.0/")
+    assert len(listed["Contents"]) == len(MODEL_FILES) + 1
+
+
+def test_records_from_before_attempt_keys_still_read(store: S3Store) -> None:
+    from channelmodel.store.base import commit_record
+
+    files = model_files()
+    etags = {}
+    for name, data in files.items():
+        put = store.client.put_object(
+            Bucket=store.bucket, Key=f"models/shop-1/v1.0.0/{name}", Body=data
+        )
+        etags[name] = {"s3ETag": put["ETag"]}
+    store.client.put_object(
+        Bucket=store.bucket,
+        Key="models/shop-1/v1.0.0/.committed",
+        Body=commit_record(files, etags),
+    )
+    assert {n: store.read_file("shop-1", "1.0.0", n) for n in MODEL_FILES} == files
+
+
+def test_a_record_naming_a_foreign_key_is_refused(store: S3Store) -> None:
+    files = model_files()
+    store.publish_version("shop-1", "1.0.0", files)
+    key = "models/shop-1/v1.0.0/.committed"
+    record = json.loads(store.client.get_object(Bucket=store.bucket, Key=key)["Body"].read())
+    record["files"]["model.json"]["key"] = "../../other/v1.0.0/model.json"
+    store.client.put_object(Bucket=store.bucket, Key=key, Body=json.dumps(record).encode())
+    with pytest.raises(StoreError, match="corrupt commit record"):
+        store.read_file("shop-1", "1.0.0", "model.json")
+
+
+def _committed_key(store: S3Store, version: str, name: str) -> str:
+    record = json.loads(
+        store.client.get_object(Bucket=store.bucket, Key=f"models/shop-1/v{version}/.committed")[
+            "Body"
+        ].read()
+    )
+    return f"models/shop-1/v{version}/{record['files'][name]['key']}"
 
 
 def test_a_file_replaced_after_commit_is_refused(store: S3Store) -> None:
     files = model_files()
     store.publish_version("shop-1", "1.0.0", files)
     store.client.put_object(
-        Bucket=store.bucket, Key="models/shop-1/v1.0.0/model.json", Body=b'{"evil": 1}'
+        Bucket=store.bucket, Key=_committed_key(store, "1.0.0", "model.json"), Body=b'{"evil": 1}'
     )
     with pytest.raises(StoreError, match="changed after"):
         store.read_file("shop-1", "1.0.0", "model.json")
@@ -159,3 +206,28 @@ def test_service_without_conditional_writes_still_commits(store: S3Store) -> Non
     assert store.read_file("shop-1", "1.0.0", "weights.bin") == files["weights.bin"]
     with pytest.raises(VersionExists):
         store.publish_version("shop-1", "1.0.0", model_files())
+
+
+def test_a_commit_whose_answer_is_lost_keeps_the_files_it_may_have_committed(
+    store: S3Store,
+) -> None:
+    # The record reached S3 but the answer did not: deleting the attempt's objects
+    # now would leave a committed version whose files are gone.
+    from botocore.exceptions import EndpointConnectionError
+
+    files = model_files()
+
+    def lose_the_answer(http_response: Any, model: Any, **_: Any) -> None:
+        if model.name == "PutObject" and http_response.status_code == 200:
+            raise EndpointConnectionError(endpoint_url="lost")
+
+    def commit_only(request: Any, **_: Any) -> None:
+        if request.url.endswith("/.committed"):
+            store.client.meta.events.register("after-call.s3.PutObject", lose_the_answer)
+
+    store.client.meta.events.register("before-send.s3.PutObject", commit_only)
+    with pytest.raises(StoreError):
+        store.publish_version("shop-1", "1.0.0", files)
+
+    assert store.list_versions("shop-1") == ["1.0.0"]
+    assert {n: store.read_file("shop-1", "1.0.0", n) for n in MODEL_FILES} == files

@@ -22,6 +22,8 @@ import pytest
 
 from tests.support.k8s import Cluster
 
+LOOPBACK_NETWORKS = "127.0.0.0/8,::1/128"
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_ARGV = (sys.executable, "-m", "channelmodel", "run")
 
@@ -122,6 +124,9 @@ def operator_env(
             "CHANNELMODEL_STORE_URI": f"file://{tmp_path / 'store'}",
             "CHANNELMODEL_PUBLIC_BASE_URL": "http://models.test",
             "CHANNELMODEL_METRICS_PORT": "0",
+            **k8s.operator_env(),
+            # Test receivers, manifests and images listen on loopback: allowed explicitly.
+            "CHANNELMODEL_EGRESS_ALLOW_NETWORKS": LOOPBACK_NETWORKS,
         }
     )
     env.update(extra or {})

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from channelmodel.sandbox.jobrunner import StandInCommand
+from channelmodel_sandbox.containers import StandInCommand
 
 FAKE_TRAINER = Path(__file__).with_name("fake_trainer.py")
 
@@ -21,8 +21,8 @@ def fake_trainer() -> FakeTrainer:
     """A stand-in trainer for the job runner: the Job's own args, placeholder artifacts."""
 
     def make(**env: str) -> Callable[[dict[str, Any]], StandInCommand]:
-        def stand_in(job: dict[str, Any]) -> StandInCommand:
-            container = job["spec"]["template"]["spec"]["containers"][0]
+        def stand_in(pod: dict[str, Any]) -> StandInCommand:
+            container = pod["spec"]["containers"][0]
             return StandInCommand(
                 [sys.executable, str(FAKE_TRAINER), *container["args"]], env=dict(env)
             )

@@ -10,6 +10,7 @@ import re
 import sys
 from collections import Counter
 
+from channelmodel.logs import configure_logging
 from channelmodel_trainer.errors import TrainerError
 from channelmodel_trainer.pipeline import DEFAULT_VIEWS, TrainingRequest
 from channelmodel_trainer.result import failure_result, success_result, write_result
@@ -73,9 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
-    )
+    # The operator's setup: UTC RFC 3339 times, CHANNELMODEL_LOG_FORMAT (the Job sets it),
+    # redaction, and no line per image request (httpx at WARNING).
+    configure_logging()
     try:
         result = _train(args)
     except TrainerError as exc:

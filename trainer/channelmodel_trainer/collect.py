@@ -131,6 +131,10 @@ class EmbeddingStage:
         except DecodeError as error:
             self._skip(product, str(error))
             return
+        except Exception as exc:  # whatever a decoder raises ends this image, not the run
+            log.warning("decoding an image of %s failed unexpectedly", product, exc_info=True)
+            self._skip(product, f"decode failed: {exc.__class__.__name__}")
+            return
         self._in_flight.add(sha256)
         self.result.images.setdefault(product, []).append(sha256)
         await self._queue.put(_Decoded(sha256, pixels))

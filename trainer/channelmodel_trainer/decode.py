@@ -15,6 +15,11 @@ from channelmodel_trainer.base_model import IMAGE_SIZE
 
 # Far above any phone camera (48 MP) and below what would exhaust memory when decoded.
 DEFAULT_MAX_PIXELS = 64_000_000
+# Only JPEG decodes scaled down (draft mode); PNG, WebP, GIF... decode at full size
+# first: 64 MP of PNG took 735 MiB. 16 MP (a 4000x4000 image) keeps two decode
+# threads under ~0.5 GiB and still admits every common phone photo as PNG (12 MP).
+DEFAULT_MAX_FULL_DECODE_PIXELS = 16_000_000
+_DRAFT_FORMATS = frozenset({"JPEG"})
 
 
 class DecodeError(Exception):
@@ -22,17 +27,29 @@ class DecodeError(Exception):
 
 
 def open_upright(
-    data: bytes, *, min_side: int = IMAGE_SIZE, max_pixels: int = DEFAULT_MAX_PIXELS
+    data: bytes,
+    *,
+    min_side: int = IMAGE_SIZE,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_full_decode_pixels: int = DEFAULT_MAX_FULL_DECODE_PIXELS,
 ) -> Image.Image:
-    """The verified image, upright, in RGB; JPEGs scaled down while decoding to >= `min_side`."""
+    """The verified image, upright, in RGB; JPEGs scaled down while decoding to >= `min_side`.
+
+    Formats decoded at full size first have the lower `max_full_decode_pixels` budget.
+    """
     try:
         with warnings.catch_warnings():
             # Our own pixel limit applies; Pillow's warning below its hard limit is noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as probe:
                 width, height = probe.size
-                if width * height > max_pixels:
-                    raise DecodeError(f"{width}x{height} pixels is over the {max_pixels} limit")
+                limit = (
+                    max_pixels
+                    if probe.format in _DRAFT_FORMATS
+                    else min(max_pixels, max_full_decode_pixels)
+                )
+                if width * height > limit:
+                    raise DecodeError(f"{width}x{height} pixels is over the {limit} limit")
                 probe.verify()
             with Image.open(io.BytesIO(data)) as image:
                 # JPEG: libjpeg's DCT scaling, never below the size asked for.

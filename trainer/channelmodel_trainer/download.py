@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import random
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import stamina
 
+from channelmodel.egress import REFUSED_REASON, EgressPolicy, guarded_async_transport, is_refusal
 from channelmodel_trainer.manifest import ImageRef, origin
+
+log = logging.getLogger(__name__)
 
 # S3 and many CDNs serve images without a precise type; Pillow decides those.
 _ACCEPTED_GENERIC_TYPES = ("application/octet-stream", "binary/octet-stream", "")
@@ -27,7 +31,8 @@ _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 @dataclass(frozen=True)
 class DownloadPolicy:
     concurrency: int = 16
-    timeout_seconds: float = 20.0
+    timeout_seconds: float = 20.0  # one attempt, start to last byte (not per read)
+    deadline_seconds: float = 60.0  # one image, every attempt and backoff included
     attempts: int = 4  # first try plus retries, on 5xx/429 and transport errors
     backoff_seconds: float = 0.25  # doubled each retry, with jitter
     max_backoff_seconds: float = 8.0
@@ -64,9 +69,16 @@ async def download_images(
     token: str | None = None,
     token_origin: str | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    egress: EgressPolicy | None = None,
 ) -> None:
-    """Fetch every image and await `sink` with each result, in completion order."""
+    """Fetch every image and await `sink` with each result, in completion order.
+
+    Image URLs come from the manifest: without a `transport`, connections go only
+    where `egress` (default: CHANNELMODEL_EGRESS_ALLOW_NETWORKS) allows.
+    """
     policy = policy or DownloadPolicy()
+    if transport is None:
+        transport = guarded_async_transport(egress or EgressPolicy.from_env())
     queue: asyncio.Queue[ImageRef] = asyncio.Queue()
     for image in images:
         queue.put_nowait(image)
@@ -106,39 +118,66 @@ class _Fetcher:
         self._token_origin = token_origin
 
     async def fetch(self, image: ImageRef) -> Downloaded:
+        """The image, or why not: no failure of one image ends the run."""
         try:
             if image.is_url:
-                data = await self._fetch_url(image.location)
+                async with asyncio.timeout(self._policy.deadline_seconds):
+                    data = await self._fetch_url(image.location)
             else:
                 data = await asyncio.to_thread(
                     _read_file, Path(image.location), self._policy.max_bytes
                 )
         except _Skip as skip:
             return Downloaded(image, None, str(skip))
+        except TimeoutError:
+            return Downloaded(image, None, f"over the {self._policy.deadline_seconds:g} s deadline")
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError, UnicodeError):
+            return Downloaded(image, None, "invalid URL")
+        except Exception as exc:  # a bug or an odd library error: this image, not the run
+            log.warning("image download failed unexpectedly", exc_info=True)
+            return Downloaded(image, None, f"download failed: {exc.__class__.__name__}")
         return Downloaded(image, data)
 
     async def _fetch_url(self, url: str) -> bytes:
         headers = {"Accept": "image/*"}
         if self._token and self._token_origin and origin(url) == self._token_origin:
             headers["Authorization"] = f"Bearer {self._token}"
-        delay = self._policy.backoff_seconds
-        for attempt in range(1, self._policy.attempts + 1):
-            try:
-                return await self._fetch_once(url, headers)
-            except _Retryable as retryable:
-                if attempt == self._policy.attempts:
-                    raise _Skip(f"{retryable} after {attempt} attempts") from retryable
-                wait = retryable.retry_after if retryable.retry_after is not None else delay
-                await asyncio.sleep(
-                    min(wait, self._policy.max_backoff_seconds) * random.uniform(0.8, 1.2)
-                )
-                delay *= 2
+        policy = self._policy
+
+        def backoff(exc: Exception) -> bool | float:
+            # A server's Retry-After wins over the exponential backoff (capped).
+            if not isinstance(exc, _Retryable):
+                return False
+            if exc.retry_after is not None:
+                return min(exc.retry_after, policy.max_backoff_seconds)
+            return True
+
+        # stamina (on tenacity): exponential backoff with jitter, and the
+        # stamina_retries_total Prometheus counter where prometheus_client is installed.
+        tries = 0
+        try:
+            async for attempt in stamina.retry_context(
+                on=backoff,
+                attempts=policy.attempts,
+                timeout=None,
+                wait_initial=policy.backoff_seconds,
+                wait_max=policy.max_backoff_seconds,
+                wait_jitter=policy.backoff_seconds / 2,
+            ):
+                with attempt:
+                    tries = attempt.num
+                    return await self._fetch_once(url, headers)
+        except _Retryable as retryable:
+            raise _Skip(f"{retryable} after {tries} attempts") from retryable
         raise AssertionError("unreachable")
 
     async def _fetch_once(self, url: str, headers: dict[str, str]) -> bytes:
         max_bytes = self._policy.max_bytes
         try:
-            async with self._client.stream("GET", url, headers=headers) as response:
+            async with (
+                asyncio.timeout(self._policy.timeout_seconds),
+                self._client.stream("GET", url, headers=headers) as response,
+            ):
                 status = response.status_code
                 if status in _RETRY_STATUSES:
                     raise _Retryable(
@@ -164,9 +203,11 @@ class _Fetcher:
                         raise _Skip(f"larger than {max_bytes} bytes")
                     chunks.append(chunk)
                 return b"".join(chunks)
-        except httpx.TimeoutException as exc:
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise _Retryable("timeout") from exc
         except httpx.TransportError as exc:
+            if is_refusal(exc):
+                raise _Skip(REFUSED_REASON) from None  # not retried, whatever the port
             raise _Retryable(exc.__class__.__name__) from exc
 
 

@@ -11,6 +11,7 @@ paths, relative ones resolved against the manifest's folder.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +21,14 @@ from urllib.parse import unquote, urljoin, urlsplit
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from channelmodel.egress import REFUSED_REASON, EgressPolicy, guarded_transport, is_refusal
 from channelmodel_trainer.errors import ManifestError
 
 MAX_PRODUCTS = 5000
 MAX_IMAGES_PER_PRODUCT = 500
 MAX_IMAGES = 100_000  # per manifest: bounds a Job's time, memory and cache size
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
+MANIFEST_DEADLINE_SECONDS = 120.0  # the whole download, however slowly bytes arrive
 CHANNEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
 HTTP_SCHEMES = ("http", "https")
 
@@ -103,18 +106,38 @@ class LoadedManifest:
         return refs, rejected
 
     def _resolve(self, product_id: str, entry: str) -> ImageRef | None:
-        scheme = urlsplit(entry).scheme.lower()
+        try:
+            scheme = urlsplit(entry).scheme.lower()
+        except ValueError:
+            return None  # e.g. "http://[::1": counted with the other unusable entries
         if scheme in HTTP_SCHEMES:
-            return ImageRef(product_id, entry, is_url=True)
+            return ImageRef(product_id, entry, is_url=True) if _valid_url(entry) else None
         if self.local_root is None:
             if scheme:
                 return None  # no file:, ftp:, data: ... from a remote manifest
-            return ImageRef(product_id, urljoin(self.source, entry), is_url=True)
+            try:
+                url = urljoin(self.source, entry)
+            except ValueError:
+                return None
+            return ImageRef(product_id, url, is_url=True) if _valid_url(url) else None
         if scheme == "file":
             return ImageRef(product_id, unquote(urlsplit(entry).path), is_url=False)
         if scheme and len(scheme) > 1:  # one letter is a Windows drive
             return None
         return ImageRef(product_id, str(self.local_root / entry), is_url=False)
+
+
+def _valid_url(url: str) -> bool:
+    """An http(s) URL httpx can request: a host, a port in range, no control characters."""
+    if any(ord(char) < 0x21 or ord(char) == 0x7F for char in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises for a port out of range
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL):
+        return False
+    return bool(parts.hostname)
 
 
 def origin(url: str) -> str:
@@ -133,12 +156,23 @@ def redact(url: str) -> str:
 
 
 def load_manifest(
-    location: str, *, token: str | None = None, timeout_seconds: float = 30.0
+    location: str,
+    *,
+    token: str | None = None,
+    timeout_seconds: float = 30.0,
+    deadline_seconds: float = MANIFEST_DEADLINE_SECONDS,
+    egress: EgressPolicy | None = None,
 ) -> LoadedManifest:
-    """Fetch (http/https) or read (path, file://) the manifest and validate it."""
+    """Fetch (http/https) or read (path, file://) the manifest and validate it.
+
+    A fetch goes only where `egress` (default: CHANNELMODEL_EGRESS_ALLOW_NETWORKS)
+    allows and must end within `deadline_seconds`, however slowly bytes drip in.
+    """
     scheme = urlsplit(location).scheme.lower()
     if scheme in HTTP_SCHEMES:
-        raw = _fetch(location, token, timeout_seconds)
+        raw = _fetch(
+            location, token, timeout_seconds, deadline_seconds, egress or EgressPolicy.from_env()
+        )
         return LoadedManifest(_parse(raw, redact(location)), location, None, origin(location))
     if scheme == "file":
         path = Path(unquote(urlsplit(location).path))
@@ -157,16 +191,23 @@ def load_manifest(
     return LoadedManifest(_parse(raw, str(path)), str(path), path.resolve().parent, None)
 
 
-def _fetch(url: str, token: str | None, timeout_seconds: float) -> bytes:
+def _fetch(
+    url: str,
+    token: str | None,
+    timeout_seconds: float,
+    deadline_seconds: float,
+    egress: EgressPolicy,
+) -> bytes:
     headers = {"Accept": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     shown = redact(url)
+    deadline = time.monotonic() + deadline_seconds
     try:
         # follow_redirects stays off: a redirect would carry the token elsewhere.
         with (
             httpx.Client(
-                timeout=timeout_seconds, transport=httpx.HTTPTransport(retries=2)
+                timeout=timeout_seconds, transport=guarded_transport(egress, retries=2)
             ) as client,
             client.stream("GET", url, headers=headers) as response,
         ):
@@ -175,6 +216,10 @@ def _fetch(url: str, token: str | None, timeout_seconds: float) -> bytes:
             chunks: list[bytes] = []
             size = 0
             for chunk in response.iter_bytes():
+                if time.monotonic() > deadline:
+                    raise ManifestError(
+                        f"manifest {shown} took longer than {deadline_seconds:g} s to download"
+                    )
                 size += len(chunk)
                 if size > MAX_MANIFEST_BYTES:
                     raise ManifestError(
@@ -183,14 +228,17 @@ def _fetch(url: str, token: str | None, timeout_seconds: float) -> bytes:
                 chunks.append(chunk)
             return b"".join(chunks)
     except httpx.HTTPError as exc:
-        raise ManifestError(f"cannot fetch manifest {shown}: {exc.__class__.__name__}") from exc
+        reason = REFUSED_REASON if is_refusal(exc) else exc.__class__.__name__
+        raise ManifestError(f"cannot fetch manifest {shown}: {reason}") from None
 
 
 def _parse(raw: bytes, shown: str) -> Manifest:
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"manifest {shown} is not JSON: {exc}") from exc
+    except RecursionError:
+        raise ManifestError(f"manifest {shown} is nested too deeply") from None
+    except ValueError as exc:  # not JSON, not UTF-8, or an integer of thousands of digits
+        raise ManifestError(f"manifest {shown} is not JSON: {str(exc)[:200]}") from None
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:

@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 
-from channelmodel.notify import EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from channelmodel.egress import EgressPolicy, guarded_transport
+from channelmodel.notify import new_message_id, signing_keys, webhook_headers
 from channelmodel_trainer.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,11 @@ class WebhookProgress:
         self._next_percent: dict[str, int] = {}
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="progress-webhook")
         self._pending: list[Any] = []
-        self._client = httpx.Client(timeout=3.0, follow_redirects=False)
+        self._client = httpx.Client(
+            timeout=3.0,
+            follow_redirects=False,
+            transport=guarded_transport(EgressPolicy.from_env()),
+        )
 
     def start(self, stage: str, total: int | None) -> None:
         self._inner.start(stage, total)
@@ -77,14 +82,8 @@ class WebhookProgress:
 
     def _send(self, payload: dict[str, Any]) -> None:
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-        timestamp = str(int(time.time()))
-        headers = {
-            "Content-Type": "application/json",
-            TIMESTAMP_HEADER: timestamp,
-            EVENT_HEADER: EVENT_TYPE,
-        }
-        if self._secret:
-            headers[SIGNATURE_HEADER] = sign(self._secret, timestamp, body)
+        # Signed like the operator's events: Standard Webhooks, every active key.
+        headers = webhook_headers(signing_keys(self._secret), new_message_id(), EVENT_TYPE, body)
         try:
             self._client.post(self._url, content=body, headers=headers)
         except httpx.HTTPError as exc:

@@ -57,8 +57,23 @@ def success_result(
 
 
 def failure_result(reason: str) -> dict[str, object]:
+    """`{"ok": false, "error": ...}` whose encoding fits MAX_BYTES, cut with an ellipsis.
+
+    The limit is on encoded bytes: one non-ASCII character encodes as up to 12
+    (a `\\ud83d\\ude00` pair), so the cut is found by encoding, not by counting.
+    """
     line = " ".join(reason.split())
-    return {"ok": False, "error": line[: MAX_BYTES - 64]}
+    result: dict[str, object] = {"ok": False, "error": line}
+    if len(encode(result)) <= MAX_BYTES:
+        return result
+    low, high = 0, len(line)  # the longest prefix that fits
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(encode({"ok": False, "error": line[:middle] + "…"})) <= MAX_BYTES:
+            low = middle
+        else:
+            high = middle - 1
+    return {"ok": False, "error": line[:low] + "…"}
 
 
 def encode(result: Mapping[str, object]) -> bytes:
@@ -68,8 +83,15 @@ def encode(result: Mapping[str, object]) -> bytes:
 def write_result(result: Mapping[str, object], path: str | None = None) -> Path | None:
     """Write the result where Kubernetes reads it; None when that path is not writable."""
     target = Path(path or os.environ.get(TERMINATION_LOG_ENV) or DEFAULT_TERMINATION_LOG)
+    data = encode(result)
+    if len(data) > MAX_BYTES:  # the kubelet would cut it into invalid JSON
+        if result.get("ok"):
+            kept = ("ok", "channelId", "version", "metrics")
+            data = encode({k: result[k] for k in kept if k in result} | {"truncated": True})
+        if not result.get("ok") or len(data) > MAX_BYTES:
+            data = encode(failure_result(str(result.get("error") or "result too large")))
     try:
-        target.write_bytes(encode(result))
+        target.write_bytes(data)
     except OSError:
         return None  # local runs have no /dev/termination-log; stdout has the result
     return target

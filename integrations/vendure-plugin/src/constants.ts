@@ -10,8 +10,6 @@ export const RETRAIN_REQUESTED_AT = `${GROUP}/retrain-requested-at`;
 /** What the operator understands as a catalog change (`ChangeKind` in annotations.py). */
 export type ChangeKind = 'productAdded' | 'productDeleted' | 'imageChanged';
 
-export const SIGNATURE_HEADER = 'x-channelmodel-signature';
-export const TIMESTAMP_HEADER = 'x-channelmodel-timestamp';
 /** The operator's replay window: a timestamp further than this from our clock is refused. */
 export const REPLAY_WINDOW_SECONDS = 300;
 

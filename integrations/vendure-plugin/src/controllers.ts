@@ -88,6 +88,7 @@ export class ChannelModelController {
     const raw = Buffer.isBuffer(req.body) ? req.body : undefined;
     if (!raw) return send(res, 400, { error: 'raw body expected' });
     const verdict = this.verifier.verify(raw, req.headers);
+    if (verdict === 'duplicate') return send(res, 202); // a retry of an event already handled
     if (verdict !== 'ok') {
       Logger.warn(`refused a ChannelModel webhook: ${verdict}`, loggerCtx);
       return send(res, 401, { error: verdict });
@@ -96,6 +97,7 @@ export class ChannelModelController {
     if (!event) return send(res, 400, { error: 'not a ChannelModel event' });
     try {
       const applied = await this.service.applyEvent(event);
+      this.verifier.handled(req.headers);
       return send(res, applied ? 204 : 202);
     } catch (error) {
       Logger.error(`ChannelModel event ${event.type} for channel ${event.channelId} not applied: ${String(error)}`, loggerCtx);

@@ -13,7 +13,10 @@ export interface ChannelModelPluginOptions {
   kubeConfig?: KubeConfig | string;
   /** The bearer token of the manifest endpoint: the value the ChannelModel's `spec.manifest.authSecretRef` holds. */
   manifestToken: string;
-  /** The HMAC key of the operator's webhooks: the value `spec.notify.secretRef` names. */
+  /**
+   * The operator's webhook key(s): the value `spec.notify.secretRef` names, `whsec_<base64>`
+   * (several, whitespace-separated, while keys rotate), or a raw key.
+   */
   webhookSecret: string | Buffer;
   /**
    * Absolute URL of an asset's image for training, from its `source` (the AssetServerPlugin's URL).

@@ -1,14 +1,9 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
-import { REPLAY_WINDOW_SECONDS, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './constants';
+import { Webhook } from 'standardwebhooks';
+import { REPLAY_WINDOW_SECONDS } from './constants';
 
 type Headers = Record<string, string | string[] | undefined>; // Node lower-cases header names
 
-function header(headers: Headers, name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
-
-export type Verdict = 'ok' | 'unsigned' | 'stale' | 'bad-signature' | 'replayed';
+export type Verdict = 'ok' | 'duplicate' | 'unsigned' | 'stale' | 'bad-signature' | 'replayed';
 
 /** The operator's event payload (docs/integration.md, "Webhook notifications"). */
 export interface ChannelModelEvent {
@@ -27,37 +22,72 @@ export interface ChannelModelEvent {
 }
 
 /**
- * Verifies `X-Channelmodel-Signature: sha256=<hex>` = HMAC-SHA256(secret, `<timestamp>.<raw body>`),
- * refuses timestamps outside the operator's 300 s window and, within it, a signature seen before
- * (a replay). Constant-time comparison; the secret is never logged.
+ * The receiver's keys, read like the operator reads `spec.notify.secretRef`: one or more
+ * `whsec_<base64>` separated by whitespace (rotation), else the whole value as one raw key.
+ */
+export function webhookKeys(secret: string | Buffer): Webhook[] {
+  const text = Buffer.isBuffer(secret) ? secret.toString('utf8') : secret;
+  const tokens = text.split(/\s+/).filter(Boolean);
+  if (tokens.length > 0 && tokens.every((token) => token.startsWith('whsec_'))) return tokens.map((token) => new Webhook(token));
+  return [new Webhook(Buffer.isBuffer(secret) ? secret : Buffer.from(secret, 'utf8'), { format: 'raw' })];
+}
+
+interface Seen {
+  signature: string;
+  handledAt: number;
+}
+
+/**
+ * Verifies the operator's Standard Webhooks (`webhook-id`, `webhook-timestamp`,
+ * `webhook-signature`) with the official `standardwebhooks` library: HMAC-SHA256 over
+ * `<id>.<timestamp>.<raw body>`, any active key, timestamps within 300 s.
+ *
+ * The id is the same on every retry of an event: an id already handled is a `duplicate`
+ * (acknowledge, do not apply again); the very same signed request again is a `replayed`
+ * request (refused). Ids are remembered once handled (`handled()`), for an hour.
  */
 export class WebhookVerifier {
-  private readonly seen = new Map<string, number>(); // signature -> timestamp
+  private readonly keys: Webhook[];
+  private readonly seen = new Map<string, Seen>();
 
-  constructor(private readonly secret: string | Buffer, private readonly nowSeconds: () => number = () => Date.now() / 1000) {}
+  constructor(secret: string | Buffer, private readonly nowSeconds: () => number = () => Date.now() / 1000) {
+    this.keys = webhookKeys(secret);
+  }
 
   verify(rawBody: Buffer, headers: Headers): Verdict {
-    const timestamp = header(headers, TIMESTAMP_HEADER);
-    const signature = header(headers, SIGNATURE_HEADER);
-    if (!timestamp || !signature) return 'unsigned';
-    if (!/^\d{1,12}$/.test(timestamp)) return 'bad-signature';
-    const now = Math.floor(this.nowSeconds());
-    if (Math.abs(now - Number(timestamp)) > REPLAY_WINDOW_SECONDS) return 'stale';
-    const expected = Buffer.from(
-      'sha256=' + createHmac('sha256', this.secret).update(`${timestamp}.`).update(rawBody).digest('hex'),
-    );
-    const received = Buffer.from(signature);
-    if (expected.length !== received.length || !timingSafeEqual(expected, received)) return 'bad-signature';
-    this.forgetOlderThan(now - REPLAY_WINDOW_SECONDS);
-    if (this.seen.has(signature)) return 'replayed';
-    this.seen.set(signature, Number(timestamp));
+    const flat: Record<string, string> = {};
+    for (const name of ['webhook-id', 'webhook-timestamp', 'webhook-signature']) {
+      const value = headers[name];
+      const first = Array.isArray(value) ? value[0] : value;
+      if (!first) return 'unsigned';
+      flat[name] = first;
+    }
+    const timestamp = Number(flat['webhook-timestamp']);
+    if (!/^\d{1,12}$/.test(flat['webhook-timestamp'])) return 'bad-signature';
+    if (Math.abs(this.nowSeconds() - timestamp) > REPLAY_WINDOW_SECONDS) return 'stale';
+    const valid = this.keys.some((key) => {
+      try {
+        key.verify(rawBody, flat);
+        return true;
+      } catch {
+        return false; // no signature made with this key (or the library's own clock check)
+      }
+    });
+    if (!valid) return 'bad-signature';
+    const before = this.seen.get(flat['webhook-id']);
+    if (before) return before.signature === flat['webhook-signature'] ? 'replayed' : 'duplicate';
     return 'ok';
   }
 
-  private forgetOlderThan(limit: number): void {
-    for (const [signature, timestamp] of this.seen) {
-      if (timestamp < limit) this.seen.delete(signature);
-    }
+  /** Remember an event as handled: its retries become duplicates, the same request a replay. */
+  handled(headers: Headers): void {
+    const id = headers['webhook-id'];
+    const signature = headers['webhook-signature'];
+    if (typeof id !== 'string' || typeof signature !== 'string') return;
+    const now = this.nowSeconds();
+    for (const [key, entry] of this.seen) if (now - entry.handledAt > 3600) this.seen.delete(key);
+    if (this.seen.size >= 10000) this.seen.delete(this.seen.keys().next().value as string);
+    this.seen.set(id, { signature, handledAt: now });
   }
 }
 

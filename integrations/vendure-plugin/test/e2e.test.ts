@@ -10,12 +10,13 @@ import { createTestEnvironment, registerInitializer, SimpleGraphQLClient, SqljsI
 import { DocumentNode, Kind, parse } from 'graphql';
 import gql from 'graphql-tag';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { Webhook } from 'standardwebhooks';
 import { ChannelModelPlugin, ChannelModelService, GROUP, PLURAL, VERSION } from '../src';
 import { ApiProxy, kubeConfigFrom, PNG, sleep, waitFor } from './support';
 
@@ -292,18 +293,19 @@ test('catalog changes train the channel model and the Shop API serves its versio
     });
     const post = (headers: Record<string, string>, payload = body) =>
       fetch(`${base}/events`, { method: 'POST', body: payload, headers: { 'Content-Type': 'application/json', ...headers } });
-    const sign = (key: string, ts: string, payload = body) =>
-      'sha256=' + createHmac('sha256', key).update(`${ts}.${payload}`).digest('hex');
-    const now = String(Math.floor(Date.now() / 1000));
+    const sign = (key: string, payload = body, id = `msg_${randomUUID().replace(/-/g, '')}`, at = new Date()) => ({
+      'webhook-id': id, 'webhook-timestamp': String(Math.floor(at.getTime() / 1000)), 'webhook-signature': new Webhook(key).sign(id, at, payload),
+    });
+    const guess = 'whsec_' + Buffer.from('not the key, not the key, not it').toString('base64');
     assert.equal((await post({})).status, 401, 'unsigned');
-    assert.equal((await post({ 'X-Channelmodel-Timestamp': now, 'X-Channelmodel-Signature': sign('guess', now) })).status, 401, 'wrong key');
-    const stale = String(Number(now) - 301);
-    assert.equal((await post({ 'X-Channelmodel-Timestamp': stale, 'X-Channelmodel-Signature': sign(config.webhookSecret, stale) })).status, 401, 'stale');
-    // A genuine, older event (applied or not) and then its replay.
+    assert.equal((await post(sign(guess))).status, 401, 'wrong key');
+    assert.equal((await post(sign(config.webhookSecret, body, 'msg_stale', new Date(Date.now() - 301_000)))).status, 401, 'stale');
+    // A genuine, older event (not applied: the channel shows newer), its replay, its retry.
     const old = JSON.stringify({ ...JSON.parse(body), at: '2000-01-01T00:00:00Z', modelVersion: '0.0.1' });
-    const headers = { 'X-Channelmodel-Timestamp': now, 'X-Channelmodel-Signature': sign(config.webhookSecret, now, old) };
-    assert.equal((await post(headers, old)).status, 202, 'genuine but older than what the channel shows: not applied');
-    assert.equal((await post(headers, old)).status, 401, 'replayed');
+    const genuine = sign(config.webhookSecret, old, 'msg_genuine');
+    assert.equal((await post(genuine, old)).status, 202, 'genuine but older than what the channel shows: not applied');
+    assert.equal((await post(genuine, old)).status, 401, 'the same request again: replayed');
+    assert.equal((await post(sign(config.webhookSecret, old, 'msg_genuine'), old)).status, 202, 'a retry (same id, new signature): acknowledged, not applied');
     assert.equal(await shopVersion(), '1.0.4');
   });
 

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
 import { test } from 'node:test';
 import { bearerMatches } from '../src/auth';
 import { ChangeReporter } from '../src/change-reporter';
 import { INVENTORY_CHANGE, INVENTORY_CHANGED_AT, RETRAIN_REQUESTED_AT } from '../src/constants';
 import { productUpdateKind } from '../src/service';
-import { WebhookVerifier } from '../src/webhook';
+import { Webhook } from 'standardwebhooks';
+import { webhookKeys, WebhookVerifier } from '../src/webhook';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -92,29 +92,49 @@ test('a channel without a ChannelModel (404) is dropped, not retried', async () 
   reporter.close();
 });
 
-function sign(secret: string, timestamp: string, body: Buffer): string {
-  return 'sha256=' + createHmac('sha256', secret).update(`${timestamp}.`).update(body).digest('hex');
+const KEY = 'whsec_' + Buffer.from('0123456789abcdef0123456789abcdef').toString('base64');
+const OTHER = 'whsec_' + Buffer.from('fedcba9876543210fedcba9876543210').toString('base64');
+
+function signed(key: string, body: Buffer, id = 'msg_1', at = new Date()): Record<string, string> {
+  return {
+    'webhook-id': id,
+    'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+    'webhook-signature': new Webhook(key).sign(id, at, body),
+  };
 }
 
-test('webhook verification: valid once, tampered, wrong key, stale, replayed, unsigned', () => {
-  const now = 1_800_000_000;
-  const verifier = new WebhookVerifier('k3y', () => now);
+test('webhook verification (Standard Webhooks): valid, tampered, wrong key, stale, unsigned', () => {
+  const verifier = new WebhookVerifier(KEY);
   const body = Buffer.from('{"type":"version.served"}');
-  const ts = String(now - 10);
-  const headers = (signature: string, timestamp = ts) => ({
-    'x-channelmodel-signature': signature,
-    'x-channelmodel-timestamp': timestamp,
-  });
-  assert.equal(verifier.verify(Buffer.from('{"type":"version.pinned"}'), headers(sign('k3y', ts, body))), 'bad-signature');
-  assert.equal(verifier.verify(body, headers(sign('other', ts, body))), 'bad-signature');
-  assert.equal(verifier.verify(body, headers(sign('k3y', String(now - 301), body), String(now - 301))), 'stale');
-  assert.equal(verifier.verify(body, headers(sign('k3y', String(now + 301), body), String(now + 301))), 'stale');
+  assert.equal(verifier.verify(Buffer.from('{"type":"version.pinned"}'), signed(KEY, body)), 'bad-signature');
+  assert.equal(verifier.verify(body, signed(OTHER, body)), 'bad-signature');
+  assert.equal(verifier.verify(body, signed(KEY, body, 'msg_1', new Date(Date.now() - 301_000))), 'stale');
+  assert.equal(verifier.verify(body, signed(KEY, body, 'msg_1', new Date(Date.now() + 301_000))), 'stale');
   assert.equal(verifier.verify(body, {}), 'unsigned');
-  assert.equal(verifier.verify(body, headers(sign('k3y', ts, body), '12x')), 'bad-signature');
-  assert.equal(verifier.verify(body, headers(sign('k3y', ts, body))), 'ok');
-  assert.equal(verifier.verify(body, headers(sign('k3y', ts, body))), 'replayed');
-  const edge = String(now - 300);
-  assert.equal(verifier.verify(body, headers(sign('k3y', edge, body), edge)), 'ok');
+  assert.equal(verifier.verify(body, { ...signed(KEY, body), 'webhook-timestamp': '12x' }), 'bad-signature');
+  assert.equal(verifier.verify(body, signed(KEY, body)), 'ok');
+});
+
+test('a handled event: its retry is a duplicate, the same request again a replay', () => {
+  const verifier = new WebhookVerifier(KEY);
+  const body = Buffer.from('{"type":"training.queued"}');
+  const first = signed(KEY, body, 'msg_7', new Date(Date.now() - 2000));
+  assert.equal(verifier.verify(body, first), 'ok');
+  assert.equal(verifier.verify(body, first), 'ok', 'not handled yet (e.g. it failed): a retry must get through');
+  verifier.handled(first);
+  assert.equal(verifier.verify(body, first), 'replayed');
+  assert.equal(verifier.verify(body, signed(KEY, body, 'msg_7')), 'duplicate', 'the operator retries with the same id, a new signature');
+});
+
+test('keys: several whsec_ keys while rotating; anything else is one raw key', () => {
+  const body = Buffer.from('{}');
+  const rotating = new WebhookVerifier(`${OTHER} ${KEY}`);
+  assert.equal(rotating.verify(body, signed(KEY, body, 'a')), 'ok');
+  assert.equal(rotating.verify(body, signed(OTHER, body, 'b')), 'ok');
+  const raw = 'deadbeef'.repeat(8); // the 0.1 format: `openssl rand -hex 32`
+  const rawKey = 'whsec_' + Buffer.from(raw).toString('base64');
+  assert.equal(new WebhookVerifier(raw).verify(body, signed(rawKey, body)), 'ok');
+  assert.equal(webhookKeys(`${KEY}\n${OTHER}\n`).length, 2);
 });
 
 test('bearer token check', () => {

@@ -9,6 +9,12 @@ RETRAIN_REQUESTED_AT = f"{PREFIX}/retrain-requested-at"
 # Written by `channelmodel import --name`: a version published by hand, to adopt.
 IMPORTED_VERSION = f"{PREFIX}/imported-version"
 IMPORTED_ORIGIN = f"{PREFIX}/imported-origin"
+# On a Secret, not a ChannelModel: the ChannelModels (names in the Secret's
+# namespace, comma-separated, or `*`) that may reference it (channelmodel/policy.py).
+SECRET_OPT_IN_ANNOTATION = f"{PREFIX}/channel-models"
+# On a token Secret: the only origins (scheme://host[:port], comma-separated) its
+# bearer token may be sent to, whatever a ChannelModel's manifest URL says.
+TOKEN_ORIGINS_ANNOTATION = f"{PREFIX}/token-origins"
 
 
 class ChangeKind(StrEnum):

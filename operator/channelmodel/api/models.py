@@ -76,8 +76,12 @@ class Training(_Model):
     """How the training Job runs."""
 
     epochs: int = Field(default=20, ge=1, le=1000, description="Epochs of head training.")
-    gpus: int = Field(
-        default=1, ge=0, le=16, description="nvidia.com/gpu to request; 0 trains on CPU."
+    gpus: int | None = Field(
+        default=None,
+        ge=0,
+        le=16,
+        description="nvidia.com/gpu to request; 0 trains on CPU. Unset: the installation's "
+        "default (the chart's trainer.gpus: 1 with GPUs, 0 without).",
     )
     image: str | None = Field(
         default=None, description="Trainer image; the operator's default when unset.", min_length=1
@@ -109,11 +113,13 @@ class Training(_Model):
 
 
 class Notify(_Model):
-    """Where transition events are POSTed, HMAC-SHA256 signed."""
+    """Where transition events are POSTed, signed by the Standard Webhooks scheme."""
 
     webhookUrl: str = Field(description="URL that receives event POSTs.", pattern=HTTP_URL_PATTERN)
     secretRef: SecretKeyRef | None = Field(
-        default=None, description="HMAC key; events are unsigned without it."
+        default=None,
+        description="Signing keys: whitespace-separated whsec_<base64> keys (all sign, for "
+        "rotation) or one raw key; events are unsigned without it.",
     )
 
 
@@ -198,7 +204,11 @@ class ChannelModelSpec(_Model):
         description="Serve this version instead of the newest (rollback).",
         pattern=SEMVER_PATTERN,
     )
-    suspend: bool = Field(default=False, description="Stop all training, manual included.")
+    suspend: bool = Field(
+        default=False,
+        description="Stop all training, manual included: a running Job is deleted and its "
+        "result never served; the run is queued again when suspend is lifted.",
+    )
     deletionPolicy: DeletionPolicy = Field(
         default=DeletionPolicy.RETAIN,
         description="What happens to the stored artifacts when the ChannelModel is deleted.",
@@ -264,6 +274,9 @@ class VersionState(StrEnum):
     SERVED = "Served"
     RETAINED = "Retained"
     REJECTED = "Rejected"
+    # Found in the store, not published by this ChannelModel (it was re-created):
+    # listed, never served unless pinned, never deleted by retention.
+    STORED = "Stored"
 
 
 class VersionRecord(_Model):
@@ -271,7 +284,10 @@ class VersionRecord(_Model):
     createdAt: datetime
     accuracy: float | None = None
     state: VersionState = VersionState.RETAINED
-    origin: str = Field(default="trained", description="trained, or imported:<source>.")
+    origin: str = Field(
+        default="trained",
+        description="trained, imported:<source>, or store (found in the store when re-created).",
+    )
     labelsLookLikeProductIds: bool | None = Field(
         default=None, description="False flags an imported model whose labels look like names."
     )
@@ -322,6 +338,11 @@ class ChannelModelStatus(_Model):
     )
     attemptedSpecHash: str | None = Field(
         default=None, description="Hash of the spec fields that shape a model, as of the last run."
+    )
+    attemptedRunHash: str | None = Field(
+        default=None,
+        description="Hash of the spec fields that shape a run (placement, resources, Secrets), "
+        "as of the last run; a change retries a failed run.",
     )
     currentJob: JobRef | None = None
     lastRun: RunMetrics | None = None

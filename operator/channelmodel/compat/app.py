@@ -25,7 +25,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, V
 
 from channelmodel.api.models import CHANNEL_ID_PATTERN, HTTP_URL_PATTERN
 from channelmodel.compat.auth import is_authorized, unauthorized
-from channelmodel.compat.channels import ChannelModels, ChannelNotFound, NameTaken, TrainCall
+from channelmodel.compat.channels import (
+    ChannelModels,
+    ChannelNotFound,
+    NameTaken,
+    TrainCall,
+    WebhookLocked,
+)
 from channelmodel.compat.jobs import JobId, job_view
 from channelmodel.compat.settings import CompatSettings
 from channelmodel.kube import load_client_config
@@ -117,6 +123,8 @@ def _error(status: int, message: str) -> web.Response:
 async def train(request: web.Request) -> web.Response:
     try:
         body = TrainBody.model_validate(await request.json())
+    except RecursionError:
+        return _error(400, "invalid request: JSON nested too deeply")
     except ValueError as exc:  # not JSON, or a ValidationError: never echo the input
         return _error(400, _describe(exc))
     settings = request.app[SETTINGS]
@@ -135,7 +143,7 @@ async def train(request: web.Request) -> web.Response:
         return _error(
             404, f"no ChannelModel for channel {body.channelId} in namespace {settings.namespace}"
         )
-    except NameTaken as exc:
+    except (NameTaken, WebhookLocked) as exc:
         return _error(409, str(exc))
     except ValueError as exc:
         return _error(400, str(exc))

@@ -13,11 +13,13 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from channelmodel.api import annotations as ann
+from channelmodel.api.annotations import SECRET_OPT_IN_ANNOTATION, TOKEN_ORIGINS_ANNOTATION
 from channelmodel.api.models import GROUP, KIND, PLURAL, VERSION
 from channelmodel.compat.jobs import JobId, format_time, request_time
 
@@ -45,6 +47,11 @@ class ChannelNotFound(Exception):
 
 class NameTaken(Exception):
     """The name a new ChannelModel or Secret needs belongs to something else."""
+
+
+class WebhookLocked(Exception):
+    """The request would move a signed webhook elsewhere: its events (and signatures)
+    would go to an address the HMAC key's owner never chose."""
 
 
 def channel_model_name(channel_id: str) -> str:
@@ -109,6 +116,11 @@ class ChannelModels:
         patch: dict[str, Any] = {"metadata": {"annotations": _request_annotations(mode, at)}}
         notify = (obj.get("spec") or {}).get("notify") or {}
         if call.webhook_url and notify.get("webhookUrl") != call.webhook_url:
+            if notify.get("secretRef"):
+                raise WebhookLocked(
+                    f"ChannelModel {self.namespace}/{name} has a signed webhook; "
+                    "its URL is changed on the ChannelModel, not through this API"
+                )
             patch["spec"] = {"notify": {"webhookUrl": call.webhook_url}}
         self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, name, patch
@@ -126,6 +138,12 @@ class ChannelModels:
         return JobId(self.namespace, name, at)
 
     def _create(self, call: TrainCall, mode: str, now: datetime) -> JobId | None:
+        """Create the ChannelModel, then its manifest-token Secret, owned by it.
+
+        In this order the API never has to delete a Secret (its Role has no
+        `delete`): a refused ChannelModel leaves nothing behind, and a Secret
+        owned by the ChannelModel goes when the ChannelModel goes.
+        """
         if not call.manifest_url:
             raise ValueError("manifestUrl is required to create a ChannelModel")
         name = channel_model_name(call.channel_id)
@@ -135,9 +153,8 @@ class ChannelModels:
             "manifest": {"url": call.manifest_url},
         }
         secret_name = f"{name}-manifest-token"
-        secret_created = False
         if call.auth_token:
-            secret_created = self._put_token_secret(secret_name, call.auth_token)
+            self._check_secret_name(secret_name)  # before anything is created
             spec["manifest"]["authSecretRef"] = {"name": secret_name, "key": TOKEN_KEY}
         if call.webhook_url:
             spec["notify"] = {"webhookUrl": call.webhook_url}
@@ -163,24 +180,61 @@ class ChannelModels:
             existing = self.get(name) if exc.status == 409 else None
             if existing is not None and existing["spec"].get("channelId") == call.channel_id:
                 return None  # a concurrent call created it: its Secret is this one
-            if secret_created:
-                self.core.delete_namespaced_secret(secret_name, self.namespace)
             if existing is not None:
                 raise NameTaken(
                     f"ChannelModel {self.namespace}/{name} exists for another channel"
                 ) from None
             raise
         if call.auth_token:
-            self._own_secret(secret_name, created)
+            self._put_token_secret(secret_name, call.auth_token, created)
         log.info("created ChannelModel %s/%s for channel %s", self.namespace, name, call.channel_id)
         return JobId(self.namespace, name, at)
 
     # --- the manifest token -----------------------------------------------------------
-    def _put_token_secret(self, name: str, token: str) -> bool:
-        """Create (True) or update our own Secret; refuse to touch anyone else's."""
+    def _check_secret_name(self, name: str) -> None:
+        """NameTaken when a Secret of that name exists and is not managed by this API."""
+        try:
+            existing = self.core.read_namespaced_secret(name, self.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise
+        labels = (existing.metadata.labels if existing.metadata else None) or {}
+        if labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
+            raise NameTaken(
+                f"Secret {self.namespace}/{name} exists and is not managed by this API"
+            ) from None
+
+    def _put_token_secret(self, name: str, token: str, owner: dict[str, Any]) -> None:
+        """Create or update our own Secret for the ChannelModel `owner`; refuse anyone else's.
+
+        It is opted in for exactly that ChannelModel (channelmodel/policy.py) and
+        owned by it, so deleting the ChannelModel deletes the token.
+        """
+        meta = owner.get("metadata") or {}
         data = {TOKEN_KEY: _b64(token)}
+        annotations = {SECRET_OPT_IN_ANNOTATION: str(meta.get("name"))}
+        manifest_url = ((owner.get("spec") or {}).get("manifest") or {}).get("url")
+        if isinstance(manifest_url, str):
+            # The token goes to the backend it came with, even if the spec is edited later.
+            parts = urlsplit(manifest_url)
+            annotations[TOKEN_ORIGINS_ANNOTATION] = (
+                f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+            )
+        owners = []
+        if meta.get("uid"):
+            owners.append(
+                client.V1OwnerReference(
+                    api_version=f"{GROUP}/{VERSION}", kind=KIND, name=meta["name"], uid=meta["uid"]
+                )
+            )
         body = client.V1Secret(
-            metadata=client.V1ObjectMeta(name=name, labels={MANAGED_BY_LABEL: MANAGED_BY}),
+            metadata=client.V1ObjectMeta(
+                name=name,
+                labels={MANAGED_BY_LABEL: MANAGED_BY},
+                annotations=annotations,
+                owner_references=owners or None,
+            ),
             type="Opaque",
             data=data,
         )
@@ -189,33 +243,10 @@ class ChannelModels:
         except ApiException as exc:
             if exc.status != 409:
                 raise
-            existing = self.core.read_namespaced_secret(name, self.namespace)
-            labels = (existing.metadata.labels if existing.metadata else None) or {}
-            if labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
-                raise NameTaken(
-                    f"Secret {self.namespace}/{name} exists and is not managed by this API"
-                ) from None
-            self.core.patch_namespaced_secret(name, self.namespace, {"data": data})
-            return False
-        return True
-
-    def _own_secret(self, name: str, owner: dict[str, Any]) -> None:
-        """Deleting the ChannelModel then deletes its token (best effort)."""
-        meta = owner.get("metadata") or {}
-        ref = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": KIND,
-            "name": meta.get("name"),
-            "uid": meta.get("uid"),
-        }
-        if not ref["uid"]:
-            return
-        try:
+            self._check_secret_name(name)
             self.core.patch_namespaced_secret(
-                name, self.namespace, {"metadata": {"ownerReferences": [ref]}}
+                name, self.namespace, {"metadata": {"annotations": annotations}, "data": data}
             )
-        except ApiException as exc:
-            log.warning("could not set the owner of Secret %s: %s", name, exc.status)
 
     def _rotate_own_token(self, obj: dict[str, Any], token: str) -> None:
         """A token sent with a request replaces the one in a Secret this API created;
@@ -226,16 +257,27 @@ class ChannelModels:
         try:
             secret = self.core.read_namespaced_secret(ref["name"], self.namespace)
         except ApiException as exc:
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            if exc.status == 404 and labels.get(MANAGED_BY_LABEL) == MANAGED_BY:
+                # Ours, but its Secret was never written (a failure after the create).
+                self._put_token_secret(ref["name"], token, obj)
+                return
             if exc.status in (403, 404):  # not ours to read, or gone
                 return
             raise
         labels = (secret.metadata.labels if secret.metadata else None) or {}
         if labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
             return
+        patch: dict[str, Any] = {}
         if (secret.data or {}).get(ref.get("key", TOKEN_KEY)) != _b64(token):
-            self.core.patch_namespaced_secret(
-                ref["name"], self.namespace, {"data": {ref.get("key", TOKEN_KEY): _b64(token)}}
-            )
+            patch["data"] = {ref.get("key", TOKEN_KEY): _b64(token)}
+        name = str((obj.get("metadata") or {}).get("name"))
+        annotations = (secret.metadata.annotations if secret.metadata else None) or {}
+        if annotations.get(SECRET_OPT_IN_ANNOTATION) != name:
+            # Secrets written before the opt-in existed: opt them in for their ChannelModel.
+            patch["metadata"] = {"annotations": {SECRET_OPT_IN_ANNOTATION: name}}
+        if patch:
+            self.core.patch_namespaced_secret(ref["name"], self.namespace, patch)
 
 
 def _request_annotations(mode: str, at: datetime) -> dict[str, str]:

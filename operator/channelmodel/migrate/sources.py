@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
+from channelmodel.egress import REFUSED_REASON, EgressPolicy, guarded_transport, is_refusal
 from channelmodel.migrate.errors import ImportRefused
 
 MODEL_JSON = "model.json"
@@ -151,7 +152,8 @@ def fetch(client: httpx.Client, url: str, name: str) -> bytes:
                 _check_size(name, size)
                 chunks.append(chunk)
     except httpx.HTTPError as exc:
-        raise ImportRefused(f"cannot fetch {shown}: {exc.__class__.__name__}") from None
+        reason = REFUSED_REASON if is_refusal(exc) else exc.__class__.__name__
+        raise ImportRefused(f"cannot fetch {shown}: {reason}") from None
     return b"".join(chunks)
 
 
@@ -179,7 +181,8 @@ def open_source(
             headers=headers,
             timeout=HTTP_TIMEOUT_SECONDS,
             follow_redirects=True,
-            transport=transport,
+            # Redirects too go through the egress check: it runs at every connect.
+            transport=transport or guarded_transport(EgressPolicy.from_env()),
         ) as client:
             first = fetch(client, spec, MODEL_JSON)
             if first.startswith(_ZIP_MAGIC):

@@ -133,6 +133,13 @@ async def _send_local_file(
     return response
 
 
+def _unavailable() -> web.HTTPServiceUnavailable:
+    return web.HTTPServiceUnavailable(
+        headers={hdrs.RETRY_AFTER: "30", hdrs.CACHE_CONTROL: "no-store"},
+        text="the channel's serving pointer is broken",
+    )
+
+
 def _latest_body(
     request: web.Request, channel_id: str, version: str, pinned: bool
 ) -> dict[str, object]:
@@ -153,11 +160,13 @@ async def serve_latest(request: web.Request) -> web.Response:
     if not is_channel_id(channel_id):
         raise web.HTTPNotFound()
     store = request.app[STORE]
+    # A broken pointer is an outage, not a reason to guess: the newest committed
+    # version may be one the quality gate rejected.
     try:
         pointer = await off_loop(request, store.get_pointer, channel_id)
     except StoreError as exc:
-        log.warning("ignoring serving pointer of %s: %s", channel_id, exc)
-        pointer = None
+        log.error("serving pointer of %s is unreadable: %s", channel_id, exc)
+        raise _unavailable() from None
     if pointer is not None and pointer.get("version") is None:
         raise web.HTTPNotFound()  # the operator says nothing is served (yet)
     versions = await off_loop(request, store.list_versions, channel_id)
@@ -165,11 +174,11 @@ async def serve_latest(request: web.Request) -> web.Response:
     if pointer and pointed in versions:
         assert isinstance(pointed, str)
         version, pinned = pointed, bool(pointer.get("pinned", False))
+    elif pointer and versions:
+        log.error("serving pointer of %s names %s, which is not committed", channel_id, pointed)
+        raise _unavailable()
     elif versions:
-        if pointer:
-            log.warning(
-                "serving pointer of %s names %s, which is not committed", channel_id, pointed
-            )
+        # No pointer at all: a store no operator manages (an import, `channelmodel serve`).
         version, pinned = versions[-1], False
     else:
         raise web.HTTPNotFound()

@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from channelmodel.compat.settings import CompatSettings
+from channelmodel.logs import configure_logging
 from channelmodel.server.app import create_app
 from channelmodel.server.settings import ServerSettings
 from channelmodel.store import StoreError, open_store
@@ -50,15 +51,13 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
         settings = settings_from(args)
         store = open_store(settings.store_uri)
     except (ValidationError, StoreError) as exc:
         print(f"channelmodel serve: {exc}", file=sys.stderr)
         return 2
+    configure_logging(settings.log_format)  # the operator's and the trainer's setup
     app = create_app(
         store, cors_origins=settings.cors_origins, public_base_url=settings.public_base_url
     )

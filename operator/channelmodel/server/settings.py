@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -25,6 +25,9 @@ class ServerSettings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["*"],
         description="Origins allowed to fetch models cross-origin, comma-separated; '*' allows any.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text for people, json lines for log pipelines."
     )
     public_base_url: str | None = Field(
         default=None,

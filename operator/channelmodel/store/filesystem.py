@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import stat
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -37,6 +39,7 @@ from channelmodel.store.base import (
     check_pointer,
     check_version,
     commit_record,
+    etag_of,
     file_info_from_record,
     is_channel_id,
     is_version,
@@ -48,8 +51,28 @@ from channelmodel.store.base import (
 # Staging and trash directories start with "." so they never look like a version or channel.
 _STAGING_PREFIX = ".staging-"
 _TRASH_PREFIX = ".trash-"
+# Staging and trash older than this are debris of a killed process. Their names
+# carry their creation time: a version renamed into the trash keeps its old mtime.
+DEBRIS_AGE_SECONDS = 3600.0
+_DEBRIS_TIME = re.compile(r"-(\d{10})-[0-9a-f]{32}$")
+
+
+def _debris_suffix() -> str:
+    return f"{int(time.time())}-{uuid.uuid4().hex}"
+
+
+def _debris_time(entry: os.DirEntry[str]) -> float:
+    """When a staging or trash entry was made: from its name, else (older names) its mtime."""
+    match = _DEBRIS_TIME.search(entry.name)
+    if match:
+        return float(match.group(1))
+    return entry.stat(follow_symlinks=False).st_mtime
+
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+# Files small enough to hash on every read (weights.bin is checked by size only).
+_DIGEST_CHECKED = frozenset({"model.json", "metadata.json"})
 
 
 def _fsync_dir(path: Path) -> None:
@@ -68,7 +91,7 @@ def _write_durably(path: Path, data: bytes) -> None:
 
 
 def _replace_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{_STAGING_PREFIX}{path.name}-{uuid.uuid4().hex}")
+    tmp = path.with_name(f"{_STAGING_PREFIX}{path.name}-{_debris_suffix()}")
     try:
         _write_durably(tmp, data)
         os.replace(tmp, path)
@@ -167,7 +190,27 @@ class FileStore(ArtifactStore):
 
     def stat_file(self, channel_id: str, version: str, name: str) -> FileInfo:
         check_file_name(name)
-        return file_info_from_record(self._commit_record(channel_id, version), name)
+        fd, info = self._open_checked(channel_id, version, name)
+        os.close(fd)
+        return info
+
+    def _open_checked(self, channel_id: str, version: str, name: str) -> tuple[int, FileInfo]:
+        """The committed file, opened, after checking its size against the commit record.
+
+        A file truncated or grown behind the store's back is refused (StoreError,
+        a 503), never announced with a Content-Length it cannot fill.
+        """
+        # The commit record makes the version visible, not the directory alone.
+        info = file_info_from_record(self._commit_record(channel_id, version), name)
+        fd = self._open_under_root(channel_id, f"v{version}", name)
+        size = os.fstat(fd).st_size
+        if size != info.size:
+            os.close(fd)
+            raise StoreError(
+                f"{channel_id}/v{version}/{name} changed after its version was committed "
+                f"({size} bytes, committed {info.size})"
+            )
+        return fd, info
 
     def iter_file(
         self, channel_id: str, version: str, name: str, chunk_size: int = 256 * 1024
@@ -186,11 +229,28 @@ class FileStore(ArtifactStore):
             handle.close()
 
     def open_local_file(self, channel_id: str, version: str, name: str) -> IO[bytes]:
-        """The committed file itself, opened safely: lets the server use sendfile(2)."""
+        """The committed file itself, opened safely: lets the server use sendfile(2).
+
+        Its size is checked against the commit record; the small JSON files are
+        also checked against their digest (cheap), so a same-size replacement of
+        model.json or metadata.json is refused rather than served under the old ETag.
+        """
         check_file_name(name)
-        # The commit record makes the version visible, not the directory alone.
-        self._commit_record(channel_id, version)
-        return os.fdopen(self._open_under_root(channel_id, f"v{version}", name), "rb")
+        fd, info = self._open_checked(channel_id, version, name)
+        handle = os.fdopen(fd, "rb")
+        if name in _DIGEST_CHECKED:
+            try:
+                data = handle.read()
+                handle.seek(0)
+            except BaseException:
+                handle.close()
+                raise
+            if etag_of(data) != info.etag:
+                handle.close()
+                raise StoreError(
+                    f"{channel_id}/v{version}/{name} changed after its version was committed"
+                )
+        return handle
 
     # --- writing -----------------------------------------------------------
 
@@ -203,7 +263,8 @@ class FileStore(ArtifactStore):
         if target.exists():
             raise VersionExists(f"{channel_id} v{version} already exists")
         channel_dir.mkdir(parents=True, exist_ok=True)
-        staging = channel_dir / f"{_STAGING_PREFIX}v{version}-{uuid.uuid4().hex}"
+        self.sweep_debris(channel_id)
+        staging = channel_dir / f"{_STAGING_PREFIX}v{version}-{_debris_suffix()}"
         staging.mkdir()
         try:
             for name in MODEL_FILES:
@@ -222,8 +283,36 @@ class FileStore(ArtifactStore):
             raise
         _fsync_dir(channel_dir)
 
+    def sweep_debris(self, channel_id: str, older_than: float = DEBRIS_AGE_SECONDS) -> list[str]:
+        """Remove staging and trash left by killed publishes and deletes (best effort).
+
+        Only entries untouched for `older_than` seconds: a publish in flight writes
+        its staging directory within seconds, so it is never swept from under it.
+        """
+        check_channel_id(channel_id)
+        removed: list[str] = []
+        horizon = time.time() - older_than
+        try:
+            entries = list(os.scandir(self.root / channel_id))
+        except FileNotFoundError:
+            return removed
+        for entry in entries:
+            if not entry.name.startswith((_STAGING_PREFIX, _TRASH_PREFIX)):
+                continue
+            try:
+                if _debris_time(entry) > horizon:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                continue  # someone else removed it, or it is not ours to remove
+            removed.append(entry.name)
+        return removed
+
     def _move_to_trash(self, path: Path) -> Path | None:
-        trash = path.with_name(f"{_TRASH_PREFIX}{path.name}-{uuid.uuid4().hex}")
+        trash = path.with_name(f"{_TRASH_PREFIX}{path.name}-{_debris_suffix()}")
         try:
             os.rename(path, trash)
         except FileNotFoundError:

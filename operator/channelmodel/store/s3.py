@@ -3,9 +3,14 @@
 S3 has no rename, so a version becomes visible through its commit record
 `<channelId>/v<version>/.committed`, written after every file of the version
 with a conditional put (`If-None-Match: *`) so that two publishers cannot both
-commit. Readers and listings see only versions with a record; reads fetch each
-file with `If-Match` on the ETag the record holds, so a file replaced after the
-commit is refused rather than served. Deleting removes the record first.
+commit. Each publish attempt writes its files under keys of its own,
+`<channelId>/v<version>/.attempt-<random>/<file>`, and the record names them:
+a publisher that loses the commit never overwrites what the winner committed
+(it deletes its own objects instead). Readers and listings see only versions
+with a record; reads fetch each file with `If-Match` on the ETag the record
+holds, so a file replaced after the commit is refused rather than served.
+Deleting removes the record first. Records written before attempt keys name
+no key: their files are read at `<channelId>/v<version>/<file>`.
 
 Configuration comes from the environment, as boto3 reads it (AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION / AWS_DEFAULT_REGION,
@@ -17,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,10 +65,23 @@ _CONTENT_TYPES = {"model.json": "application/json", "metadata.json": "applicatio
 _NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
 _CONFLICT_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 _DELETE_BATCH = 1000  # DeleteObjects' limit
+ATTEMPT_PREFIX = ".attempt-"
+_ATTEMPT_KEY = re.compile(r"\.attempt-[0-9a-f]{32}/(model\.json|weights\.bin|metadata\.json)")
 
 
 class _ConditionalWriteUnsupported(StoreError):
     """The service answered 501 to If-None-Match on PutObject."""
+
+
+def _object_name(entry: Mapping[str, object], name: str) -> str:
+    """Where a committed file lives, relative to its version: the attempt key the
+    record names, or the file name itself (records from before attempt keys)."""
+    key = entry.get("key")
+    if key is None:
+        return name
+    if not isinstance(key, str) or not _ATTEMPT_KEY.fullmatch(key) or not key.endswith("/" + name):
+        raise StoreError(f"corrupt commit record entry for {name}")
+    return key
 
 
 def _error_code(exc: ClientError) -> str:
@@ -226,7 +246,8 @@ class S3Store(ArtifactStore):
         entry = self._commit_record(channel_id, version)[name]
         s3_etag = entry.get("s3ETag")
         extra = {"IfMatch": s3_etag} if isinstance(s3_etag, str) else {}
-        body = self._get(self._version_prefix(channel_id, version) + name, **extra)["Body"]
+        key = self._version_prefix(channel_id, version) + _object_name(entry, name)
+        body = self._get(key, **extra)["Body"]
         return self._chunks(body, chunk_size)
 
     @staticmethod
@@ -248,21 +269,45 @@ class S3Store(ArtifactStore):
         marker_key = prefix + COMMIT_MARKER
         if self._exists(marker_key):
             raise VersionExists(f"{channel_id} v{version} already exists")
-        s3_etags: dict[str, Mapping[str, object]] = {}
-        for name in MODEL_FILES:
-            content_type = _CONTENT_TYPES.get(name, "application/octet-stream")
-            s3_etags[name] = {
-                "s3ETag": self._put(prefix + name, files[name], ContentType=content_type)
-            }
+        # Keys no other publisher uses: losing the commit race cannot touch the winner's files.
+        attempt = f"{ATTEMPT_PREFIX}{uuid.uuid4().hex}/"
+        written: list[str] = []
+        entries: dict[str, Mapping[str, object]] = {}
+        try:
+            for name in MODEL_FILES:
+                content_type = _CONTENT_TYPES.get(name, "application/octet-stream")
+                written.append(prefix + attempt + name)
+                s3_etag = self._put(prefix + attempt + name, files[name], ContentType=content_type)
+                entries[name] = {"s3ETag": s3_etag, "key": attempt + name}
+        except BaseException:
+            self._discard(written)  # nothing refers to them: no commit was tried
+            raise
         # The commit: last, and only if nobody committed this version meanwhile.
-        record = commit_record(files, s3_etags)
+        try:
+            self._commit(channel_id, version, marker_key, commit_record(files, entries))
+        except VersionExists:
+            self._discard(written)  # lost the race: the committed record names other keys
+            raise
+        # Any other failure may have committed after all (a lost response): the
+        # objects stay, and go with the version (delete_version removes its prefix).
+
+    def _discard(self, keys: list[str]) -> None:
+        """Best effort: a losing or failed attempt removes its own objects."""
+        try:
+            self._delete_keys(keys)
+        except StoreError as exc:
+            log.warning("could not remove %d objects of a failed publish: %s", len(keys), exc)
+
+    def _commit(self, channel_id: str, version: str, marker_key: str, record: bytes) -> None:
         try:
             self._put(marker_key, record, ContentType="application/json", IfNoneMatch="*")
         except VersionExists:
             raise VersionExists(f"{channel_id} v{version} already exists") from None
         except _ConditionalWriteUnsupported:
             # Older S3-compatible stores: one trainer per version (deterministic Job
-            # names) keeps this safe, and reads still refuse replaced objects (If-Match).
+            # names) keeps this safe. Should two race anyway, the later record replaces
+            # the earlier one, and it names a complete attempt of its own: readers
+            # still see one whole version.
             log.warning(
                 "%s does not support conditional writes; committing unconditionally", self.uri
             )

@@ -29,6 +29,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: channelmodel
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* metadata.annotations of every object: commonAnnotations, then the object's own
+     (which win); nothing when both are empty. Pass (dict "ctx" $ "extra" map). */}}
+{{- define "channelmodel.annotations" -}}
+{{- $all := merge (dict) (.extra | default dict) (.ctx.Values.commonAnnotations | default dict) -}}
+{{- with $all }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}
 
 {{/* Selector labels of one component: pass (dict "ctx" $ "component" "operator"). */}}
@@ -63,13 +76,22 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-models" (include "channelmodel.fullname" .)) .Values.store.pvc.existingClaim -}}
 {{- end -}}
 
+{{/* repository:tag, or repository@digest when a digest is set (tag then ignored). */}}
 {{- define "channelmodel.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "channelmodel.trainerImage" -}}
 {{- $variant := ternary "gpu" "cpu" .Values.trainer.gpu.enabled -}}
+{{- if .Values.trainer.image.digest -}}
+{{- printf "%s@%s" .Values.trainer.image.repository .Values.trainer.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.trainer.image.repository (default (printf "%s-%s" .Chart.AppVersion $variant) .Values.trainer.image.tag) -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Namespaces whose ChannelModels are watched in namespaced mode. */}}
@@ -210,4 +232,13 @@ readOnlyRootFilesystem: true
 privileged: false
 capabilities:
   drop: [ALL]
+{{- end -}}
+
+{{/* GPUs of a ChannelModel without spec.training.gpus: trainer.gpus, else 1 with gpu.enabled. */}}
+{{- define "channelmodel.defaultGpus" -}}
+{{- if kindIs "invalid" .Values.trainer.gpus -}}
+{{- ternary 1 0 .Values.trainer.gpu.enabled -}}
+{{- else -}}
+{{- .Values.trainer.gpus -}}
+{{- end -}}
 {{- end -}}
