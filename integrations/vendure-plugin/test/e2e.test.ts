@@ -302,7 +302,7 @@ test('catalog changes train the channel model and the Shop API serves its versio
     assert.equal((await post(sign(config.webhookSecret, body, 'msg_stale', new Date(Date.now() - 301_000)))).status, 401, 'stale');
     // A genuine, older event (not applied: the channel shows newer), its replay, its retry.
     const old = JSON.stringify({ ...JSON.parse(body), at: '2000-01-01T00:00:00Z', modelVersion: '0.0.1' });
-    const genuine = sign(config.webhookSecret, old, 'msg_genuine');
+    const genuine = sign(config.webhookSecret, old, 'msg_genuine', new Date(Date.now() - 2000));
     assert.equal((await post(genuine, old)).status, 202, 'genuine but older than what the channel shows: not applied');
     assert.equal((await post(genuine, old)).status, 401, 'the same request again: replayed');
     assert.equal((await post(sign(config.webhookSecret, old, 'msg_genuine'), old)).status, 202, 'a retry (same id, new signature): acknowledged, not applied');
