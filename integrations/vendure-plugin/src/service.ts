@@ -16,7 +16,7 @@ import {
   TransactionalConnection,
 } from '@vendure/core';
 import { ChangeReporter } from './change-reporter';
-import { ChangeKind, loggerCtx, PLUGIN_OPTIONS } from './constants';
+import { ChangeKind, loggerCtx, PLUGIN_OPTIONS, RETRAIN_REQUESTED_AT } from './constants';
 import { ChannelModelFields } from './custom-fields';
 import { apiStatus, ChannelModelClient, loadKubeConfig } from './kube';
 import { ResolvedOptions } from './options';
@@ -165,7 +165,7 @@ export class ChannelModelService implements OnApplicationBootstrap, OnApplicatio
   /** The manual trigger: written at once, errors go to the caller. */
   async retrainNow(channelId: string): Promise<string> {
     const at = new Date().toISOString();
-    await this.client.patchAnnotations(this.nameOf(channelId), { 'ml.dukarun.io/retrain-requested-at': at });
+    await this.client.patchAnnotations(this.nameOf(channelId), { [RETRAIN_REQUESTED_AT]: at });
     return at;
   }
 
