@@ -132,17 +132,24 @@ async function openPage(context: BrowserContext, tf: '4' | 'tm'): Promise<Page> 
 }
 
 /** Runs sync() in the page: the result, or the error's code and message. */
-function sync(page: Page, location?: Sync.ModelLocation): Promise<{ result?: Sync.SyncResult; code?: string; message?: string; progress: number }> {
-  return page.evaluate(async ({ channelId, serverUrl, location }) => {
+function sync(page: Page, location?: Sync.ModelLocation, verifyLoad?: 'tfjs' | 'refuse'): Promise<{ result?: Sync.SyncResult; code?: string; message?: string; progress: number }> {
+  return page.evaluate(async ({ channelId, serverUrl, location, verifyLoad }) => {
     let progress = 0;
-    const s = new window.ChannelModelSync.ModelSync({ channelId, serverUrl, onProgress: () => void (progress += 1) });
+    const { ModelSync, loadWithTfjs } = window.ChannelModelSync;
+    const s = new ModelSync({
+      channelId, serverUrl, onProgress: () => void (progress += 1),
+      verifyLoad: verifyLoad === undefined ? undefined : async (model) => {
+        if (verifyLoad === 'refuse') throw new Error('refused by the app');
+        (await loadWithTfjs(window.tf, model)).dispose(); // it loads: swap
+      },
+    });
     try {
       return { result: await s.sync(location), progress };
     } catch (error) {
       const e = error as { code?: string; message?: string };
       return { code: e.code, message: e.message, progress };
     }
-  }, { channelId: config.channelId, serverUrl: modelUrl, location });
+  }, { channelId: config.channelId, serverUrl: modelUrl, location, verifyLoad });
 }
 
 /** Loads the cached model (no network) with TF.js or Teachable Machine and predicts every photo. */
@@ -337,8 +344,15 @@ test('sync, offline use, version bumps, refused downloads (TF.js 4)', { skip }, 
     page = await openPage(context, '4');
   });
 
+  await t.test('a version the app cannot load (verifyLoad throws) is refused and deleted', async () => {
+    const refused = await sync(page, undefined, 'refuse');
+    assert.equal(refused.code, 'load-failed', JSON.stringify(refused));
+    assert.deepEqual((await versions()).sort(), ['1.0.0', '1.0.1']);
+    assert.equal((await predictAll(page, 'tfjs')).version, '1.0.1');
+  });
+
   await t.test('once the network is healthy the new version replaces it; older versions are dropped', async () => {
-    const healed = await sync(page);
+    const healed = await sync(page, undefined, 'tfjs');
     assert.equal(healed.result?.version, '1.0.2');
     assert.deepEqual((await versions()).sort(), ['1.0.1', '1.0.2']);
     assertRecognised(await predictAll(page, 'tfjs'), V1);
