@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup control-plane test test-fast lint format typecheck crd dev bench kind-e2e helm-lint chart-test images clean
+.PHONY: help setup control-plane test test-fast test-integrations lint format typecheck crd dev bench kind-e2e helm-lint chart-test images clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -20,6 +20,8 @@ test: ## the whole test suite (what CI runs)
 test-fast: ## skip the slow tests (TensorFlow, node, browser)
 	$(PY) -m pytest -q -m "not slow"
 
+test-integrations: ## the shop packages (integrations/): Vendure plugin and model-sync, their own tests and end to end
+	$(PY) -m pytest -q -ra tests/integrations
 constraints: ## pin constraints.txt to the packages of the working venv (what the tests passed with)
 	{ head -2 constraints.txt; $(VENV)/bin/pip freeze --exclude-editable | grep -v '^#\|^-e\|^channelmodel'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt

