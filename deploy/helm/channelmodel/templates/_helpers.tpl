@@ -155,6 +155,52 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s/token" (include "channelmodel.compatTokenDir" .) -}}
 {{- end -}}
 
+{{/* The annotations a backend (backendAccess) may write: channelmodel/api/annotations.py. JSON list. */}}
+{{- define "channelmodel.changeAnnotations" -}}
+{{- list "ml.dukarun.io/inventory-changed-at" "ml.dukarun.io/inventory-change" "ml.dukarun.io/retrain-requested-at" | toJson -}}
+{{- end -}}
+
+{{/* Cluster-scoped, so unique per release and namespace. */}}
+{{- define "channelmodel.backendPolicyName" -}}
+{{- printf "%s-%s-backend-access" (include "channelmodel.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
+{{/* RBAC subjects of backendAccess. */}}
+{{- define "channelmodel.backendSubjects" -}}
+{{- range .Values.backendAccess.serviceAccounts }}
+- kind: ServiceAccount
+  name: {{ .name }}
+  namespace: {{ default $.Release.Namespace .namespace }}
+{{- end }}
+{{- range .Values.backendAccess.users }}
+- kind: User
+  apiGroup: rbac.authorization.k8s.io
+  name: {{ . | quote }}
+{{- end }}
+{{- range .Values.backendAccess.groups }}
+- kind: Group
+  apiGroup: rbac.authorization.k8s.io
+  name: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* CEL: the request comes from one of backendAccess's identities. */}}
+{{- define "channelmodel.backendIdentityExpression" -}}
+{{- $users := list -}}
+{{- range .Values.backendAccess.serviceAccounts -}}
+{{- $users = append $users (printf "system:serviceaccount:%s:%s" (default $.Release.Namespace .namespace) .name) -}}
+{{- end -}}
+{{- $users = concat $users .Values.backendAccess.users | uniq -}}
+{{- $terms := list -}}
+{{- if $users -}}
+{{- $terms = append $terms (printf "request.userInfo.username in %s" (toJson $users)) -}}
+{{- end -}}
+{{- with .Values.backendAccess.groups -}}
+{{- $terms = append $terms (printf "request.userInfo.groups.exists(g, g in %s)" (toJson (uniq .))) -}}
+{{- end -}}
+{{- join " || " $terms -}}
+{{- end -}}
+
 {{/* Refuse combinations values.schema.json cannot express. */}}
 {{- define "channelmodel.validate" -}}
 {{- if .Values.server.compat.enabled -}}
@@ -164,6 +210,21 @@ app.kubernetes.io/component: {{ .component }}
 {{- $namespace := include "channelmodel.compatNamespace" . -}}
 {{- if and (not .Values.watch.clusterWide) (not (has $namespace (splitList "," (include "channelmodel.watchedNamespaces" .)))) -}}
 {{- fail (printf "server.compat.namespace %q is not watched by the operator (it watches %s): ChannelModels the compatibility API finds or creates there would never train; set server.compat.namespace to a watched namespace or add it to watch.namespaces" $namespace (include "channelmodel.watchedNamespaces" .)) -}}
+{{- end -}}
+{{- end -}}
+{{- with .Values.backendAccess -}}
+{{- if and .enabled (not (or .serviceAccounts .users .groups)) -}}
+{{- fail "backendAccess.enabled=true needs the backend's identities: backendAccess.serviceAccounts ([{name, namespace}]), backendAccess.users or backendAccess.groups" -}}
+{{- end -}}
+{{- if .enabled -}}
+{{- range .serviceAccounts -}}
+{{- if and (eq .name (include "channelmodel.operatorServiceAccountName" $)) (eq (default $.Release.Namespace .namespace) $.Release.Namespace) -}}
+{{- fail (printf "backendAccess.serviceAccounts names the operator's own ServiceAccount %s/%s: the operator must write specs, finalizers and status; give the backend an account of its own" $.Release.Namespace .name) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .admissionPolicy.enabled (not (semverCompare ">=1.30.0-0" $.Capabilities.KubeVersion.Version)) -}}
+{{- fail (printf "backendAccess.admissionPolicy.enabled=true needs Kubernetes 1.30 or newer (ValidatingAdmissionPolicy v1), this cluster is %s: set backendAccess.admissionPolicy.enabled=false (the backend then keeps patch on the whole spec)" $.Capabilities.KubeVersion.Version) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- if eq .Values.store.type "pvc" -}}
