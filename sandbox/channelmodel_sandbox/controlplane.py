@@ -81,7 +81,7 @@ def find_binaries(repo_root: Path) -> Path | None:
     return None
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: SIGKILL when the process that started it dies (Linux),
     so a killed test run leaves no control plane behind."""
     with contextlib.suppress(OSError, AttributeError):
@@ -269,7 +269,7 @@ class Component:
                 # Own process group: a Ctrl-C of the test run reaches us, not them directly,
                 # so shutdown order stays ours (scheduler, controllers, API server, etcd).
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
 
     @property

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from channelmodel_sandbox.controlplane import die_with_parent
 from tests.support.k8s import Cluster
 
 LOOPBACK_NETWORKS = "127.0.0.0/8,::1/128"
@@ -55,6 +56,7 @@ class OperatorProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent,  # a killed test run leaves no operator behind
             )
         return self
 
