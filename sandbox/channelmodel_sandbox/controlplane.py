@@ -65,6 +65,10 @@ CONTROLLERS = tuple(
         "endpointslice",
         "clusterrole-aggregation",
         "persistentvolume-binder",
+        # The admission plugin puts protection finalizers on claims and volumes;
+        # without these controllers a namespace with a claim never goes away.
+        "persistentvolumeclaim-protection",
+        "persistentvolume-protection",
     )
 )
 
