@@ -93,6 +93,13 @@ def render_error(values: Values, tmp_path: Path) -> str:
     return result.stderr
 
 
+def assert_refused(overrides: Mapping[str, Any], messages: list[str], tmp_path: Path) -> None:
+    """helm refuses these values, and its error says each of `messages`."""
+    error = render_error(Values("bad", overrides), tmp_path)
+    for message in messages:
+        assert message in error, f"{message!r} not in helm's error:\n{error}"
+
+
 def select(objects: Iterable[Manifest], kind: str, name: str | None = None) -> list[Manifest]:
     return [
         obj

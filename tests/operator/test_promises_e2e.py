@@ -18,6 +18,8 @@ import pytest
 import yaml
 
 from channelmodel.store import open_store
+from tests.support.channelmodels import condition as _condition
+from tests.support.channelmodels import status as _status
 from tests.support.k8s import Cluster, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -40,14 +42,6 @@ def _spec(**overrides: Any) -> dict[str, Any]:
     }
     spec.update(overrides)
     return spec
-
-
-def _status(k8s: Cluster, name: str = "shop-1") -> dict[str, Any]:
-    return dict(k8s.get_channelmodel(name).get("status") or {})
-
-
-def _condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next(c for c in status.get("conditions", []) if c["type"] == type_)
 
 
 def _training_status(k8s: Cluster, value: str) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from channelmodel.store import open_store
+from tests.support.channelmodels import status as _status
 from tests.support.k8s import Cluster, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -27,10 +28,6 @@ SPEC: dict[str, Any] = {
     "cooldownSeconds": 0,
     "training": {"gpus": 1},
 }
-
-
-def _status(k8s: Cluster) -> dict[str, Any]:
-    return dict(k8s.get_channelmodel("shop-1").get("status") or {})
 
 
 def _served(k8s: Cluster, version: str) -> bool:
