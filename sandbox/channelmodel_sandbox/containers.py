@@ -18,6 +18,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,11 @@ TERMINATION_LOG_ENV = "CHANNELMODEL_TERMINATION_LOG"
 TERMINATION_MESSAGE_LIMIT = 4096  # bytes per container, as the kubelet caps it
 FALLBACK_LOG_BYTES = 2048  # FallbackToLogsOnError: the kubelet's tail of the log
 FALLBACK_LOG_LINES = 80
+
+
+def now_rfc3339() -> str:
+    """A timestamp as Kubernetes writes them in status (seconds, UTC)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

@@ -27,7 +27,7 @@ import ssl
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -596,12 +596,3 @@ class ControlPlane:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def running_control_plane(binaries: Path, work_dir: Path) -> Iterator[ControlPlane]:
-    plane = ControlPlane(binaries=binaries, work_dir=work_dir).start()
-    try:
-        yield plane
-    finally:
-        plane.stop()

@@ -36,7 +36,6 @@ import logging
 import secrets
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp.web
@@ -45,6 +44,7 @@ import kmock
 
 from channelmodel_sandbox import discovery, patching, tables
 from channelmodel_sandbox.apierrors import ApiError, already_exists, conflict, invalid, not_found
+from channelmodel_sandbox.containers import now_rfc3339
 from channelmodel_sandbox.requests import ApiPath, RequestRecord, parse_api_path, verb_of
 from channelmodel_sandbox.resources import Registry, ResourceType, builtin_types, crd_types
 from channelmodel_sandbox.schema import FieldError, unsupported_rules
@@ -60,10 +60,6 @@ _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 ObjectKey = tuple[str | None, str]  # (namespace, name)
 Obj = dict[str, Any]
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:

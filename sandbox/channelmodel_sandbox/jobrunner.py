@@ -24,7 +24,6 @@ import secrets
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from channelmodel_sandbox.containers import (
     StandIn,
     StandInCommand,
     choose_command,
+    now_rfc3339,
     resolve_env,
     terminate,
     termination_message,
@@ -76,10 +76,6 @@ def stand_in_script(
         f"sys.exit({exit_code})\n"
     )
     return lambda pod: StandInCommand([sys.executable, "-c", script])
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

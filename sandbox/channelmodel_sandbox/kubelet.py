@@ -48,6 +48,7 @@ from channelmodel_sandbox.containers import (
     Obj,
     StandIn,
     choose_command,
+    now_rfc3339,
     resolve_env,
     terminate,
     termination_message,
@@ -62,10 +63,6 @@ GPU_RESOURCE = "nvidia.com/gpu"
 # discovery's label and the taint that keeps CPU workloads off.
 GPU_LABELS = {"nvidia.com/gpu.present": "true"}
 GPU_TAINTS = [{"key": GPU_RESOURCE, "value": "present", "effect": "NoSchedule"}]
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def now_micro() -> str:
@@ -209,9 +206,6 @@ class ProcessKubelet:
         self._started = asyncio.Event()
 
     # -------------------------------------------------------------- lifecycle
-
-    async def wait_started(self) -> None:
-        await self._started.wait()
 
     @property
     def started(self) -> bool:

@@ -219,10 +219,6 @@ def start_emulator(
     return EmulatorCluster(thread, write_kubeconfig(tmp_path / "kubeconfig", thread.url))
 
 
-# Kept for the benchmarks and older callers.
-start_cluster = start_emulator
-
-
 class RealControlPlane:
     """The session's control plane, its process kubelet and its admin client."""
 

@@ -11,6 +11,10 @@ import time
 from pathlib import Path
 from typing import IO
 
+from channelmodel_sandbox.controlplane import free_port
+
+__all__ = ["DevProcess", "WaitFailed", "free_port"]
+
 
 def pids_mentioning(text: str) -> list[int]:
     """Processes (not this one) whose command line or environment contains `text`."""
@@ -31,12 +35,6 @@ def port_is_free(port: int) -> bool:
     """Nothing listens on 127.0.0.1:port."""
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class WaitFailed(AssertionError):
