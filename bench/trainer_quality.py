@@ -88,8 +88,104 @@ def sample(labels: np.ndarray, shots: int, seed: int) -> np.ndarray:
     return np.array(sorted(chosen))
 
 
+def quality_path(args: argparse.Namespace) -> None:
+    """The quality path (fine-tuning, finetune.py) vs TM's recipe on the same draws."""
+    from channelmodel_trainer.decode import decode_image
+    from channelmodel_trainer.finetune import (
+        FineTuneRecipe,
+        fine_tune,
+        prepare_photo,
+        top_k_accuracy,
+    )
+    from channelmodel_trainer.train import split_per_class
+
+    train_rows, val_rows = grocery_split("train"), grocery_split("val")
+    train_labels = np.array([label for _, label in train_rows])
+    val_labels = np.array([label for _, label in val_rows])
+    classes = len(np.unique(train_labels))
+    base = load_base()
+    embedder = Embedder(base, batch_size=64)
+    started = time.perf_counter()
+    val_pixels = np.stack([decode_image(path.read_bytes()) for path, _ in val_rows])
+    val_plain = embedder.embed(val_pixels)
+    overrides = dict(kv.split("=") for kv in args.recipe)
+    recipe = FineTuneRecipe()
+    recipe = replace(
+        recipe,
+        **{
+            k: type(getattr(recipe, k))(v) if getattr(recipe, k) is not None else v
+            for k, v in overrides.items()
+        },
+    )
+    print(f"{machine()}; {classes} products; validation {len(val_rows)} photos; {recipe}")
+    photos_cache: dict[object, np.ndarray] = {}
+    plain_cache: dict[int, np.ndarray] = {}
+    for shots in args.shots:
+        tm_scores, ft_scores, ft_top5, ft_seconds, ft_rates = [], [], [], [], []
+        for seed in range(args.seeds):
+            chosen = sample(train_labels, shots, seed)
+            for i in chosen:
+                if i not in photos_cache:
+                    data = train_rows[i][0].read_bytes()
+                    photos_cache[i] = prepare_photo(data)
+                    plain_cache[i] = decode_image(data)
+            plain = embedder.embed(np.stack([plain_cache[i] for i in chosen]))
+            tm = train_head([row[None] for row in plain], train_labels[chosen], classes,
+                            replace(TM_RECIPE, seed=seed))  # fmt: skip
+            tm_scores.append(float(np.mean(
+                tm.model.predict(val_plain, verbose=0).argmax(axis=1) == val_labels)))  # fmt: skip
+            photos = np.stack([photos_cache[i] for i in chosen])
+            labels = train_labels[chosen]
+            train_idx, val_idx = split_per_class(labels, 0.15, seed)
+            on_epoch = None
+            if args.curve:  # score the validation split after every epoch (tuning only)
+                if "val" not in photos_cache:
+                    photos_cache["val"] = np.stack(
+                        [prepare_photo(path.read_bytes()) for path, _ in val_rows])  # fmt: skip
+                train_idx = np.arange(len(photos))
+                val_idx = np.arange(len(photos), len(photos) + len(val_rows))
+                photos = np.concatenate([photos, photos_cache["val"]])
+                labels = np.concatenate([labels, val_labels])
+                recipe = replace(recipe, patience=1000)
+
+                def on_epoch(epoch: int, acc: float | None) -> None:
+                    print(f"    epoch {epoch}: val {acc}", flush=True)
+
+            t0 = time.perf_counter()
+            tuned = fine_tune(base, photos, labels, classes, train_idx, val_idx,
+                              replace(recipe, seed=seed), on_epoch=on_epoch)  # fmt: skip
+            ft_seconds.append(time.perf_counter() - t0)
+            ft_rates.append(tuned.images_per_second)
+            probs = tuned.head.predict(Embedder(tuned.base, 64).embed(val_pixels), verbose=0)
+            ft_scores.append(float(np.mean(probs.argmax(axis=1) == val_labels)))
+            ft_top5.append(top_k_accuracy(probs, val_labels, 5))
+            print(
+                f"  shots {shots or 'all'} seed {seed}: tm {100 * tm_scores[-1]:.1f} "
+                f"quality {100 * ft_scores[-1]:.1f} (top-5 {100 * ft_top5[-1]:.1f}; "
+                f"{ft_seconds[-1]:.0f} s, {tuned.images_per_second:.1f} images/s, "
+                f"epochs {tuned.epochs_run}, best {tuned.best_epoch}, held-out {tuned.accuracy})",
+                flush=True,
+            )
+        gains = 100 * (np.array(ft_scores) - np.array(tm_scores))
+        print(
+            f"{shots or 'all':>4} photos: tm {100 * np.mean(tm_scores):.1f}±{100 * np.std(tm_scores):.1f} "
+            f"quality {100 * np.mean(ft_scores):.1f}±{100 * np.std(ft_scores):.1f} "
+            f"(gain {np.mean(gains):+.1f}±{np.std(gains):.1f}; top-5 {100 * np.mean(ft_top5):.1f}; "
+            f"{np.mean(ft_seconds):.0f} s, {np.mean(ft_rates):.1f} images/s)",
+            flush=True,
+        )
+    print(f"total {time.perf_counter() - started:.0f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quality-path", action="store_true", help="fine-tuning (quality path) vs the TM recipe"
+    )
+    parser.add_argument("--curve", action="store_true", help="print val top-1 per epoch")
+    parser.add_argument(
+        "--recipe", nargs="*", default=[], help="FineTuneRecipe overrides, e.g. epochs=8"
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--shots", type=int, nargs="+", default=[5, 10, 0])
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
@@ -97,6 +193,9 @@ def main() -> None:
         "--embeddings", type=Path, help="keep the embeddings in this .npz between runs"
     )
     args = parser.parse_args()
+    if args.quality_path:
+        quality_path(args)
+        return
 
     train, train_labels, val, val_labels = load_embeddings(args.embeddings, DEFAULT_VIEWS)
     classes = len(np.unique(train_labels))

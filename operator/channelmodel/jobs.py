@@ -72,6 +72,9 @@ def build_job(
             "--store", settings.store_uri,
             "--epochs", str(training.epochs),
             "--base-model", settings.base_model,
+            # The trainer resolves Auto by the trigger (and a channel without a fine-tuned base).
+            "--mode", training.mode.value,
+            "--trigger", start.trigger.value,
         ]  # fmt: skip
     env: list[dict[str, Any]] = []
     if settings.log_format == "json":  # the trainer logs like the operator

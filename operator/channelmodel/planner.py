@@ -274,9 +274,27 @@ def _accept_or_reject(
     status = result.status
     accuracy = metrics.accuracy if metrics else None
     served = next((v for v in status.versions if v.version == status.modelVersion), None)
+    # Like with like: the served model scored by the trainer on this run's held-out photos.
+    same_split = (
+        metrics.servedAccuracy
+        if metrics is not None
+        and served is not None
+        and metrics.servedVersion == served.version
+        and metrics.servedAccuracy is not None
+        else None
+    )
     rejection = None
     if accuracy is not None and accuracy < inp.spec.minAccuracy:
         rejection = f"accuracy {accuracy:.3f} is below minAccuracy {inp.spec.minAccuracy:.3f}"
+    elif accuracy is not None and same_split is not None and served is not None:
+        # A held-out photo is the finest step the comparison can resolve.
+        held = metrics.validationImages if metrics is not None else None
+        margin = max(inp.quality_margin, 1 / held if held else 0.0)
+        if accuracy < same_split - margin - 1e-9:
+            rejection = (
+                f"accuracy {accuracy:.3f} is more than {margin:.3f} below "
+                f"the served {served.version} ({same_split:.3f} on the same held-out photos)"
+            )
     elif (
         accuracy is not None
         and served is not None
@@ -291,6 +309,7 @@ def _accept_or_reject(
         version=job.version,
         createdAt=inp.now,
         accuracy=accuracy,
+        servedAccuracy=same_split,
         state=VersionState.REJECTED if rejection else VersionState.RETAINED,
         reason=rejection,
         origin=str(report.get("origin") or "trained"),

@@ -102,10 +102,11 @@ class OperatorSettings(BaseSettings):
         default=1.0, gt=0, le=60, description="Period of the timer that runs time-based decisions."
     )
     quality_margin: float = Field(
-        default=0.05,
+        default=0.02,
         ge=0,
         le=1,
-        description="A new model may lose at most this accuracy against the served one.",
+        description="A new model may lose at most this accuracy against the served one, both "
+        "scored on the new model's held-out photos (and never less than one of those photos).",
     )
     # --- policy: what a ChannelModel's author may choose (docs/operations.md, trust model) ---
     allowed_secrets: Annotated[list[str], NoDecode] = Field(

@@ -21,7 +21,16 @@ from channelmodel_trainer.manifest import load_manifest
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("command")
-    for flag in ("--manifest", "--channel", "--version", "--store", "--epochs", "--base-model"):
+    for flag in (
+        "--manifest",
+        "--channel",
+        "--version",
+        "--store",
+        "--epochs",
+        "--base-model",
+        "--mode",
+        "--trigger",
+    ):
         parser.add_argument(flag)
     args = parser.parse_args()
     started = time.monotonic()

@@ -62,6 +62,8 @@ def test_job_runs_the_contract_trainer_command_as_non_root() -> None:
         "--store": "file:///var/lib/channelmodel/models",
         "--epochs": "20",
         "--base-model": "imagenet",
+        "--mode": "Auto",
+        "--trigger": "event",
     }
     assert container["image"] == "registry.example/trainer:1"
     security = container["securityContext"]
@@ -260,3 +262,21 @@ def test_trainer_gets_the_webhook_for_progress_with_an_optional_key() -> None:
         "secretKeyRef": {"name": "hook", "key": "hmac", "optional": True}
     }
     assert "CHANNELMODEL_NOTIFY_URL" not in {e["name"] for e in _container(_job())["env"]}
+
+
+@pytest.mark.parametrize("mode", ["Auto", "Fast", "FineTune"])
+def test_job_passes_the_training_mode_and_trigger(mode: str) -> None:
+    args = _container(_job(training={"mode": mode}))["args"]
+    pairs = dict(zip(args[1::2], args[2::2], strict=True))
+    assert pairs["--mode"] == mode
+    assert pairs["--trigger"] == "event"
+
+
+def test_training_mode_defaults_to_auto_and_rejects_others() -> None:
+    from pydantic import ValidationError
+
+    from channelmodel.api.models import Training, TrainingMode
+
+    assert Training().mode == TrainingMode.AUTO
+    with pytest.raises(ValidationError):
+        Training.model_validate({"mode": "Slow"})

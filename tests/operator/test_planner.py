@@ -647,3 +647,54 @@ def test_a_stored_version_is_served_when_pinned_and_managed_when_adopted() -> No
     record = next(v for v in sim.status.versions if v.version == "1.0.1")
     assert (record.state.value, record.origin) == ("Retained", "imported")
     assert any(e.reason == "VersionImported" for e in adopted.events)
+
+
+def _finish_with(sim: Sim, **metrics: object) -> None:
+    sim.job_phase = JobPhase.SUCCEEDED
+    sim.job_result = {"ok": True, "metrics": {"classes": 3, "images": 30, **metrics}}
+    sim.tick()
+
+
+def _gate_sim() -> Sim:
+    sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=0))
+    sim.trained_once()  # 1.0.0 served at 0.9 on its own held-out photos
+    sim.change()
+    sim.tick()
+    return sim
+
+
+def test_gate_compares_with_the_served_model_on_the_same_photos() -> None:
+    sim = _gate_sim()
+    # 0.8 is far below the served 0.9 of its own run, but the served model scores
+    # 0.79 on this run's (harder) held-out photos: like with like, it is better.
+    _finish_with(sim, accuracy=0.8, servedAccuracy=0.79, servedVersion="1.0.0",
+                 validationImages=200)  # fmt: skip
+    assert sim.status.modelVersion == "1.0.1"
+    record = next(v for v in sim.status.versions if v.version == "1.0.1")
+    assert record.accuracy == 0.8 and record.servedAccuracy == 0.79
+    assert sim.status.lastRun is not None and sim.status.lastRun.servedAccuracy == 0.79
+
+
+def test_gate_rejects_a_worse_model_on_the_same_photos() -> None:
+    sim = _gate_sim()
+    _finish_with(sim, accuracy=0.7, servedAccuracy=0.8, servedVersion="1.0.0",
+                 validationImages=200)  # fmt: skip
+    assert sim.status.modelVersion == "1.0.0"
+    rejected = next(v for v in sim.status.versions if v.version == "1.0.1")
+    assert rejected.state == VersionState.REJECTED
+    assert "same held-out photos" in (rejected.reason or "")
+
+
+def test_gate_tolerates_one_held_out_photo() -> None:
+    sim = _gate_sim()
+    # 10 held-out photos: one photo is 0.1, beyond the 0.05 margin but not beyond one photo.
+    _finish_with(sim, accuracy=0.7, servedAccuracy=0.8, servedVersion="1.0.0",
+                 validationImages=10)  # fmt: skip
+    assert sim.status.modelVersion == "1.0.1"
+
+
+def test_gate_falls_back_when_the_served_figure_is_for_another_version() -> None:
+    sim = _gate_sim()
+    _finish_with(sim, accuracy=0.8, servedAccuracy=0.79, servedVersion="0.9.0",
+                 validationImages=200)  # fmt: skip
+    assert sim.status.modelVersion == "1.0.0"  # 0.8 vs the served 0.9 of its own run

@@ -52,7 +52,7 @@ def load_base_model(spec: str) -> BaseModel:
         name="base",
     )
     base.trainable = False
-    return BaseModel(model=base, identity=_identity(mobilenet), source=spec)
+    return BaseModel(model=base, identity=identity_of(mobilenet), source=spec)
 
 
 def imagenet_weights() -> str:
@@ -138,7 +138,8 @@ def _all_layers(model: Any) -> list[Any]:
     return found
 
 
-def _identity(mobilenet: Any) -> str:
+def identity_of(mobilenet: Any) -> str:
+    """Names the weights (a hash of them): part of every embedding cache key."""
     digest = hashlib.sha256()
     for weight in mobilenet.weights:
         digest.update(weight.numpy().tobytes())

@@ -68,6 +68,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seed for the validation split and the head (views are seeded by photo content)",
     )
     parser.add_argument(
+        "--mode",
+        choices=("Auto", "Fast", "FineTune"),
+        default="Fast",
+        help="Fast: head only on cached embeddings (seconds); FineTune: the quality path, the "
+        "base network fine-tuned on the photos; Auto: FineTune for the triggers initial, "
+        "schedule and manual, else Fast (the operator passes the spec's training.mode)",
+    )
+    parser.add_argument(
+        "--trigger",
+        default=None,
+        help="what started the run (initial, event, schedule, manual, spec): read by --mode Auto",
+    )
+    parser.add_argument(
         "--result-file",
         help="result JSON path (default: $CHANNELMODEL_TERMINATION_LOG or /dev/termination-log)",
     )
@@ -97,7 +110,7 @@ def _train(args: argparse.Namespace) -> dict[str, object]:
     from dataclasses import replace
 
     from channelmodel_trainer.notify_progress import with_webhook
-    from channelmodel_trainer.pipeline import run_training
+    from channelmodel_trainer.pipeline import resolve_mode, run_training
     from channelmodel_trainer.progress import progress_for
     from channelmodel_trainer.publish import open_artifact_store
 
@@ -110,7 +123,9 @@ def _train(args: argparse.Namespace) -> dict[str, object]:
         recipe=replace(HeadRecipe(), epochs=args.epochs, seed=args.seed),
         views=max(0, args.views),
         token=os.environ.get(TOKEN_ENV) or None,
+        mode=resolve_mode(args.mode, args.trigger),
     )
+    log.info("training %s v%s on the %s path", args.channel, args.version, request.mode)
     progress = with_webhook(progress_for(), args.channel, args.version)
     try:
         outcome = run_training(request, store, progress)

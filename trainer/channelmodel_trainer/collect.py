@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -45,6 +45,7 @@ class Collected:
     reasons: Counter[str] = field(default_factory=Counter)  # per reason
     embedded: int = 0  # images run through the base model
     cache_hits: int = 0
+    groups: dict[str, str] = field(default_factory=dict)  # per hash: hold-out group, if any
 
 
 def photo_and_views(data: bytes, views: int, sha256: str | None = None) -> np.ndarray:
@@ -76,6 +77,8 @@ class EmbeddingStage:
         decode_threads: int = 2,
     ) -> None:
         self.result = Collected()
+        # The quality path keeps every photo's bytes (to fine-tune on them): a hook.
+        self.keep_bytes: Callable[[str, bytes], None] | None = None
         self._base_awaitable = base
         self._base: BaseModel | None = None
         self._embedder: Embedder | None = None
@@ -111,6 +114,10 @@ class EmbeddingStage:
             self._skip(product, item.reason or "unavailable")
             return
         sha256 = hashlib.sha256(item.data).hexdigest()
+        if item.image.group is not None:
+            self.result.groups.setdefault(sha256, item.image.group)
+        if self.keep_bytes is not None:
+            self.keep_bytes(sha256, item.data)
         if sha256 in self.result.embeddings or sha256 in self._in_flight:
             self.result.images.setdefault(product, []).append(sha256)  # same photo twice
             self._progress.advance(STAGE)

@@ -103,6 +103,7 @@ def metadata_json(
     version: str,
     metrics: Mapping[str, object],
     now: dt.datetime | None = None,
+    base_identity: str | None = None,
 ) -> bytes:
     """Teachable Machine's metadata fields, with ours under `userMetadata`."""
     stamp = (
@@ -114,7 +115,13 @@ def metadata_json(
         "packageVersion": TM_PACKAGE_VERSION,
         "packageName": TM_PACKAGE,
         "timeStamp": stamp,
-        "userMetadata": {"version": version, "channelId": channel_id, "metrics": dict(metrics)},
+        "userMetadata": {
+            "version": version,
+            "channelId": channel_id,
+            "metrics": dict(metrics),
+            # names the base's weights: the fast path trains on the served model's base
+            **({"baseIdentity": base_identity} if base_identity else {}),
+        },
         "modelName": f"channel-{channel_id}-v{version}",
         "labels": list(labels),
         "imageSize": IMAGE_SIZE,

@@ -2,6 +2,12 @@
 
     {"channelId": "123", "products": [{"id": "prod-1", "images": ["https://shop/img/1.jpg"]}]}
 
+An image entry may also be an object, `{"url": "...", "group": "shelf-2",
+"capturedAt": "2026-11-30T10:12:00Z"}` (both optional): photos of one group
+(or, without a group, of one capture day) are held out for validation
+together, so the reported accuracy is measured on photos taken apart from
+the training ones (docs/trainer.md).
+
 Over http(s) the bearer token (from the Job's secret) is sent with the manifest
 request and, later, only with image requests to the manifest's own origin. A
 local path or `file://` URL is local mode: image entries may then also be
@@ -13,13 +19,21 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from channelmodel.egress import REFUSED_REASON, EgressPolicy, guarded_transport, is_refusal
 from channelmodel_trainer.errors import ManifestError
@@ -45,11 +59,31 @@ ProductId = Annotated[
 ]
 
 
+class ImageEntry(BaseModel):
+    """The object form of an image entry: a location plus what says which photos belong together."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    url: str = Field(min_length=1, max_length=4096)
+    group: Annotated[str, BeforeValidator(_id_as_text)] | None = Field(
+        default=None, min_length=1, max_length=200
+    )
+    capturedAt: AwareDatetime | None = None
+
+    def holdout_group(self) -> str | None:
+        """Photos with the same value are held out together: the group, else the capture day."""
+        if self.group is not None:
+            return f"group:{self.group}"
+        if self.capturedAt is not None:
+            return f"day:{self.capturedAt.date().isoformat()}"
+        return None
+
+
 class Product(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     id: ProductId
-    images: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
+    images: list[Annotated[str, Field(min_length=1, max_length=4096)] | ImageEntry] = Field(
         default_factory=list, max_length=MAX_IMAGES_PER_PRODUCT
     )
 
@@ -83,6 +117,7 @@ class ImageRef:
     product_id: str
     location: str
     is_url: bool
+    group: str | None = None  # hold-out group (ImageEntry.holdout_group)
 
 
 @dataclass(frozen=True)
@@ -98,7 +133,13 @@ class LoadedManifest:
         rejected: dict[str, int] = {}
         for product in self.manifest.products:
             for entry in product.images:
-                ref = self._resolve(product.id, entry)
+                if isinstance(entry, ImageEntry):
+                    ref = self._resolve(product.id, entry.url)
+                    group = entry.holdout_group()
+                    if ref is not None and group is not None:
+                        ref = replace(ref, group=group)
+                else:
+                    ref = self._resolve(product.id, entry)
                 if ref is None:
                     rejected[product.id] = rejected.get(product.id, 0) + 1
                 else:

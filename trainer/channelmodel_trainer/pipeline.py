@@ -18,9 +18,11 @@ from channelmodel_trainer.collect import STAGE as EMBEDDING_STAGE
 from channelmodel_trainer.collect import Collected, EmbeddingStage
 from channelmodel_trainer.download import DownloadPolicy, download_images
 from channelmodel_trainer.errors import ManifestError, NotEnoughData
+from channelmodel_trainer.finetune import FineTuned, FineTuneRecipe
 from channelmodel_trainer.manifest import LoadedManifest, load_manifest
 from channelmodel_trainer.progress import LogProgress, Progress
 from channelmodel_trainer.publish import publish
+from channelmodel_trainer.served import ServedModel, find_served
 from channelmodel_trainer.train import HeadRecipe, TrainedHead, train_head
 
 if TYPE_CHECKING:
@@ -29,6 +31,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_VIEWS = 10
+FAST = "fast"
+FINE_TUNE = "fineTune"
+# Auto takes the quality path for the first training, the nightly run and a manual one.
+QUALITY_TRIGGERS = frozenset({"initial", "schedule", "manual"})
+
+
+def resolve_mode(mode: str, trigger: str | None) -> str:
+    """The spec's training.mode (Auto, Fast, FineTune) and the Job's trigger to a path."""
+    if mode.lower() == "fast":
+        return FAST
+    if mode.lower() == "finetune":
+        return FINE_TUNE
+    return FINE_TUNE if trigger in QUALITY_TRIGGERS else FAST
 
 
 @dataclass(frozen=True)
@@ -42,6 +57,8 @@ class TrainingRequest:
     token: str | None = None
     download: DownloadPolicy = field(default_factory=DownloadPolicy)
     batch_size: int = 32
+    mode: str = FAST  # FAST or FINE_TUNE (resolve_mode turns the spec's Auto into one)
+    fine_tune: FineTuneRecipe = field(default_factory=FineTuneRecipe)
 
 
 @dataclass
@@ -57,8 +74,10 @@ class TrainingOutcome:
     embedded: int
     cache_hits: int
     timings: dict[str, float]
-    head: TrainedHead
+    head: TrainedHead | None  # the fast path's
     base: BaseModel
+    mode: str = FAST
+    fine_tuned: FineTuned | None = None  # the quality path's
 
 
 class _Timer:
@@ -96,14 +115,67 @@ def run_training(
         raise ManifestError(
             f"manifest is for channel {loaded.manifest.channel_id!r}, not {request.channel_id!r}"
         )
+    with timer.stage("served"):
+        served = find_served(store, request.channel_id)
+    if request.mode == FINE_TUNE:
+        from channelmodel_trainer.quality import run_quality_path
+
+        return run_quality_path(request, loaded, store, progress, timer, started, served, base)
     with timer.stage("images"):
-        collected, base = asyncio.run(_collect(request, loaded, store, progress, timer, base))
+        collected, base = asyncio.run(
+            _collect(request, loaded, store, progress, timer, base, served)
+        )
     labels, embeddings, targets, empty = _dataset(loaded, collected)
     progress.finish(
         EMBEDDING_STAGE,
         f"{len(embeddings)} images of {len(labels)} products; {collected.embedded} embedded, "
         f"{collected.cache_hits} from cache, {sum(collected.skipped.values())} skipped",
     )
+    check_products(labels, empty)
+
+    with timer.stage("train"):
+        progress.start("epochs", request.recipe.epochs * (2 if request.recipe.refit_on_all else 1))
+        head = train_head(
+            embeddings,
+            targets,
+            len(labels),
+            request.recipe,
+            on_epoch=lambda *_: progress.advance("epochs"),
+            groups=_groups(loaded, collected, labels),
+        )
+    accuracy = None if head.accuracy is None else round(head.accuracy, 4)
+    progress.finish("epochs", f"validation accuracy {accuracy} on {head.validation_images} photos")
+
+    metrics: dict[str, Any] = {
+        "accuracy": accuracy,
+        "classes": len(labels),
+        "images": len(embeddings),
+        "skippedImages": sum(collected.skipped.values()),
+        "validationImages": head.validation_images,
+        "heldOutGroups": bool(collected.groups),
+    }
+    with timer.stage("servedScore"):
+        metrics.update(_served_on_embeddings(served, base, labels, embeddings, targets, head))
+    outcome = TrainingOutcome(
+        channel_id=request.channel_id,
+        version=request.version,
+        labels=labels,
+        files={},
+        metrics=metrics,
+        skipped=dict(collected.skipped),
+        skip_reasons=dict(collected.reasons),
+        products_without_images=empty,
+        embedded=collected.embedded,
+        cache_hits=collected.cache_hits,
+        timings=timer.timings,
+        head=head,
+        base=base,
+        mode=FAST,
+    )
+    return finish_outcome(outcome, request, store, timer, started, head.model, publish_files)
+
+
+def check_products(labels: list[str], empty: list[str]) -> None:
     if empty:
         log.warning(
             "%d products have no usable image and are left out: %s",
@@ -115,51 +187,68 @@ def run_training(
             f"only {len(labels)} product(s) have usable images; a classifier needs 2"
         )
 
-    with timer.stage("train"):
-        progress.start("epochs", request.recipe.epochs * (2 if request.recipe.refit_on_all else 1))
-        head = train_head(
-            embeddings,
-            targets,
-            len(labels),
-            request.recipe,
-            on_epoch=lambda *_: progress.advance("epochs"),
-        )
-    accuracy = None if head.accuracy is None else round(head.accuracy, 4)
-    progress.finish("epochs", f"validation accuracy {accuracy} on {head.validation_images} photos")
 
-    metrics: dict[str, Any] = {
-        "accuracy": accuracy,
-        "classes": len(labels),
-        "images": len(embeddings),
-        "skippedImages": sum(collected.skipped.values()),
-    }
+def finish_outcome(
+    outcome: TrainingOutcome,
+    request: TrainingRequest,
+    store: ArtifactStore | None,
+    timer: _Timer,
+    started: float,
+    head_model: Any,
+    publish_files: bool = True,
+) -> TrainingOutcome:
+    """Export the base and head, publish, and fill in the times."""
+    metrics = outcome.metrics
+    metrics["path"] = outcome.mode
     with timer.stage("export"):
-        model = export.build_export_model(base, head.model)
+        model = export.build_export_model(outcome.base, head_model)
         files = export.export_tfjs(model)
         metrics["seconds"] = round(time.perf_counter() - started, 2)
         files["metadata.json"] = export.metadata_json(
-            labels=labels, channel_id=request.channel_id, version=request.version, metrics=metrics
+            labels=outcome.labels,
+            channel_id=request.channel_id,
+            version=request.version,
+            metrics=metrics,
+            base_identity=outcome.base.identity,
         )
     if store is not None and publish_files:
         with timer.stage("publish"):
             publish(store, request.channel_id, request.version, files)
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     timer.timings["total"] = time.perf_counter() - started
-    return TrainingOutcome(
-        channel_id=request.channel_id,
-        version=request.version,
-        labels=labels,
-        files=files,
-        metrics=metrics,
-        skipped=dict(collected.skipped),
-        skip_reasons=dict(collected.reasons),
-        products_without_images=empty,
-        embedded=collected.embedded,
-        cache_hits=collected.cache_hits,
-        timings=timer.timings,
-        head=head,
-        base=base,
-    )
+    outcome.files = files
+    outcome.timings = timer.timings
+    return outcome
+
+
+def _served_on_embeddings(
+    served: ServedModel | None,
+    base: BaseModel,
+    labels: list[str],
+    embeddings: list[np.ndarray],
+    targets: np.ndarray,
+    head: TrainedHead,
+) -> dict[str, Any]:
+    """The served model's top-1 on the candidate's held-out photos, when it shares the base."""
+    if served is None:
+        return {}
+    figures: dict[str, Any] = {"servedVersion": served.version, "servedAccuracy": None}
+    held = head.validation_indices
+    if held is None or not len(held) or served.base_identity != base.identity:
+        return figures
+    from channelmodel_trainer.served import accuracy_on_embeddings
+
+    try:
+        score = accuracy_on_embeddings(
+            served,
+            np.stack([embeddings[i][0] for i in held]),
+            [labels[targets[i]] for i in held],
+        )
+    except Exception as exc:  # a bonus figure: never fail the run over it
+        log.warning("cannot score the served model %s: %s", served.version, exc)
+        return figures
+    figures["servedAccuracy"] = None if score is None else round(score, 4)
+    return figures
 
 
 async def _collect(
@@ -169,6 +258,7 @@ async def _collect(
     progress: Progress,
     timer: _Timer,
     preloaded: BaseModel | None,
+    served: ServedModel | None = None,
 ) -> tuple[Collected, BaseModel]:
     refs, rejected = loaded.image_refs()
 
@@ -176,7 +266,9 @@ async def _collect(
         if preloaded is not None:
             return preloaded
         with timer.stage("baseModel"):
-            return await asyncio.to_thread(load_base_model, request.base_model)
+            return await asyncio.to_thread(
+                load_channel_base, request.base_model, store, request.channel_id, served
+            )
 
     # The base loads while the first images download.
     base_task = asyncio.create_task(load_base())
@@ -203,6 +295,40 @@ async def _collect(
     finally:
         collected = await stage.finish()
     return collected, await base_task
+
+
+def load_channel_base(
+    spec: str,
+    store: ArtifactStore | None,
+    channel_id: str,
+    served: ServedModel | None,
+) -> BaseModel:
+    """The served model's fine-tuned base when the store has it, else the configured base."""
+    from channelmodel_trainer.finetune import base_from_blob
+    from channelmodel_trainer.served import base_blob_key
+
+    if store is not None and served is not None and served.base_identity:
+        try:
+            blob = store.get_blob(base_blob_key(channel_id, served.base_identity))
+        except Exception as exc:
+            log.warning("cannot read the channel's base: %s", exc)
+            blob = None
+        if blob is not None:
+            channel_base = base_from_blob(blob)
+            if channel_base.identity == served.base_identity:
+                log.info("fast path on the channel's fine-tuned base %s", channel_base.identity)
+                return channel_base
+            log.warning("the stored base of %s does not match its name; ignored", channel_id)
+    return load_base_model(spec)
+
+
+def _groups(
+    loaded: LoadedManifest, collected: Collected, labels: list[str]
+) -> list[str | None] | None:
+    """Per photo (in _dataset's order) its hold-out group, or None when the manifest has none."""
+    if not collected.groups:
+        return None
+    return [collected.groups.get(sha) for label in labels for sha in collected.images[label]]
 
 
 def _dataset(

@@ -48,17 +48,45 @@ class TrainedHead:
     accuracy: float | None  # top-1 on held-out photos; None when no class had enough photos
     train_images: int
     validation_images: int
+    validation_indices: np.ndarray | None = None  # which photos were held out
 
 
 def split_per_class(
-    labels: np.ndarray, fraction: float, seed: int
+    labels: np.ndarray,
+    fraction: float,
+    seed: int,
+    groups: Sequence[str | None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of training and validation photos: each class keeps ceil((1 - f) n) for training."""
+    """Indices of training and validation photos: each class keeps ceil((1 - f) n) for training.
+
+    With `groups` (per photo: the manifest's group or capture day, or None), a
+    class whose photos fall in two or more groups holds out whole groups
+    instead, in a seeded order, until at least its share is held out and at
+    least one group is left for training: the held-out photos were then taken
+    apart from the training ones, like the till's camera sees them.
+    """
     rng = np.random.default_rng(seed)
     train: list[int] = []
     validation: list[int] = []
     for label in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == label))
+        by_group: dict[str, list[int]] = {}
+        if groups is not None:
+            for index in members.tolist():
+                by_group.setdefault(groups[index] or f"photo:{index}", []).append(index)
+        named = [key for key in by_group if not key.startswith("photo:")]
+        if groups is not None and len(named) >= 2:
+            keys = sorted(by_group)
+            order = [keys[i] for i in rng.permutation(len(keys))]
+            target = len(members) * fraction
+            held: list[int] = []
+            for position, key in enumerate(order):
+                if len(held) >= target or position == len(order) - 1:
+                    train.extend(index for rest in order[position:] for index in by_group[rest])
+                    break
+                held.extend(by_group[key])
+            validation.extend(held)
+            continue
         keep = math.ceil(len(members) * (1 - fraction))
         train.extend(members[:keep].tolist())
         validation.extend(members[keep:].tolist())
@@ -89,9 +117,10 @@ def train_head(
     num_classes: int,
     recipe: HeadRecipe,
     on_epoch: Any = None,
+    groups: Sequence[str | None] | None = None,
 ) -> TrainedHead:
     """`embeddings[i]` is photo i's (1 + views, 1280) array, plain view first."""
-    train_idx, val_idx = split_per_class(labels, recipe.validation_fraction, recipe.seed)
+    train_idx, val_idx = split_per_class(labels, recipe.validation_fraction, recipe.seed, groups)
     head = _fit(embeddings, labels, train_idx, num_classes, recipe, on_epoch)
     accuracy: float | None = None
     if len(val_idx):
@@ -100,7 +129,7 @@ def train_head(
         accuracy = float(np.mean(predicted == labels[val_idx]))
     if recipe.refit_on_all and len(val_idx):
         head = _fit(embeddings, labels, np.arange(len(labels)), num_classes, recipe, on_epoch)
-    return TrainedHead(head, accuracy, len(train_idx), len(val_idx))
+    return TrainedHead(head, accuracy, len(train_idx), len(val_idx), val_idx)
 
 
 def _fit(

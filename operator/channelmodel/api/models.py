@@ -72,10 +72,25 @@ class Schedule(_Model):
     )
 
 
+class TrainingMode(StrEnum):
+    """Which training path a run takes (docs/trainer.md, "Two paths")."""
+
+    AUTO = "Auto"  # the quality path for the first, scheduled and manual runs; else fast
+    FAST = "Fast"  # head only, on cached embeddings of the channel's last fine-tuned base
+    FINE_TUNE = "FineTune"  # always the quality path: the whole base is fine-tuned
+
+
 class Training(_Model):
     """How the training Job runs."""
 
     epochs: int = Field(default=20, ge=1, le=1000, description="Epochs of head training.")
+    mode: TrainingMode = Field(
+        default=TrainingMode.AUTO,
+        description="Auto: the quality path (the base network fine-tuned on the channel's "
+        "photos) for the first, scheduled and manual runs, the fast path (head only, on "
+        "the channel's last fine-tuned base, seconds) for event retrains; Fast: always "
+        "the fast path; FineTune: always the quality path.",
+    )
     gpus: int | None = Field(
         default=None,
         ge=0,
@@ -249,7 +264,25 @@ class Condition(_Model):
 class RunMetrics(_Model):
     """What the trainer reported for one run."""
 
-    accuracy: float | None = Field(default=None, description="Validation top-1 accuracy.")
+    accuracy: float | None = Field(
+        default=None,
+        description="Top-1 on the run's held-out photos (whole groups or capture days where "
+        "the manifest names them).",
+    )
+    servedAccuracy: float | None = Field(
+        default=None,
+        description="Top-1 of the then served version on the same held-out photos: what the "
+        "quality gate compares accuracy with.",
+    )
+    servedVersion: str | None = Field(
+        default=None, description="The version servedAccuracy was measured for."
+    )
+    path: str | None = Field(
+        default=None, description="Training path taken: fast (head only) or fineTune."
+    )
+    validationImages: int | None = Field(
+        default=None, description="Held-out photos accuracy and servedAccuracy were scored on."
+    )
     classes: int | None = None
     images: int | None = Field(default=None, description="Images used for training.")
     skippedImages: int | None = Field(
@@ -283,6 +316,10 @@ class VersionRecord(_Model):
     version: str
     createdAt: datetime
     accuracy: float | None = None
+    servedAccuracy: float | None = Field(
+        default=None,
+        description="The version served when this one was trained, on this one's held-out photos.",
+    )
     state: VersionState = VersionState.RETAINED
     origin: str = Field(
         default="trained",

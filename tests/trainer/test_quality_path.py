@@ -1,0 +1,134 @@
+"""The quality path (fine-tuning), the fast path on the channel's fine-tuned
+base, the gate's like-with-like figure, group hold-out and the mode choice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from channelmodel.store import open_store
+from channelmodel_trainer.finetune import FineTuneRecipe
+from channelmodel_trainer.manifest import load_manifest
+from channelmodel_trainer.pipeline import (
+    FAST,
+    FINE_TUNE,
+    TrainingRequest,
+    resolve_mode,
+    run_training,
+)
+from channelmodel_trainer.served import base_blob_key, find_served
+from channelmodel_trainer.train import HeadRecipe, split_per_class
+from tests.trainer.trainer_testlib import patterned_jpeg
+
+QUICK_HEAD = HeadRecipe(epochs=3)
+QUICK_TUNE = FineTuneRecipe(epochs=2, probe_epochs=3, batch_size=8)
+
+
+@pytest.mark.parametrize(
+    ("mode", "trigger", "expected"),
+    [
+        ("Auto", "initial", FINE_TUNE),
+        ("Auto", "schedule", FINE_TUNE),
+        ("Auto", "manual", FINE_TUNE),
+        ("Auto", "event", FAST),
+        ("Auto", "spec", FAST),
+        ("Auto", None, FAST),
+        ("Fast", "schedule", FAST),
+        ("FineTune", "event", FINE_TUNE),
+    ],
+)
+def test_mode_resolution(mode: str, trigger: str | None, expected: str) -> None:
+    assert resolve_mode(mode, trigger) == expected
+
+
+def test_split_holds_out_whole_groups() -> None:
+    labels = np.array([0] * 12 + [1] * 12)
+    groups = [f"day-{i // 4}" for i in range(12)] * 2  # 3 capture days per product
+    train, val = split_per_class(labels, 0.15, seed=3, groups=groups)
+    assert len(train) + len(val) == 24
+    for label in (0, 1):
+        held = {groups[i] for i in val if labels[i] == label}
+        kept = {groups[i] for i in train if labels[i] == label}
+        assert len(held) == 1 and not held & kept  # one whole day held out, none split
+    # Without groups (or with one group per class) the per-photo split is unchanged.
+    plain = split_per_class(labels, 0.15, seed=3)
+    one_group = split_per_class(labels, 0.15, seed=3, groups=["same"] * 24)
+    assert all(np.array_equal(a, b) for a, b in zip(plain, one_group, strict=True))
+
+
+def test_manifest_image_objects_carry_groups(tmp_path: Path) -> None:
+    manifest = {
+        "channelId": "g",
+        "products": [
+            {"id": "a", "images": ["1.jpg", {"url": "2.jpg", "group": "shelf-1"}]},
+            {"id": "b", "images": [{"url": "3.jpg", "capturedAt": "2026-11-30T23:10:00+01:00"}]},
+        ],
+    }
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    refs, rejected = load_manifest(str(path)).image_refs()
+    assert not rejected
+    assert [r.group for r in refs] == [None, "group:shelf-1", "day:2026-11-30"]
+    path.write_text(json.dumps({**manifest, "products": [
+        {"id": "a", "images": [{"url": "1.jpg", "capturedAt": "yesterday"}]}, {"id": "b"}]}))  # fmt: skip
+    with pytest.raises(Exception, match="capturedAt"):
+        load_manifest(str(path))
+
+
+def _catalog(folder: Path, products: dict[str, list[int]]) -> Path:
+    for seeds in products.values():
+        for seed in seeds:
+            (folder / f"{seed}.jpg").write_bytes(patterned_jpeg(seed))
+    manifest = {
+        "channelId": "q",
+        "products": [
+            {"id": p, "images": [{"url": f"{s}.jpg", "group": f"g{s % 3}"} for s in seeds]}
+            for p, seeds in products.items()
+        ],
+    }
+    path = folder / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    return path
+
+
+@pytest.mark.slow
+def test_quality_path_then_fast_path_on_its_base(tmp_path: Path, base_model: Any) -> None:
+    store = open_store((tmp_path / "store").as_uri())
+    catalog = {p: list(range(10 * i, 10 * i + 6)) for i, p in enumerate("abc")}
+    manifest = _catalog(tmp_path, catalog)
+
+    def request(version: str, mode: str) -> TrainingRequest:
+        return TrainingRequest(manifest=str(manifest), channel_id="q", version=version,
+                               recipe=QUICK_HEAD, views=1, mode=mode, fine_tune=QUICK_TUNE)  # fmt: skip
+
+    first = run_training(request("1.0.0", FINE_TUNE), store, base=base_model)
+    assert first.mode == FINE_TUNE and first.metrics["path"] == FINE_TUNE
+    assert first.base.identity != base_model.identity  # the base learned
+    assert first.metrics["heldOutGroups"] is True and first.metrics["validationImages"] > 0
+    assert store.get_blob(base_blob_key("q", first.base.identity)) is not None
+    metadata = json.loads(first.files["metadata.json"])
+    assert metadata["userMetadata"]["baseIdentity"] == first.base.identity
+    assert first.embedded == 18  # the cache is warmed with the new base
+    store.set_pointer("q", {"version": "1.0.0"})
+
+    # Nightly is served; a product is added during the day: the fast path runs
+    # on the served model's fine-tuned base and embeds only the new photos.
+    catalog["d"] = [40, 41, 42, 43, 44, 45]
+    _catalog(tmp_path, catalog)
+    second = run_training(request("1.0.1", FAST), store)
+    assert second.base.identity == first.base.identity
+    assert (second.embedded, second.cache_hits) == (6, 18)
+    assert second.metrics["servedVersion"] == "1.0.0"
+    assert second.metrics["servedAccuracy"] is not None  # the served head, same photos
+    served = find_served(store, "q")
+    assert served is not None and served.base_identity == first.base.identity
+
+    # The quality path scores the served model too (whole model, on pixels).
+    store.set_pointer("q", {"version": "1.0.1"})
+    third = run_training(request("1.0.2", FINE_TUNE), store, base=base_model)
+    assert third.metrics["servedVersion"] == "1.0.1"
+    assert third.metrics["servedAccuracy"] is not None
