@@ -435,6 +435,9 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3, help="products added one after another")
     parser.add_argument("--debounce", type=int, default=5, help="spec.debounceSeconds")
+    parser.add_argument(
+        "--mode", default="Fast", choices=("Fast", "Auto"), help="spec.training.mode"
+    )
     parser.add_argument("--timeout", type=float, default=900, help="per training, seconds")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument(
@@ -458,6 +461,9 @@ def main() -> None:
     example = yaml.safe_load((REPO_ROOT / "examples" / "channelmodel.yaml").read_text())
     example["metadata"]["name"] = NAME
     example["spec"].update(channelId=CHANNEL, debounceSeconds=args.debounce, cooldownSeconds=0)
+    # The headline is the fast path (an event retrain); with --mode Auto the initial
+    # run fine-tunes first (minutes on a CPU) and the event retrain runs on its base.
+    example["spec"]["training"]["mode"] = args.mode
     manifest_file = work_root / "channelmodel.yaml"
     manifest_file.write_text(yaml.safe_dump(example))
     ports = {name: free_port() for name in ("catalog", "server", "metrics")}
