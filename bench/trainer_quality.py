@@ -122,6 +122,7 @@ def quality_path(args: argparse.Namespace) -> None:
     plain_cache: dict[int, np.ndarray] = {}
     for shots in args.shots:
         tm_scores, ft_scores, ft_top5, ft_seconds, ft_rates = [], [], [], [], []
+        fast_scores: list[float] = []
         for seed in range(args.seeds):
             chosen = sample(train_labels, shots, seed)
             for i in chosen:
@@ -159,6 +160,13 @@ def quality_path(args: argparse.Namespace) -> None:
             probs = tuned.head.predict(Embedder(tuned.base, 64).embed(val_pixels), verbose=0)
             ft_scores.append(float(np.mean(probs.argmax(axis=1) == val_labels)))
             ft_top5.append(top_k_accuracy(probs, val_labels, 5))
+            if args.fast_after:  # quality run without the last product, then +1 on the fast path
+                fast = fast_after_one_product(
+                    base, photos, labels, classes, chosen, train_rows, recipe, seed,
+                    val_pixels, val_labels,
+                )  # fmt: skip
+                fast_scores.append(fast)
+                print(f"  fast path +1 product on a fine-tuned base: {100 * fast:.1f}", flush=True)
             print(
                 f"  shots {shots or 'all'} seed {seed}: tm {100 * tm_scores[-1]:.1f} "
                 f"quality {100 * ft_scores[-1]:.1f} (top-5 {100 * ft_top5[-1]:.1f}; "
@@ -174,7 +182,45 @@ def quality_path(args: argparse.Namespace) -> None:
             f"{np.mean(ft_seconds):.0f} s, {np.mean(ft_rates):.1f} images/s)",
             flush=True,
         )
+        if fast_scores:
+            diffs = 100 * (np.array(fast_scores) - np.array(ft_scores))
+            print(
+                f"      fast path +1 product: {100 * np.mean(fast_scores):.1f}±"
+                f"{100 * np.std(fast_scores):.1f} (vs the full quality run "
+                f"{np.mean(diffs):+.1f}±{np.std(diffs):.1f})",
+                flush=True,
+            )
     print(f"total {time.perf_counter() - started:.0f} s")
+
+
+def fast_after_one_product(
+    base: object,
+    photos: np.ndarray,
+    labels: np.ndarray,
+    classes: int,
+    chosen: np.ndarray,
+    train_rows: list[tuple[Path, int]],
+    recipe: object,
+    seed: int,
+    val_pixels: np.ndarray,
+    val_labels: np.ndarray,
+) -> float:
+    """Top-1 of the fast path (views, head only) on the base of a quality run that
+    had not seen the last product, after that product is added: the nightly base
+    plus one product during the day."""
+    from channelmodel_trainer.finetune import fine_tune
+    from channelmodel_trainer.train import split_per_class
+
+    newest = classes - 1
+    old = np.flatnonzero(labels != newest)
+    train_idx, val_idx = split_per_class(labels[old], 0.15, seed)
+    nightly = fine_tune(base, photos[old], labels[old], classes, train_idx, val_idx,
+                        replace(recipe, seed=seed))  # type: ignore[type-var]  # fmt: skip
+    embedder = Embedder(nightly.base, batch_size=64)
+    embeddings = embed_split([train_rows[i] for i in chosen], embedder, DEFAULT_VIEWS)
+    head = train_head(list(embeddings), labels, classes, replace(HeadRecipe(), seed=seed))
+    predicted = head.model.predict(embedder.embed(val_pixels), verbose=0).argmax(axis=1)
+    return float(np.mean(predicted == val_labels))
 
 
 def main() -> None:
@@ -183,6 +229,11 @@ def main() -> None:
         "--quality-path", action="store_true", help="fine-tuning (quality path) vs the TM recipe"
     )
     parser.add_argument("--curve", action="store_true", help="print val top-1 per epoch")
+    parser.add_argument(
+        "--fast-after",
+        action="store_true",
+        help="also: quality run without the last product, then the fast path with it",
+    )
     parser.add_argument(
         "--recipe", nargs="*", default=[], help="FineTuneRecipe overrides, e.g. epochs=8"
     )

@@ -106,4 +106,6 @@ def grocery_run(
     request = TrainingRequest(
         manifest=str(folder / "manifest.json"), channel_id="grocery", version="1.0.0"
     )
-    return run_training(request, store, base=base_model)
+    outcome = run_training(request, store, base=base_model)
+    outcome.manifest_path = str(folder / "manifest.json")  # type: ignore[attr-defined]
+    return outcome

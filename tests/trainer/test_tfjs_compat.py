@@ -28,10 +28,37 @@ JS_DIR = REPO_ROOT / "tests" / "js"
 TOLERANCE = 1e-4
 
 
+@pytest.fixture(scope="module", params=["fast", "fineTune"])
+def trained(
+    request: pytest.FixtureRequest,
+    grocery_run: Any,
+    base_model: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Any:
+    """The fast path's run, and a (short) quality-path run on the same photos."""
+    if request.param == "fast":
+        return grocery_run
+    from dataclasses import replace
+
+    from channelmodel_trainer.finetune import FineTuneRecipe
+    from channelmodel_trainer.pipeline import FINE_TUNE, TrainingRequest, run_training
+
+    manifest = Path(grocery_run.manifest_path)
+    run_request = TrainingRequest(
+        manifest=str(manifest), channel_id="grocery", version="1.0.0", mode=FINE_TUNE,
+        fine_tune=replace(FineTuneRecipe(), epochs=2, probe_epochs=5),
+    )  # fmt: skip
+    return run_training(run_request, None, base=base_model)
+
+
+def head_of(run: Any) -> Any:
+    return run.head.model if run.head is not None else run.fine_tuned.head
+
+
 @pytest.fixture(scope="module")
-def served_export(grocery_run: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served_export(trained: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("export")
-    for name, data in grocery_run.files.items():
+    for name, data in trained.files.items():
         (folder / name).write_bytes(data)
     handler = functools.partial(QuietHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -87,14 +114,14 @@ def run_node(script: Path, base_url: str, inputs_path: Path, count: int) -> dict
     ids=["teachablemachine-tfjs-1.3.1", "tfjs-4.22"],
 )
 def test_tfjs_predicts_what_keras_predicts(
-    grocery_run: Any,
+    trained: Any,
     served_export: str,
     inputs: tuple[np.ndarray, Path],
     script: Path,
     tfjs_version: str,
 ) -> None:
     batch, inputs_path = inputs
-    keras_model = build_export_model(grocery_run.base, grocery_run.head.model)
+    keras_model = build_export_model(trained.base, head_of(trained))
     expected = keras_model.predict(batch, verbose=0)
 
     result = run_node(script, served_export, inputs_path, len(batch))
@@ -105,11 +132,12 @@ def test_tfjs_predicts_what_keras_predicts(
     np.testing.assert_array_equal(actual.argmax(axis=1), expected.argmax(axis=1))
     np.testing.assert_allclose(actual, expected, atol=TOLERANCE, rtol=0)
     if "labels" in result:  # the Teachable Machine library reads metadata.json
-        assert result["labels"] == grocery_run.labels
-        assert result["totalClasses"] == len(grocery_run.labels)
+        assert result["labels"] == trained.labels
+        assert result["totalClasses"] == len(trained.labels)
 
 
-def test_export_is_one_shard_of_teachable_machine_size(grocery_run: Any) -> None:
+def test_export_is_one_shard_of_teachable_machine_size(trained: Any) -> None:
+    grocery_run = trained
     model_json = json.loads(grocery_run.files["model.json"])
     (group,) = model_json["weightsManifest"]
     assert group["paths"] == ["weights.bin"]

@@ -30,7 +30,13 @@ from channelmodel_trainer.base_model import BaseModel, load_base_model
 from channelmodel_trainer.collect import EmbeddingStage
 from channelmodel_trainer.decode import DecodeError
 from channelmodel_trainer.download import Downloaded, download_images
-from channelmodel_trainer.finetune import base_weights_blob, fine_tune, plain_inputs, prepare_photo
+from channelmodel_trainer.finetune import (
+    base_weights_blob,
+    fine_tune,
+    plain_inputs,
+    planned_epochs,
+    prepare_photo,
+)
 from channelmodel_trainer.manifest import ImageRef, LoadedManifest
 from channelmodel_trainer.progress import Progress
 from channelmodel_trainer.served import ServedModel, accuracy_on_pixels, base_blob_key
@@ -137,7 +143,7 @@ def run_quality_path(
         )
         recipe = replace(request.fine_tune, seed=seed)
         with timer.stage("train"):
-            progress.start("epochs", recipe.epochs)
+            progress.start("epochs", planned_epochs(recipe, len(train_idx)))
             tuned = fine_tune(
                 base, pixels, targets, len(labels), train_idx, val_idx, recipe,
                 on_epoch=lambda *_: progress.advance("epochs"),
