@@ -132,3 +132,39 @@ def test_quality_path_then_fast_path_on_its_base(tmp_path: Path, base_model: Any
     third = run_training(request("1.0.2", FINE_TUNE), store, base=base_model)
     assert third.metrics["servedVersion"] == "1.0.1"
     assert third.metrics["servedAccuracy"] is not None
+
+
+@pytest.mark.slow
+def test_cache_look_ups_start_before_the_base_and_a_wrong_hint_is_undone(
+    tmp_path: Path, reference_export: Path
+) -> None:
+    from channelmodel_trainer.pipeline import recorded_identity
+
+    store = open_store((tmp_path / "store").as_uri())
+    catalog = {p: list(range(10 * i, 10 * i + 3)) for i, p in enumerate("ab")}
+    manifest = _catalog(tmp_path, catalog)
+
+    def fast(version: str) -> Any:
+        request = TrainingRequest(manifest=str(manifest), channel_id="q", version=version,
+                                  base_model=str(reference_export), recipe=QUICK_HEAD, views=1)  # fmt: skip
+        return run_training(request, store)
+
+    first = fast("1.0.0")
+    # The configured base's identity is recorded by its files' hash, for the next runs.
+    assert recorded_identity(store, str(reference_export)) == first.base.identity
+    assert (first.embedded, first.cache_hits) == (6, 0)
+    assert (fast("1.0.1").embedded, fast("1.0.2").cache_hits) == (0, 6)
+
+    # A served model naming a base the store does not have: the hint is wrong,
+    # the run falls back to the configured base and still reads the right vectors.
+    store.set_pointer("q", {"version": "1.0.2"})
+    served_files = {n: store.read_file("q", "1.0.2", n) for n in ("model.json", "weights.bin")}
+    metadata = json.loads(store.read_file("q", "1.0.2", "metadata.json"))
+    metadata["userMetadata"]["baseIdentity"] = "mobilenetv2-0.35-224-0000000000000000"
+    store.publish_version(
+        "q", "1.0.3", {**served_files, "metadata.json": json.dumps(metadata).encode()}
+    )
+    store.set_pointer("q", {"version": "1.0.3"})
+    fourth = fast("1.0.4")
+    assert fourth.base.identity == first.base.identity
+    assert (fourth.embedded, fourth.cache_hits) == (0, 6)

@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -75,10 +75,9 @@ class EmbeddingStage:
         progress: Progress,
         batch_size: int = 32,
         decode_threads: int = 2,
+        identity_hint: str | None = None,
     ) -> None:
         self.result = Collected()
-        # The quality path keeps every photo's bytes (to fine-tune on them): a hook.
-        self.keep_bytes: Callable[[str, bytes], None] | None = None
         self._base_awaitable = base
         self._base: BaseModel | None = None
         self._embedder: Embedder | None = None
@@ -96,12 +95,26 @@ class EmbeddingStage:
         self._consumer: asyncio.Task[None] | None = None
         self._failure: Exception | None = None
         self._writes: set[asyncio.Task[None]] = set()
+        # The base's identity known before the base is loaded (the served model's
+        # metadata, or a record of the configured base): cache look-ups need not
+        # wait for TensorFlow and the base. `hint_mismatch` says it proved wrong.
+        self._identity_hint = identity_hint
+        self.hint_mismatch = False
+
+    def _lookup_cache(self) -> EmbeddingCache | None:
+        """The cache to look up in before the base is loaded, if the hint allows."""
+        if self._cache is None and self._identity_hint and self._cache_store is not None:
+            base_id = f"{self._identity_hint}-{self._cache_suffix}"
+            self._cache = EmbeddingCache(self._cache_store, base_id)
+        return self._cache
 
     async def _ready(self) -> tuple[EmbeddingCache, Embedder]:
         if self._base is None:
             self._base = await self._base_awaitable
         if self._cache is None or self._embedder is None:
             base_id = f"{self._base.identity}-{self._cache_suffix}"
+            if self._cache is not None and self._cache.base_id != base_id:
+                self.hint_mismatch = True  # look-ups so far read another base's vectors
             self._cache = EmbeddingCache(self._cache_store, base_id)
             self._embedder = Embedder(self._base, self._batch_size)
             self._consumer = asyncio.create_task(self._consume())
@@ -116,13 +129,12 @@ class EmbeddingStage:
         sha256 = hashlib.sha256(item.data).hexdigest()
         if item.image.group is not None:
             self.result.groups.setdefault(sha256, item.image.group)
-        if self.keep_bytes is not None:
-            self.keep_bytes(sha256, item.data)
         if sha256 in self.result.embeddings or sha256 in self._in_flight:
             self.result.images.setdefault(product, []).append(sha256)  # same photo twice
             self._progress.advance(STAGE)
             return
-        cache, _ = await self._ready()
+        early = self._lookup_cache() if self._embedder is None else None
+        cache = early if early is not None else (await self._ready())[0]
         cached = None
         if self._cache_store is not None:
             cached = await asyncio.to_thread(cache.get, sha256, 1 + self._views)
@@ -132,6 +144,7 @@ class EmbeddingStage:
             self.result.cache_hits += 1
             self._progress.advance(STAGE)
             return
+        await self._ready()  # a miss is embedded: the base is needed now
         loop = asyncio.get_running_loop()
         try:
             pixels = await loop.run_in_executor(self._pool, self._decode, item.data, sha256)
@@ -148,6 +161,8 @@ class EmbeddingStage:
 
     async def finish(self) -> Collected:
         """Embed what is still queued; then every recorded hash has embeddings."""
+        if self._identity_hint is not None and self._embedder is None and self._cache is not None:
+            await self._ready()  # every photo was a hit: check the hint against the base
         if self._consumer is not None:
             await self._queue.put(None)
             await self._consumer

@@ -259,6 +259,7 @@ async def _collect(
     timer: _Timer,
     preloaded: BaseModel | None,
     served: ServedModel | None = None,
+    use_hint: bool = True,
 ) -> tuple[Collected, BaseModel]:
     refs, rejected = loaded.image_refs()
 
@@ -270,8 +271,17 @@ async def _collect(
                 load_channel_base, request.base_model, store, request.channel_id, served
             )
 
-    # The base loads while the first images download.
+    # The base loads while the first images download; with its identity known
+    # beforehand, cached photos are looked up meanwhile too.
     base_task = asyncio.create_task(load_base())
+    hint = None
+    if use_hint and store is not None:
+        if preloaded is not None:
+            hint = preloaded.identity
+        elif served is not None and served.base_identity:
+            hint = served.base_identity
+        else:
+            hint = await asyncio.to_thread(recorded_identity, store, request.base_model)
     stage = EmbeddingStage(
         base_task,
         views=request.views,
@@ -279,6 +289,7 @@ async def _collect(
         cache_store=store,
         progress=progress,
         batch_size=request.batch_size,
+        identity_hint=hint,
     )
     for product_id, count in rejected.items():
         stage.result.skipped[product_id] += count
@@ -294,7 +305,50 @@ async def _collect(
         )
     finally:
         collected = await stage.finish()
-    return collected, await base_task
+    base = await base_task
+    if stage.hint_mismatch:
+        log.warning("the base is not the one its identity was recorded for; collecting again")
+        return await _collect(request, loaded, store, progress, timer, base, served, False)
+    if store is not None and hint is None and preloaded is None:
+        await asyncio.to_thread(record_identity, store, request.base_model, base)
+    return collected, base
+
+
+def _spec_digest(spec: str) -> str | None:
+    """A hash of the configured base's files (a TF.js export), or None ("imagenet")."""
+    import hashlib
+    from pathlib import Path
+
+    path = Path(spec)
+    files = [path / "model.json", path / "weights.bin"] if path.is_dir() else [path]
+    if spec == "imagenet" or not all(f.is_file() for f in files):
+        return None
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def recorded_identity(store: ArtifactStore, spec: str) -> str | None:
+    """The identity an earlier run recorded for these base files, without loading them."""
+    digest = _spec_digest(spec)
+    if digest is None:
+        return None
+    try:
+        blob = store.get_blob(f"bases/by-file/{digest}")
+    except Exception:
+        return None
+    return blob.decode() if blob else None
+
+
+def record_identity(store: ArtifactStore, spec: str, base: BaseModel) -> None:
+    digest = _spec_digest(spec)
+    if digest is None or base.source != spec:
+        return
+    try:
+        store.put_blob(f"bases/by-file/{digest}", base.identity.encode())
+    except Exception as exc:
+        log.warning("cannot record the base's identity: %s", exc)
 
 
 def load_channel_base(
