@@ -79,15 +79,18 @@ def test_manifest_image_objects_carry_groups(tmp_path: Path) -> None:
         load_manifest(str(path))
 
 
-def _catalog(folder: Path, products: dict[str, list[int]]) -> Path:
+def _catalog(folder: Path, products: dict[str, list[int]], grouped: bool = True) -> Path:
     for seeds in products.values():
         for seed in seeds:
             (folder / f"{seed}.jpg").write_bytes(patterned_jpeg(seed))
+
+    def entry(seed: int) -> object:
+        return {"url": f"{seed}.jpg", "group": f"g{seed % 3}"} if grouped else f"{seed}.jpg"
+
     manifest = {
         "channelId": "q",
         "products": [
-            {"id": p, "images": [{"url": f"{s}.jpg", "group": f"g{s % 3}"} for s in seeds]}
-            for p, seeds in products.items()
+            {"id": p, "images": [entry(s) for s in seeds]} for p, seeds in products.items()
         ],
     }
     path = folder / "manifest.json"
@@ -98,8 +101,10 @@ def _catalog(folder: Path, products: dict[str, list[int]]) -> Path:
 @pytest.mark.slow
 def test_quality_path_then_fast_path_on_its_base(tmp_path: Path, base_model: Any) -> None:
     store = open_store((tmp_path / "store").as_uri())
+    # 6 photos per product: none held out, so the base surely changes (with held-out
+    # photos, fine-tuning that does not beat the linear probe keeps the pretrained base).
     catalog = {p: list(range(10 * i, 10 * i + 6)) for i, p in enumerate("abc")}
-    manifest = _catalog(tmp_path, catalog)
+    manifest = _catalog(tmp_path, catalog, grouped=False)
 
     def request(version: str, mode: str) -> TrainingRequest:
         return TrainingRequest(manifest=str(manifest), channel_id="q", version=version,
@@ -108,7 +113,7 @@ def test_quality_path_then_fast_path_on_its_base(tmp_path: Path, base_model: Any
     first = run_training(request("1.0.0", FINE_TUNE), store, base=base_model)
     assert first.mode == FINE_TUNE and first.metrics["path"] == FINE_TUNE
     assert first.base.identity != base_model.identity  # the base learned
-    assert first.metrics["heldOutGroups"] is True and first.metrics["validationImages"] > 0
+    assert first.metrics["validationImages"] == 0 and first.metrics["accuracy"] is None
     assert store.get_blob(base_blob_key("q", first.base.identity)) is not None
     metadata = json.loads(first.files["metadata.json"])
     assert metadata["userMetadata"]["baseIdentity"] == first.base.identity
@@ -117,11 +122,16 @@ def test_quality_path_then_fast_path_on_its_base(tmp_path: Path, base_model: Any
 
     # Nightly is served; a product is added during the day: the fast path runs
     # on the served model's fine-tuned base and embeds only the new photos.
-    catalog["d"] = [40, 41, 42, 43, 44, 45]
+    # Two more photos per product (so that photos are held out, in whole groups).
+    catalog = {
+        p: [*seeds, 100 + 2 * i, 101 + 2 * i] for i, (p, seeds) in enumerate(catalog.items())
+    }
+    catalog["d"] = list(range(40, 48))
     _catalog(tmp_path, catalog)
     second = run_training(request("1.0.1", FAST), store)
     assert second.base.identity == first.base.identity
-    assert (second.embedded, second.cache_hits) == (6, 18)
+    assert (second.embedded, second.cache_hits) == (14, 18)
+    assert second.metrics["heldOutGroups"] is True and second.metrics["validationImages"] > 0
     assert second.metrics["servedVersion"] == "1.0.0"
     assert second.metrics["servedAccuracy"] is not None  # the served head, same photos
     served = find_served(store, "q")
@@ -168,3 +178,22 @@ def test_cache_look_ups_start_before_the_base_and_a_wrong_hint_is_undone(
     fourth = fast("1.0.4")
     assert fourth.base.identity == first.base.identity
     assert (fourth.embedded, fourth.cache_hits) == (0, 6)
+
+
+def test_split_by_content_hash_is_stable_when_products_come_and_go() -> None:
+    def held_out(catalog: dict[int, list[str]]) -> set[str]:
+        labels = np.array([label for label, keys in catalog.items() for _ in keys])
+        keys = [key for keys in catalog.values() for key in keys]
+        _, val = split_per_class(labels, 0.15, seed=0, keys=keys)
+        return {keys[i] for i in val}
+
+    catalog = {label: [f"{label}-{i}" for i in range(10)] for label in range(5)}
+    before = held_out(catalog)
+    # A new product sorts first (it shifts every label) and one product gets a photo more.
+    shifted = {label + 1: keys for label, keys in catalog.items()}
+    shifted[0] = [f"new-{i}" for i in range(10)]
+    shifted[3] = [*shifted[3], "extra"]
+    after = held_out(shifted)
+    unchanged = {key for key in before if not key.startswith("2-")}
+    assert unchanged <= after  # the served model never trained on the next run's held-out photos
+    assert len(before) == 5 and len([k for k in after if k.startswith("new-")]) == 1

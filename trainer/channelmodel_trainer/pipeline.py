@@ -142,6 +142,7 @@ def run_training(
             request.recipe,
             on_epoch=lambda *_: progress.advance("epochs"),
             groups=_groups(loaded, collected, labels),
+            keys=[sha for label in labels for sha in collected.images[label]],
         )
     accuracy = None if head.accuracy is None else round(head.accuracy, 4)
     progress.finish("epochs", f"validation accuracy {accuracy} on {head.validation_images} photos")

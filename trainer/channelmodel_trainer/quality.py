@@ -139,7 +139,7 @@ def run_quality_path(
         groups = [photos.groups.get(sha) for _, sha in order] if photos.groups else None
         seed = request.recipe.seed
         train_idx, val_idx = split_per_class(
-            targets, request.recipe.validation_fraction, seed, groups
+            targets, request.recipe.validation_fraction, seed, groups, [sha for _, sha in order]
         )
         recipe = replace(request.fine_tune, seed=seed)
         with timer.stage("train"):

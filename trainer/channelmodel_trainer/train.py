@@ -7,6 +7,7 @@ quality benchmark (bench/trainer_quality.py) measures each choice.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,8 +57,15 @@ def split_per_class(
     fraction: float,
     seed: int,
     groups: Sequence[str | None] | None = None,
+    keys: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of training and validation photos: each class keeps ceil((1 - f) n) for training.
+
+    With `keys` (per photo: its content hash) the order within a class is a
+    hash of the seed and the key, so a photo stays on its side when other
+    products or photos come and go: the served model never trained on the
+    photos the next run holds out, and the gate compares like with like.
+    Without keys the order is a seeded permutation.
 
     With `groups` (per photo: the manifest's group or capture day, or None), a
     class whose photos fall in two or more groups holds out whole groups
@@ -66,18 +74,26 @@ def split_per_class(
     apart from the training ones, like the till's camera sees them.
     """
     rng = np.random.default_rng(seed)
+
+    def ordered(items: list[Any], names: list[str]) -> list[Any]:
+        if keys is None:
+            return [items[i] for i in rng.permutation(len(items))]
+        rank = [hashlib.sha256(f"{seed}:{name}".encode()).hexdigest() for name in names]
+        return [item for _, item in sorted(zip(rank, items, strict=True))]
+
     train: list[int] = []
     validation: list[int] = []
     for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
+        indices = np.flatnonzero(labels == label).tolist()
+        members = ordered(indices, [keys[i] for i in indices] if keys is not None else [])
         by_group: dict[str, list[int]] = {}
         if groups is not None:
-            for index in members.tolist():
+            for index in members:
                 by_group.setdefault(groups[index] or f"photo:{index}", []).append(index)
         named = [key for key in by_group if not key.startswith("photo:")]
         if groups is not None and len(named) >= 2:
-            keys = sorted(by_group)
-            order = [keys[i] for i in rng.permutation(len(keys))]
+            names = sorted(by_group)
+            order = ordered(names, names)
             target = len(members) * fraction
             held: list[int] = []
             for position, key in enumerate(order):
@@ -88,8 +104,8 @@ def split_per_class(
             validation.extend(held)
             continue
         keep = math.ceil(len(members) * (1 - fraction))
-        train.extend(members[:keep].tolist())
-        validation.extend(members[keep:].tolist())
+        train.extend(members[:keep])
+        validation.extend(members[keep:])
     return np.array(sorted(train), dtype=np.int64), np.array(sorted(validation), dtype=np.int64)
 
 
@@ -118,9 +134,13 @@ def train_head(
     recipe: HeadRecipe,
     on_epoch: Any = None,
     groups: Sequence[str | None] | None = None,
+    keys: Sequence[str] | None = None,
 ) -> TrainedHead:
-    """`embeddings[i]` is photo i's (1 + views, 1280) array, plain view first."""
-    train_idx, val_idx = split_per_class(labels, recipe.validation_fraction, recipe.seed, groups)
+    """`embeddings[i]` is photo i's (1 + views, 1280) array, plain view first; `keys[i]`
+    its content hash (a stable split, see split_per_class)."""
+    train_idx, val_idx = split_per_class(
+        labels, recipe.validation_fraction, recipe.seed, groups, keys
+    )
     head = _fit(embeddings, labels, train_idx, num_classes, recipe, on_epoch)
     accuracy: float | None = None
     if len(val_idx):
