@@ -14,6 +14,15 @@ Recipes (train.HeadRecipe):
   photos' worth of rows, so steps per epoch stay TM's).
 - ours: the trainer's default: views, class balancing, 20 epochs.
 - ours+refit: the same, then the head trained again on every photo (held-out ones too).
+
+    .venv/bin/python bench/trainer_quality.py --quality-path [--seeds 3] [--shots 5]
+        [--recipe epochs=15 base_learning_rate=0.0003] [--curve] [--fast-after]
+
+--quality-path: the quality path (finetune.py, fine-tuning the base) against
+TM's recipe on the same draws, with top-5, seconds and training images/s;
+--curve scores the validation split after every epoch (for tuning only: the
+best epoch is then chosen on it); --fast-after also fine-tunes without the
+last product and adds it on the fast path (the nightly base, then a product).
 """
 
 from __future__ import annotations
