@@ -14,7 +14,8 @@ every weight of MobileNetV2 learns too:
 3. BatchNorm stays in inference mode (moving statistics frozen, scale and
    offset still learn): with batches of a few dozen photos of few products,
    batch statistics are noise and would change what the exported model computes;
-4. early stopping on the held-out photos (best epoch kept, patience) when there
+4. early stopping on the held-out photos (best epoch kept, patience, never in
+   the first half of the schedule, where accuracy dips before it climbs) when there
    are any, else the recipe's epochs.
 
 The result is a new base (same architecture, new weights, new identity, so
@@ -226,7 +227,9 @@ def fine_tune(
             best_weights = (mobilenet.get_weights(), head.get_weights())
         else:
             since_best += 1
-            if since_best >= recipe.patience:
+            # Fine-tuning first dips below the probe (the base moves, the rates are high)
+            # and climbs as the rates decay: no stop in the first half of the schedule.
+            if since_best >= recipe.patience and epoch >= epochs // 2 + recipe.patience:
                 break
     if best is not None:
         mobilenet.set_weights(best_weights[0])
