@@ -122,6 +122,9 @@ class Plan:
     finished_job: JobRef | None = None  # the Job this plan saw finish
     cancel_job: JobRef | None = None  # delete this Job: its run is discarded (spec.suspend)
     events: list[Event] = field(default_factory=list)
+    # When this channel must be planned again although nothing about it changes (a
+    # debounce or cooldown ends, the schedule fires); None: only a change wakes it.
+    wake_at: datetime | None = None
 
 
 # What shapes the model: a change retrains at once, whatever the last run did.
@@ -199,6 +202,7 @@ def plan(inp: PlanInput) -> Plan:
         _decide_training(inp, result)
 
     _set_conditions(inp, result)
+    result.wake_at = _next_deadline(inp, result.status)
     return result
 
 
@@ -538,28 +542,58 @@ def _wanted_run(inp: PlanInput, status: ChannelModelStatus) -> _Want | None:
 def _scheduled_run(
     inp: PlanInput, status: ChannelModelStatus, changed_at: datetime | None, cooldown_end: datetime
 ) -> _Want | None:
+    """A schedule fire since the last uncovered change that no scheduled run consumed yet.
+
+    `lastScheduleAt` is the fire the last scheduled run was queued for, so a failed
+    run is retried at the next fire, not at once. Nothing is written for a channel
+    with nothing to train: an idle fleet is not planned at its schedule's fires.
+    """
     spec = inp.spec
+    if status.queuedTrigger == Trigger.SCHEDULE.value:  # a fired schedule stays queued
+        return _Want(Trigger.SCHEDULE, max(cooldown_end, inp.now))
     enabled = spec.autoRetrain and ann.TriggerKind.SCHEDULE in spec.retrainTriggers
-    already_queued = status.queuedTrigger == Trigger.SCHEDULE.value  # a fired schedule stays queued
+    if not enabled or changed_at is None or not _uncovered(status, changed_at):
+        return None
     try:
         fired = cron.last_fire_at_or_before(spec.schedule.cron, spec.schedule.timeZone, inp.now)
     except cron.ScheduleError:
-        fired = None  # reported as a SpecValid condition
+        return None  # reported as a SpecValid condition
     previous = status.lastScheduleAt
-    new_fire = (
-        fired is not None
-        and previous is not None
-        and fired > previous
-        and not cron.same_wall_clock(
-            fired, previous, spec.schedule.timeZone
-        )  # DST fall-back repeat
-    )
-    if fired is not None:
-        status.lastScheduleAt = fired
+    if fired < changed_at or (
+        previous is not None
+        and (fired <= previous or cron.same_wall_clock(fired, previous, spec.schedule.timeZone))
+    ):
+        return None  # no fire since the change (or the DST fall-back repeat of the last one)
     # However many fires were missed while the operator was down, this is one decision.
-    if enabled and (new_fire or already_queued) and _uncovered(status, changed_at):
-        return _Want(Trigger.SCHEDULE, max(cooldown_end, inp.now))
-    return None
+    status.lastScheduleAt = fired
+    return _Want(Trigger.SCHEDULE, max(cooldown_end, inp.now))
+
+
+def _next_deadline(inp: PlanInput, status: ChannelModelStatus) -> datetime | None:
+    """The next time only the clock can change this plan: nothing else wakes it then.
+
+    A Job's progress, a freed training slot, an edit or an annotation arrive as
+    watch events; only a debounce or cooldown that ends and a schedule fire with an
+    uncovered change to train need the clock. An idle, trained channel has none.
+    """
+    if status.currentJob is not None:
+        return None
+    if status.trainingStatus == TrainingStatus.QUEUED:
+        # Waiting for its debounce or cooldown to end; once ready, for a slot (an event).
+        ready_at = status.trainAfter
+        return ready_at if ready_at is not None and ready_at > inp.now else None
+    spec = inp.spec
+    changed_at = parse_time(inp.annotations.get(ann.INVENTORY_CHANGED_AT))
+    if not (
+        spec.autoRetrain
+        and ann.TriggerKind.SCHEDULE in spec.retrainTriggers
+        and _uncovered(status, changed_at)
+    ):
+        return None
+    try:
+        return cron.next_fire_after(spec.schedule.cron, spec.schedule.timeZone, inp.now)
+    except cron.ScheduleError:
+        return None  # reported as a SpecValid condition
 
 
 def _uncovered(status: ChannelModelStatus, changed_at: datetime | None) -> bool:

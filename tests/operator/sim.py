@@ -67,12 +67,16 @@ class Sim:
         self.plans.append(p)
         return p
 
-    def advance(self, seconds: float, step: float = 0.5) -> None:
-        """Move the clock, ticking every `step` seconds like the operator's timer."""
+    def advance(self, seconds: float) -> None:
+        """Move the clock as the operator lives it: plan now (the watch event that
+        came before), then only at the deadlines the plans name (`Plan.wake_at`)."""
         end = self.now + timedelta(seconds=seconds)
-        while self.now < end:
-            self.now = min(end, self.now + timedelta(seconds=step))
-            self.tick()
+        woken = self.tick()
+        while woken.wake_at is not None and woken.wake_at <= end:
+            assert woken.wake_at > self.now, "a deadline in the past would spin"
+            self.now = woken.wake_at
+            woken = self.tick()
+        self.now = end
 
     def finish(self, ok: bool = True, accuracy: float = 0.9, error: str = "boom") -> Plan:
         if ok:
