@@ -98,8 +98,12 @@ class OperatorSettings(BaseSettings):
     job_ttl_seconds: int = Field(
         default=86400, ge=0, description="ttlSecondsAfterFinished of training Jobs."
     )
-    reconcile_interval_seconds: float = Field(
-        default=1.0, gt=0, le=60, description="Period of the timer that runs time-based decisions."
+    api_concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="Kubernetes API requests the handlers make at once (worker threads and "
+        "pooled connections): the morning rush of a large fleet, not an idle one, needs them.",
     )
     quality_margin: float = Field(
         default=0.05,
