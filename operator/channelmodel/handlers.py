@@ -50,7 +50,6 @@ from channelmodel.planner import Fleet, JobPhase, Plan, PlanInput, StartJob, pla
 from channelmodel.policy import channel_claim_problem, spec_problem
 from channelmodel.reporting import notify, record_telemetry
 from channelmodel.runtime import Runtime
-from channelmodel.wakeups import sleep
 
 STALE_WRITE_TIMEOUT = 15.0
 EVENT_COMPONENT = "channelmodel-operator"
@@ -144,13 +143,14 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
     ) -> None:
         key = (namespace or "default", name)
         indexes = Indexes.of(kwargs)
-        woken = rt.wakeups.register(key)
+        sleeper = rt.wakeups.register(key)
+        loop = asyncio.get_running_loop()
         try:
             while True:  # kopf cancels the loop when the object goes or the operator stops
                 wake_in = await reconcile_channel(rt, key, body, logger, indexes)
-                await sleep(woken, wake_in)
+                await sleeper.sleep(wake_in, planned_at=loop.time())
         finally:
-            rt.wakeups.unregister(key, woken)
+            rt.wakeups.unregister(key, sleeper)
 
     @kopf.on.event(GROUP, VERSION, PLURAL, id="wake_on_change", registry=registry)
     def channel_changed(
@@ -171,7 +171,7 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
                 rt.wakeups.wake((ns, other))
         else:
             rt.telemetry.change_seen(key, annotations.get(INVENTORY_CHANGED_AT))
-            rt.wakeups.wake(key)
+            rt.wakeups.wake(key, urgent=False)
         entry = queue_entry(status)
         if type == "DELETED" or entry is None or not entry.waiting:
             # It left the line (started, blocked, gone): the next in line may take its place.
