@@ -45,6 +45,7 @@ from channelmodel.jobs import (
     job_phase,
     unschedulable_reason,
 )
+from channelmodel.metrics import RECONCILES
 from channelmodel.observe import SECRET_RECHECK_SECONDS, observe_job, secret_problem
 from channelmodel.planner import Fleet, JobPhase, Plan, PlanInput, StartJob, plan
 from channelmodel.policy import channel_claim_problem, spec_problem
@@ -148,6 +149,7 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         try:
             while True:  # kopf cancels the loop when the object goes or the operator stops
                 wake_in = await reconcile_channel(rt, key, body, logger, indexes)
+                RECONCILES.inc()
                 await sleeper.sleep(wake_in, planned_at=loop.time())
         finally:
             rt.wakeups.unregister(key, sleeper)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -42,6 +43,10 @@ SERVED_VERSION = Gauge(
     "channelmodel_served_version_info",
     "The version each channel serves (value 1).",
     ["namespace", "name", "channel", "version"],
+)
+RECONCILES = Counter(
+    "channelmodel_reconciles_total",
+    "Plans made, one per channel wake-up (a change, its Job, a freed slot, a deadline).",
 )
 NOTIFICATIONS = Counter(
     "channelmodel_notifications_total", "Webhook deliveries by outcome.", ["outcome"]
@@ -84,10 +89,11 @@ class ChannelTelemetry:
             SERVED_VERSION.labels(key[0], key[1], channel, version).set(1)
             self._served[key] = (channel, version)
 
-    def last_success(self, key: tuple[str, str], at: float | None, now: float) -> None:
+    def last_success(self, key: tuple[str, str], at: float | None) -> None:
         if at is not None:
             LAST_SUCCESS.labels(*key).set(at)
-            SINCE_LAST_SUCCESS.labels(*key).set(now - at)
+            # Computed when scraped: an idle channel is not planned again to refresh it.
+            SINCE_LAST_SUCCESS.labels(*key).set_function(lambda: time.time() - at)
 
     def forget(self, key: tuple[str, str]) -> None:
         self.serving(key, "", None)

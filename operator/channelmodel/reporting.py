@@ -32,9 +32,7 @@ def record_telemetry(
     if decision.start_job:
         rt.telemetry.training_started(key, decision.start_job.trigger.value)
     rt.telemetry.serving(key, spec.channelId, status.modelVersion)
-    rt.telemetry.last_success(
-        key, status.lastTrained.timestamp() if status.lastTrained else None, now.timestamp()
-    )
+    rt.telemetry.last_success(key, status.lastTrained.timestamp() if status.lastTrained else None)
 
 
 async def notify(
