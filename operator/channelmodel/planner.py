@@ -33,6 +33,7 @@ from channelmodel.api.models import (
     VersionRecord,
     VersionState,
 )
+from channelmodel.rfc3339 import format_time, parse_time_or_none
 from channelmodel.versions import newest_first, next_version
 from channelmodel.versions import parse as parse_version
 
@@ -160,16 +161,6 @@ def job_name(name: str, attempt: int) -> str:
         return name + suffix
     digest = hashlib.sha256(name.encode()).hexdigest()[:6]
     return f"{name[: MAX_JOB_NAME - len(suffix) - 7].rstrip('-.')}-{digest}{suffix}"
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None  # RFC 3339 requires an offset
 
 
 @dataclass(frozen=True)
@@ -467,9 +458,9 @@ def _decide_training(inp: PlanInput, result: Plan) -> None:
         version=version,
         trigger=want.trigger.value,
         startedAt=inp.now,
-        changeAt=parse_time(inp.annotations.get(ann.INVENTORY_CHANGED_AT)),
+        changeAt=parse_time_or_none(inp.annotations.get(ann.INVENTORY_CHANGED_AT)),
     )
-    requested = parse_time(inp.annotations.get(ann.RETRAIN_REQUESTED_AT))
+    requested = parse_time_or_none(inp.annotations.get(ann.RETRAIN_REQUESTED_AT))
     if requested is not None:
         status.handledRetrainRequestAt = requested  # this run covers any manual request so far
     status.trainingStatus = TrainingStatus.TRAINING
@@ -491,7 +482,7 @@ def _wanted_run(inp: PlanInput, status: ChannelModelStatus) -> _Want | None:
         status.lastTrained + timedelta(seconds=spec.cooldownSeconds) if status.lastTrained else now
     )
 
-    requested = parse_time(inp.annotations.get(ann.RETRAIN_REQUESTED_AT))
+    requested = parse_time_or_none(inp.annotations.get(ann.RETRAIN_REQUESTED_AT))
     if requested and (
         status.handledRetrainRequestAt is None or requested > status.handledRetrainRequestAt
     ):
@@ -508,7 +499,7 @@ def _wanted_run(inp: PlanInput, status: ChannelModelStatus) -> _Want | None:
         # resources, deadline, image, placement, queue or a Secret reference.
         wants.append(_Want(Trigger.SPEC, now))
 
-    changed_at = parse_time(inp.annotations.get(ann.INVENTORY_CHANGED_AT))
+    changed_at = parse_time_or_none(inp.annotations.get(ann.INVENTORY_CHANGED_AT))
     seen = max((t for t in (status.coveredChangeAt, status.attemptedChangeAt) if t), default=None)
     kind = inp.annotations.get(ann.INVENTORY_CHANGE)
     kind_enabled = (
@@ -682,4 +673,4 @@ def _schedule_problem(spec: ChannelModelSpec) -> str | None:
 
 
 def _iso(value: datetime | None) -> str:
-    return value.isoformat().replace("+00:00", "Z") if value else "-"
+    return format_time(value, "auto") if value else "-"

@@ -10,6 +10,7 @@ from channelmodel.api.models import ChannelModelSpec
 from channelmodel.notify import EVENT_TYPES, Delivery
 from channelmodel.observe import usable_secret_value
 from channelmodel.planner import Plan
+from channelmodel.rfc3339 import format_time
 from channelmodel.runtime import Runtime
 
 
@@ -65,7 +66,7 @@ async def notify(
             "namespace": namespace,
             "name": name,
             "message": event.message,
-            "at": rt.clock().isoformat().replace("+00:00", "Z"),
+            "at": format_time(rt.clock(), "auto"),
             "modelVersion": status.modelVersion,
             "modelBaseUrl": status.modelBaseUrl,
         }
