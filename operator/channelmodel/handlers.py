@@ -43,7 +43,8 @@ from channelmodel.jobs import (
     unschedulable_reason,
 )
 from channelmodel.observe import fleet_view, observe_job, secret_problem
-from channelmodel.planner import Plan, PlanInput, plan
+from channelmodel.plan_types import Plan, PlanInput
+from channelmodel.planner import plan
 from channelmodel.policy import channel_claim_problem, spec_problem
 from channelmodel.reporting import notify, record_telemetry
 from channelmodel.runtime import Runtime

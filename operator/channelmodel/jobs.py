@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 from channelmodel.api.models import GROUP, KIND, VERSION, ChannelModelSpec
 from channelmodel.egress import ALLOW_ENV as EGRESS_ALLOW_ENV
-from channelmodel.planner import JobObservation, JobPhase, StartJob, Trigger
+from channelmodel.plan_types import JobObservation, JobPhase, StartJob, Trigger
 from channelmodel.policy import default_memory_limit
 from channelmodel.settings import OperatorSettings
 

@@ -12,7 +12,7 @@ from channelmodel.api.models import ChannelModelSpec, ChannelModelStatus, Secret
 from channelmodel.jobs import JOB_NAME_LABEL, job_phase, observe
 from channelmodel.kube import SecretView
 from channelmodel.metrics import QUEUE_LENGTH, TRAININGS_RUNNING
-from channelmodel.planner import Fleet, JobObservation, JobPhase, StartJob
+from channelmodel.plan_types import Fleet, JobObservation, JobPhase, StartJob
 from channelmodel.policy import job_secret_refs, secret_opt_in_problem, token_origin_problem
 from channelmodel.rfc3339 import parse_time_or_none as parse_time
 from channelmodel.runtime import Runtime

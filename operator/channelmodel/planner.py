@@ -16,9 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from channelmodel import conditions as cond
@@ -33,96 +32,20 @@ from channelmodel.api.models import (
     VersionRecord,
     VersionState,
 )
+from channelmodel.plan_types import (
+    Event,
+    JobObservation,
+    JobPhase,
+    Plan,
+    PlanInput,
+    StartJob,
+    Trigger,
+)
 from channelmodel.rfc3339 import format_time, parse_time_or_none
 from channelmodel.versions import newest_first, next_version
 from channelmodel.versions import parse as parse_version
 
 MAX_JOB_NAME = 63  # Job names become label values (job-name), which stop at 63
-
-
-class JobPhase(StrEnum):
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    MISSING = "Missing"
-
-
-class Trigger(StrEnum):
-    INITIAL = "initial"
-    SPEC = "spec"
-    EVENT = "event"
-    SCHEDULE = "schedule"
-    MANUAL = "manual"
-    IMPORT = "import"
-
-
-@dataclass(frozen=True)
-class JobObservation:
-    """What the handler saw of the Job named in status.currentJob."""
-
-    phase: JobPhase
-    result: Mapping[str, Any] | None = None  # the trainer's termination message
-    reason: str = ""  # Job failure reason (BackoffLimitExceeded, DeadlineExceeded, ...)
-    published: bool = True  # the version the Job reports is committed in the store
-    suspended: bool = False  # created suspended, not admitted yet (Kueue)
-    unschedulable: str = ""  # the scheduler's word on a Pod it cannot place
-
-
-@dataclass(frozen=True)
-class Fleet:
-    """The cross-channel view the concurrency cap needs."""
-
-    cap: int
-    running: int = 0  # training Jobs in flight across all channels
-    queued_ahead: int = 0  # channels ready to start that were queued before this one
-
-    @property
-    def may_start(self) -> bool:
-        free = self.cap - self.running
-        return free > 0 and self.queued_ahead < free
-
-
-@dataclass(frozen=True)
-class PlanInput:
-    name: str
-    spec: ChannelModelSpec
-    status: ChannelModelStatus
-    annotations: Mapping[str, str]
-    now: datetime
-    fleet: Fleet
-    model_base_url: Any  # Callable[[str, str], str]: (channelId, version) -> URL
-    generation: int | None = None
-    job: JobObservation | None = None
-    quality_margin: float = 0.05
-    blocked: str | None = None  # why a Job cannot be started (e.g. missing Secret)
-    store_latest: str | None = None  # newest version in the store (a re-created object)
-    # The channel's committed versions, when some are missing from status (a re-created object).
-    store_versions: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class StartJob:
-    name: str
-    version: str
-    trigger: Trigger
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str  # Normal | Warning
-    reason: str
-    message: str
-
-
-@dataclass
-class Plan:
-    status: ChannelModelStatus
-    start_job: StartJob | None = None
-    delete_versions: list[str] = field(default_factory=list)
-    serve_version: str | None = None  # write the store's serving pointer
-    finished_job: JobRef | None = None  # the Job this plan saw finish
-    cancel_job: JobRef | None = None  # delete this Job: its run is discarded (spec.suspend)
-    events: list[Event] = field(default_factory=list)
 
 
 # What shapes the model: a change retrains at once, whatever the last run did.

@@ -9,7 +9,7 @@ import kopf
 from channelmodel.api.models import ChannelModelSpec
 from channelmodel.notify import EVENT_TYPES, Delivery
 from channelmodel.observe import usable_secret_value
-from channelmodel.planner import Plan
+from channelmodel.plan_types import Plan
 from channelmodel.rfc3339 import format_time
 from channelmodel.runtime import Runtime
 

@@ -12,7 +12,8 @@ from typing import Any
 
 from channelmodel.api import annotations as ann
 from channelmodel.api.models import ChannelModelSpec, ChannelModelStatus
-from channelmodel.planner import Fleet, JobObservation, JobPhase, Plan, PlanInput, StartJob, plan
+from channelmodel.plan_types import Fleet, JobObservation, JobPhase, Plan, PlanInput, StartJob
+from channelmodel.planner import plan
 
 T0 = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 

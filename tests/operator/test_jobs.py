@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 
 from channelmodel.jobs import build_job, observe, termination_result
-from channelmodel.planner import JobPhase, StartJob, Trigger
+from channelmodel.plan_types import JobPhase, StartJob, Trigger
 from channelmodel.settings import OperatorSettings
 
 from .sim import make_spec

@@ -9,7 +9,8 @@ import pytest
 
 from channelmodel.api.models import ConditionStatus, TrainingStatus, VersionState
 from channelmodel.conditions import get_condition
-from channelmodel.planner import Fleet, JobPhase, Trigger, job_name
+from channelmodel.plan_types import Fleet, JobPhase, Trigger
+from channelmodel.planner import job_name
 
 from .sim import T0, Sim, make_spec
 
@@ -421,7 +422,8 @@ def test_recreated_channel_model_continues_the_stores_numbering() -> None:
 
 
 def plan_with_store(sim: Sim, store_latest: str) -> Any:
-    from channelmodel.planner import PlanInput, plan
+    from channelmodel.plan_types import PlanInput
+    from channelmodel.planner import plan
 
     from .sim import base_url
 
@@ -547,7 +549,8 @@ def test_disabled_kind_after_an_enabled_one_keeps_the_queued_retrain() -> None:
 
 
 def test_a_job_waiting_for_kueue_admission_says_so() -> None:
-    from channelmodel.planner import JobObservation, PlanInput, plan
+    from channelmodel.plan_types import JobObservation, PlanInput
+    from channelmodel.planner import plan
 
     from .sim import base_url
 
@@ -566,7 +569,8 @@ def test_a_job_waiting_for_kueue_admission_says_so() -> None:
 
 
 def test_a_job_the_scheduler_cannot_place_says_why() -> None:
-    from channelmodel.planner import JobObservation, PlanInput, plan
+    from channelmodel.plan_types import JobObservation, PlanInput
+    from channelmodel.planner import plan
 
     from .sim import base_url
 
@@ -595,7 +599,8 @@ def test_a_job_the_scheduler_cannot_place_says_why() -> None:
 
 def _recreated(store_versions: tuple[str, ...], **spec: Any) -> tuple[Sim, Any]:
     """A ChannelModel with empty status whose channel has versions in the store."""
-    from channelmodel.planner import PlanInput, plan
+    from channelmodel.plan_types import PlanInput
+    from channelmodel.planner import plan
 
     from .sim import base_url
 
