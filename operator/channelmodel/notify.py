@@ -35,6 +35,7 @@ import stamina
 from channelmodel.egress import REFUSED_REASON, EgressPolicy, guarded_async_transport, is_refusal
 from channelmodel.logs import object_extra
 from channelmodel.metrics import NOTIFICATIONS
+from channelmodel.plan_types import Reason
 
 WEBHOOK_ID = "webhook-id"
 WEBHOOK_TIMESTAMP = "webhook-timestamp"
@@ -49,14 +50,14 @@ REPLAY_WINDOW_SECONDS = 300
 logger = logging.getLogger(__name__)
 
 # Planner event reasons that are transitions worth telling the backend about.
-EVENT_TYPES = {
-    "Queued": "training.queued",
-    "TrainingStarted": "training.started",
-    "TrainingSucceeded": "training.succeeded",
-    "TrainingFailed": "training.failed",
-    "ModelRejected": "training.rejected",
-    "VersionPinned": "version.pinned",
-    "VersionServed": "version.served",
+EVENT_TYPES: dict[Reason, str] = {
+    Reason.QUEUED: "training.queued",
+    Reason.TRAINING_STARTED: "training.started",
+    Reason.TRAINING_SUCCEEDED: "training.succeeded",
+    Reason.TRAINING_FAILED: "training.failed",
+    Reason.MODEL_REJECTED: "training.rejected",
+    Reason.VERSION_PINNED: "version.pinned",
+    Reason.VERSION_SERVED: "version.served",
 }
 
 

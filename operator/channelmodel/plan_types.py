@@ -83,10 +83,34 @@ class StartJob:
     trigger: Trigger
 
 
+class Reason(StrEnum):
+    """Reasons of the Events a plan posts (and the webhooks some of them become)."""
+
+    QUEUED = "Queued"
+    TRAINING_STARTED = "TrainingStarted"
+    TRAINING_SUCCEEDED = "TrainingSucceeded"
+    TRAINING_FAILED = "TrainingFailed"
+    MODEL_REJECTED = "ModelRejected"
+    TRAINING_CANCELLED = "TrainingCancelled"
+    VERSION_IMPORTED = "VersionImported"
+    VERSIONS_FOUND = "VersionsFound"
+    VERSION_SERVED = "VersionServed"
+    VERSION_PINNED = "VersionPinned"
+    INVALID_SPEC = "InvalidSpec"
+
+
+class Outcome(StrEnum):
+    """How a finished run ended (the `result` label of the training metrics)."""
+
+    SUCCEEDED = "succeeded"
+    REJECTED = "rejected"  # trained, but the quality gate kept it from serving
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class Event:
     type: str  # Normal | Warning
-    reason: str
+    reason: Reason
     message: str
 
 
@@ -97,6 +121,7 @@ class Plan:
     delete_versions: list[str] = field(default_factory=list)
     serve_version: str | None = None  # write the store's serving pointer
     finished_job: JobRef | None = None  # the Job this plan saw finish
+    outcome: Outcome | None = None  # how finished_job's run ended
     cancel_job: JobRef | None = None  # delete this Job: its run is discarded (spec.suspend)
     events: list[Event] = field(default_factory=list)
     # The next time this channel must be planned again (a debounce, cooldown or

@@ -36,8 +36,10 @@ from channelmodel.plan_types import (
     Event,
     JobObservation,
     JobPhase,
+    Outcome,
     Plan,
     PlanInput,
+    Reason,
     StartJob,
     Trigger,
 )
@@ -136,7 +138,7 @@ def _cancel_for_suspend(result: Plan, job: JobRef) -> None:
     result.events.append(
         Event(
             "Normal",
-            "TrainingCancelled",
+            Reason.TRAINING_CANCELLED,
             f"Job {job.name} ({job.version}) stopped: spec.suspend is true; "
             "the run is queued again when suspend is lifted",
         )
@@ -169,7 +171,8 @@ def _follow_job(inp: PlanInput, result: Plan, job: JobRef, obs: JobObservation) 
         reason = str(report.get("error") or obs.reason or "training Job failed")
     status.trainingStatus = TrainingStatus.FAILED
     status.lastError = reason
-    result.events.append(Event("Warning", "TrainingFailed", f"{job.version}: {reason}"))
+    result.outcome = Outcome.FAILED
+    result.events.append(Event("Warning", Reason.TRAINING_FAILED, f"{job.version}: {reason}"))
 
 
 def _metrics(report: Mapping[str, Any]) -> RunMetrics | None:
@@ -215,13 +218,15 @@ def _accept_or_reject(
     if rejection:
         status.trainingStatus = TrainingStatus.FAILED
         status.lastError = f"{job.version} rejected by the quality gate: {rejection}"
-        result.events.append(Event("Warning", "ModelRejected", status.lastError))
+        result.outcome = Outcome.REJECTED
+        result.events.append(Event("Warning", Reason.MODEL_REJECTED, status.lastError))
         return
     status.trainingStatus = TrainingStatus.SUCCEEDED
     status.lastError = None
     status.lastTrained = inp.now
     status.coveredChangeAt = job.changeAt
-    result.events.append(Event("Normal", "TrainingSucceeded", f"trained {job.version}"))
+    result.outcome = Outcome.SUCCEEDED
+    result.events.append(Event("Normal", Reason.TRAINING_SUCCEEDED, f"trained {job.version}"))
 
 
 def _adopt_imported_version(inp: PlanInput, result: Plan) -> None:
@@ -243,7 +248,7 @@ def _adopt_imported_version(inp: PlanInput, result: Plan) -> None:
                 for v in status.versions
             ]
             result.events.append(
-                Event("Normal", "VersionImported", f"adopted stored version {version}")
+                Event("Normal", Reason.VERSION_IMPORTED, f"adopted stored version {version}")
             )
         return
     record = VersionRecord(version=version, createdAt=inp.now, origin=origin)
@@ -252,7 +257,9 @@ def _adopt_imported_version(inp: PlanInput, result: Plan) -> None:
     )
     if status.latestVersion is None or parse_version(version) > parse_version(status.latestVersion):
         status.latestVersion = version
-    result.events.append(Event("Normal", "VersionImported", f"adopted imported version {version}"))
+    result.events.append(
+        Event("Normal", Reason.VERSION_IMPORTED, f"adopted imported version {version}")
+    )
 
 
 def _list_stored_versions(inp: PlanInput, result: Plan) -> None:
@@ -277,7 +284,11 @@ def _list_stored_versions(inp: PlanInput, result: Plan) -> None:
         status.latestVersion = newest
     shown = ", ".join(sorted(found, key=parse_version)[-5:])
     result.events.append(
-        Event("Normal", "VersionsFound", f"{len(found)} version(s) already in the store: {shown}")
+        Event(
+            "Normal",
+            Reason.VERSIONS_FOUND,
+            f"{len(found)} version(s) already in the store: {shown}",
+        )
     )
 
 
@@ -313,8 +324,8 @@ def _serve(inp: PlanInput, result: Plan) -> None:
 
     if target is not None and target != status.modelVersion:
         result.serve_version = target
-        reason = "VersionPinned" if target == pinned else "VersionServed"
-        result.events.append(Event("Normal", reason, f"serving {target}"))
+        served = Reason.VERSION_PINNED if target == pinned else Reason.VERSION_SERVED
+        result.events.append(Event("Normal", served, f"serving {target}"))
     status.modelVersion = target
     status.modelBaseUrl = inp.model_base_url(inp.spec.channelId, target) if target else None
 
@@ -356,7 +367,7 @@ def _decide_training(inp: PlanInput, result: Plan) -> None:
     if status.queuedAt is None:
         status.queuedAt = inp.now
         result.events.append(
-            Event("Normal", "Queued", f"{want.trigger} retrain after {_iso(want.ready_at)}")
+            Event("Normal", Reason.QUEUED, f"{want.trigger} retrain after {_iso(want.ready_at)}")
         )
     status.trainingStatus = TrainingStatus.QUEUED
     status.trainAfter = want.ready_at
@@ -390,7 +401,9 @@ def _decide_training(inp: PlanInput, result: Plan) -> None:
     status.queuedAt = status.trainAfter = status.queuedTrigger = None
     result.events.append(
         Event(
-            "Normal", "TrainingStarted", f"{want.trigger} training of {version} in Job {start.name}"
+            "Normal",
+            Reason.TRAINING_STARTED,
+            f"{want.trigger} training of {version} in Job {start.name}",
         )
     )
 
@@ -496,7 +509,7 @@ def _set_conditions(inp: PlanInput, result: Plan) -> None:
         if cond.get_condition(inp.status.conditions, cond.SPEC_VALID) is None or (
             cond.get_condition(inp.status.conditions, cond.SPEC_VALID).status == "True"  # type: ignore[union-attr]
         ):
-            result.events.append(Event("Warning", "InvalidSpec", problem))
+            result.events.append(Event("Warning", Reason.INVALID_SPEC, problem))
     else:
         conds = cond.set_condition(conds, cond.SPEC_VALID, True, "Valid", "", now, gen)
 
@@ -570,7 +583,7 @@ def _set_conditions(inp: PlanInput, result: Plan) -> None:
         conds = cond.set_condition(conds, cond.TRAINING, False, "Idle", "", now, gen)
 
     if status.trainingStatus == TrainingStatus.FAILED and status.lastError:
-        reason = "QualityGateRejected" if "quality gate" in status.lastError else "TrainingFailed"
+        reason = "QualityGateRejected" if _last_run_rejected(inp, result) else "TrainingFailed"
         conds = cond.set_condition(
             conds, cond.LAST_RUN_SUCCEEDED, False, reason, status.lastError, now, gen
         )
@@ -585,6 +598,18 @@ def _set_conditions(inp: PlanInput, result: Plan) -> None:
             gen,
         )
     status.conditions = conds
+
+
+def _last_run_rejected(inp: PlanInput, result: Plan) -> bool:
+    """The failed last run was trained but refused by the quality gate.
+
+    Decided when the run finishes (the plan's outcome); until the next one
+    finishes, the LastRunSucceeded condition keeps what was decided then.
+    """
+    if result.outcome is not None:
+        return result.outcome == Outcome.REJECTED
+    previous = cond.get_condition(inp.status.conditions, cond.LAST_RUN_SUCCEEDED)
+    return previous is not None and previous.reason == "QualityGateRejected"
 
 
 def _schedule_problem(spec: ChannelModelSpec) -> str | None:

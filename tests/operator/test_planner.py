@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from channelmodel import conditions as cond
 from channelmodel.api.models import ConditionStatus, TrainingStatus, VersionState
 from channelmodel.conditions import get_condition
-from channelmodel.plan_types import Fleet, JobPhase, Trigger
+from channelmodel.plan_types import Fleet, JobPhase, Outcome, Reason, Trigger
 from channelmodel.planner import job_name
 
 from .sim import T0, Sim, make_spec
@@ -269,6 +270,34 @@ def test_quality_gate_rejects_and_keeps_served_model() -> None:
     assert sim.started[-1][1].version == "1.0.2"  # a stored version number is never reused
     sim.finish(accuracy=0.7)  # more than 0.05 below 0.9 served: rejected by the margin
     assert sim.status.modelVersion == "1.0.0"
+
+
+def test_the_last_run_condition_tells_a_rejection_from_a_failure() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=0, minAccuracy=0.5))
+    sim.trained_once()
+    assert sim.plans[-1].outcome == Outcome.SUCCEEDED
+
+    def last_run() -> str:
+        condition = cond.get_condition(sim.status.conditions, cond.LAST_RUN_SUCCEEDED)
+        assert condition is not None and condition.status == "False"
+        return condition.reason
+
+    sim.change()
+    sim.tick()
+    assert sim.finish(accuracy=0.3).outcome == Outcome.REJECTED
+    assert last_run() == "QualityGateRejected"
+    sim.now += timedelta(seconds=30)
+    assert sim.tick().outcome is None  # no run finished: the condition keeps its reason
+    assert last_run() == "QualityGateRejected"
+
+    sim.change()
+    sim.tick()
+    # The reason comes from how the run ended, not from the words of its error.
+    assert (
+        sim.finish(ok=False, error="the quality gate service timed out").outcome == Outcome.FAILED
+    )
+    assert last_run() == "TrainingFailed"
+    assert [e.reason for e in sim.plans[-1].events] == [Reason.TRAINING_FAILED]
 
 
 def test_retention_pinning_and_rollback() -> None:
