@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
+from channelmodel.api.job_result import JobResult
 from channelmodel.api.models import GROUP, KIND, VERSION, ChannelModelSpec
 from channelmodel.egress import ALLOW_ENV as EGRESS_ALLOW_ENV
 from channelmodel.plan_types import JobObservation, JobPhase, StartJob, Trigger
@@ -226,8 +227,12 @@ def unschedulable_reason(pod_status: Mapping[str, Any]) -> str:
     return ""
 
 
-def termination_result(pods: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-    """The trainer's JSON result from the newest terminated trainer container."""
+def termination_result(pods: Sequence[Mapping[str, Any]]) -> JobResult | None:
+    """The trainer's result from the newest terminated trainer container.
+
+    A message that is not a result (a crashed trainer's log tail, malformed JSON)
+    reads as a failed run that says why.
+    """
     finished: list[tuple[str, str]] = []
     for pod in pods:
         for cs in (pod.get("status") or {}).get("containerStatuses") or []:
@@ -236,16 +241,7 @@ def termination_result(pods: Sequence[Mapping[str, Any]]) -> dict[str, Any] | No
                 finished.append((terminated.get("finishedAt") or "", terminated["message"]))
     if not finished:
         return None
-    message = max(finished)[1]
-    try:
-        parsed = json.loads(message)
-    except json.JSONDecodeError:
-        # FallbackToLogsOnError: the log tail of a crashed trainer.
-        return {
-            "ok": False,
-            "error": message.strip().splitlines()[-1][:500] if message.strip() else "no result",
-        }
-    return parsed if isinstance(parsed, dict) else None
+    return JobResult.from_message(max(finished)[1])
 
 
 def observe(

@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from channelmodel.api.job_result import JobResult
 from channelmodel.api.models import ChannelModelSpec, ChannelModelStatus, JobRef
 
 
@@ -37,7 +38,7 @@ class JobObservation:
     """What the handler saw of the Job named in status.currentJob."""
 
     phase: JobPhase
-    result: Mapping[str, Any] | None = None  # the trainer's termination message
+    result: JobResult | None = None  # the trainer's termination message
     reason: str = ""  # Job failure reason (BackoffLimitExceeded, DeadlineExceeded, ...)
     published: bool = True  # the version the Job reports is committed in the store
     suspended: bool = False  # created suspended, not admitted yet (Kueue)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from channelmodel import conditions as cond
 from channelmodel import schedule as cron
 from channelmodel.api import annotations as ann
+from channelmodel.api.job_result import JobResult
 from channelmodel.api.models import (
     ChannelModelSpec,
     ChannelModelStatus,
@@ -154,12 +154,12 @@ def _follow_job(inp: PlanInput, result: Plan, job: JobRef, obs: JobObservation) 
     status.attemptedChangeAt = job.changeAt
     status.currentJob = None
     result.finished_job = job
-    report = dict(obs.result or {})
-    metrics = _metrics(report)
+    report = obs.result
+    metrics = report.metrics if report else None
     if metrics is not None:
         status.lastRun = metrics  # a run that reported none keeps the last one that did
 
-    if obs.phase == JobPhase.SUCCEEDED and report.get("ok", True) and obs.published:
+    if obs.phase == JobPhase.SUCCEEDED and (report is None or report.ok) and obs.published:
         _accept_or_reject(inp, result, job, metrics, report)
         return
 
@@ -168,25 +168,15 @@ def _follow_job(inp: PlanInput, result: Plan, job: JobRef, obs: JobObservation) 
     elif obs.phase == JobPhase.SUCCEEDED and not obs.published:
         reason = f"trainer reported success but version {job.version} is not in the store"
     else:
-        reason = str(report.get("error") or obs.reason or "training Job failed")
+        reason = (report.error if report else None) or obs.reason or "training Job failed"
     status.trainingStatus = TrainingStatus.FAILED
     status.lastError = reason
     result.outcome = Outcome.FAILED
     result.events.append(Event("Warning", Reason.TRAINING_FAILED, f"{job.version}: {reason}"))
 
 
-def _metrics(report: Mapping[str, Any]) -> RunMetrics | None:
-    raw = report.get("metrics")
-    if not isinstance(raw, Mapping):
-        return None
-    try:
-        return RunMetrics.model_validate({k: raw.get(k) for k in RunMetrics.model_fields})
-    except ValueError:
-        return None
-
-
 def _accept_or_reject(
-    inp: PlanInput, result: Plan, job: JobRef, metrics: RunMetrics | None, report: Mapping[str, Any]
+    inp: PlanInput, result: Plan, job: JobRef, metrics: RunMetrics | None, report: JobResult | None
 ) -> None:
     status = result.status
     accuracy = metrics.accuracy if metrics else None
@@ -210,8 +200,8 @@ def _accept_or_reject(
         accuracy=accuracy,
         state=VersionState.REJECTED if rejection else VersionState.RETAINED,
         reason=rejection,
-        origin=str(report.get("origin") or "trained"),
-        labelsLookLikeProductIds=report.get("labelsLookLikeProductIds"),
+        origin=(report.origin if report else None) or "trained",
+        labelsLookLikeProductIds=report.labelsLookLikeProductIds if report else None,
     )
     status.versions = [record, *(v for v in status.versions if v.version != job.version)]
     status.latestVersion = job.version

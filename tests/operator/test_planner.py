@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from channelmodel import conditions as cond
+from channelmodel.api.job_result import JobResult
 from channelmodel.api.models import ConditionStatus, TrainingStatus, VersionState
 from channelmodel.conditions import get_condition
 from channelmodel.plan_types import Fleet, JobPhase, Outcome, Reason, Trigger
@@ -359,6 +360,20 @@ def test_invalid_time_zone_is_a_condition_not_a_crash() -> None:
         valid is not None
         and valid.status == ConditionStatus.FALSE
         and "Mars/Olympus" in valid.message
+    )
+
+
+def test_a_malformed_result_fails_the_run_with_a_readable_reason() -> None:
+    sim = Sim()
+    sim.tick()
+    sim.job_phase = JobPhase.SUCCEEDED  # the container exited 0, but its message is no result
+    sim.job_result = JobResult.from_message('{"ok": true, "metrics": {"accuracy": "high"}}')
+    p = sim.tick()
+    assert p.outcome == Outcome.FAILED
+    assert sim.status.trainingStatus == TrainingStatus.FAILED
+    assert sim.status.modelVersion is None and sim.status.versions == []
+    assert (sim.status.lastError or "").startswith(
+        "malformed result from the Job: metrics.accuracy"
     )
 
 

@@ -15,13 +15,12 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
 
 from channelmodel.api.models import CHANNEL_ID_PATTERN
 from channelmodel.migrate.bundle import ImportedVersion, build_version
 from channelmodel.migrate.errors import ImportRefused
 from channelmodel.migrate.kube import ChannelModelRef, annotate_imported, check_target
-from channelmodel.migrate.result import failure_result, success_result, write_result
+from channelmodel.migrate.result import JobResult, failure_result, success_result, write_result
 from channelmodel.migrate.sources import open_source
 from channelmodel.store import StoreError, VersionExists, open_store
 from channelmodel.store.base import ArtifactStore, is_channel_id, is_version, version_key
@@ -78,20 +77,20 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # a bug still ends as a one-line reason for the operator
         result = failure_result(f"internal error: {exc.__class__.__name__}: {exc}")
     write_result(result, args.result_file)
-    if result["ok"]:
-        print(json.dumps(result, indent=2))
-        if not result["labelsLookLikeProductIds"]:
+    if result.ok:
+        print(json.dumps(result.model_dump(mode="json", exclude_none=True), indent=2))
+        if not result.labelsLookLikeProductIds:
             print(
                 "channelmodel import: warning: the labels look like names, not product IDs; "
                 "retraining from the manifest will replace them with product IDs",
                 file=sys.stderr,
             )
         return 0
-    print(f"channelmodel import: {result['error']}", file=sys.stderr)
+    print(f"channelmodel import: {result.error}", file=sys.stderr)
     return 1
 
 
-def _import(args: argparse.Namespace) -> dict[str, Any]:
+def _import(args: argparse.Namespace) -> JobResult:
     try:
         store = open_store(args.store)
     except StoreError as exc:
