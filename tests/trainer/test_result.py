@@ -73,3 +73,18 @@ def test_written_to_env_path_and_silently_skipped_when_unwritable(
         "CHANNELMODEL_TERMINATION_LOG", str(tmp_path / "no" / "such" / "dir" / "log")
     )
     assert write_result(JobResult(ok=True)) is None
+
+
+def test_the_trainer_signs_and_reports_without_the_operators_modules() -> None:
+    """The result model and webhook signing are light: no Prometheus metrics, no kopf."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, channelmodel_trainer.notify_progress, channelmodel_trainer.result\n"
+        "heavy = {'prometheus_client', 'kopf', 'channelmodel.notify', 'channelmodel.planner'}\n"
+        "assert not heavy & set(sys.modules), heavy & set(sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
