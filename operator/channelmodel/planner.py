@@ -44,7 +44,7 @@ from channelmodel.plan_types import (
     Trigger,
 )
 from channelmodel.rfc3339 import format_time, parse_time_or_none
-from channelmodel.versions import newest_first, next_version
+from channelmodel.versions import is_version, newest_first, next_version
 from channelmodel.versions import parse as parse_version
 
 MAX_JOB_NAME = 63  # Job names become label values (job-name), which stop at 63
@@ -223,7 +223,7 @@ def _adopt_imported_version(inp: PlanInput, result: Plan) -> None:
     """A version `channelmodel import --name` published by hand joins the versions."""
     status = result.status
     version = inp.annotations.get(ann.IMPORTED_VERSION)
-    if not version or version == status.adoptedImport or not _is_semver(version):
+    if not version or version == status.adoptedImport or not is_version(version):
         return
     status.adoptedImport = version
     origin = inp.annotations.get(ann.IMPORTED_ORIGIN) or "imported"
@@ -259,7 +259,7 @@ def _list_stored_versions(inp: PlanInput, result: Plan) -> None:
     not served unless pinned, and retention leaves them alone until adopted."""
     status = result.status
     known = {v.version for v in status.versions}
-    found = [v for v in inp.store_versions if v not in known and _is_semver(v)]
+    found = [v for v in inp.store_versions if v not in known and is_version(v)]
     if not found:
         return
     records = [
@@ -280,14 +280,6 @@ def _list_stored_versions(inp: PlanInput, result: Plan) -> None:
             f"{len(found)} version(s) already in the store: {shown}",
         )
     )
-
-
-def _is_semver(text: str) -> bool:
-    try:
-        parse_version(text)
-    except ValueError:
-        return False
-    return True
 
 
 # --- serving, pinning, retention ---------------------------------------------

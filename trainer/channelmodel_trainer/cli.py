@@ -6,11 +6,11 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
 from collections import Counter
 
 from channelmodel.logs import configure_logging
+from channelmodel.versions import is_version
 from channelmodel_trainer.errors import TrainerError
 from channelmodel_trainer.pipeline import DEFAULT_VIEWS, TrainingRequest
 from channelmodel_trainer.result import JobResult, failure_result, success_result, write_result
@@ -18,13 +18,12 @@ from channelmodel_trainer.train import HeadRecipe
 
 TOKEN_ENV = "CHANNELMODEL_MANIFEST_TOKEN"
 BASE_MODEL_ENV = "CHANNELMODEL_BASE_MODEL"
-_VERSION = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 
 log = logging.getLogger("channelmodel_trainer")
 
 
 def _version(value: str) -> str:
-    if not _VERSION.fullmatch(value):
+    if not is_version(value):
         raise argparse.ArgumentTypeError(f"{value!r} is not a semantic version X.Y.Z")
     return value
 

@@ -23,8 +23,9 @@ from channelmodel.migrate.kube import ChannelModelRef, annotate_imported, check_
 from channelmodel.migrate.result import JobResult, failure_result, success_result, write_result
 from channelmodel.migrate.sources import open_source
 from channelmodel.store import StoreError, VersionExists, open_store
-from channelmodel.store.base import ArtifactStore, is_channel_id, is_version, version_key
-from channelmodel.versions import next_version
+from channelmodel.store.base import ArtifactStore, is_channel_id
+from channelmodel.versions import is_version, next_version
+from channelmodel.versions import parse as parse_version
 
 TOKEN_ENV = "CHANNELMODEL_MANIFEST_TOKEN"
 STORE_ENV = "CHANNELMODEL_STORE_URI"
@@ -121,7 +122,7 @@ def _next_version(store: ArtifactStore, channel_id: str, taken: list[str]) -> st
         known = [*store.list_versions(channel_id), *taken]
     except StoreError as exc:
         raise ImportRefused(f"cannot list versions of {channel_id}: {exc}") from None
-    return next_version(max(known, key=version_key) if known else None)
+    return next_version(max(known, key=parse_version) if known else None)
 
 
 def _publish(
