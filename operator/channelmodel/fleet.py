@@ -20,7 +20,8 @@ from typing import Any
 from channelmodel import conditions as cond
 from channelmodel.api.models import TrainingStatus
 from channelmodel.metrics import QUEUE_LENGTH, TRAININGS_RUNNING
-from channelmodel.planner import Fleet, parse_time
+from channelmodel.plan_types import Fleet
+from channelmodel.rfc3339 import parse_time_or_none as parse_time
 from channelmodel.runtime import Runtime
 
 Key = tuple[str, str]  # (namespace, name)

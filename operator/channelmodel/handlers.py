@@ -47,7 +47,8 @@ from channelmodel.jobs import (
 )
 from channelmodel.metrics import RECONCILES
 from channelmodel.observe import SECRET_RECHECK_SECONDS, observe_job, secret_problem
-from channelmodel.planner import Fleet, JobPhase, Plan, PlanInput, StartJob, plan
+from channelmodel.plan_types import Fleet, JobPhase, Plan, PlanInput, StartJob
+from channelmodel.planner import plan
 from channelmodel.policy import channel_claim_problem, spec_problem
 from channelmodel.reporting import notify, record_telemetry
 from channelmodel.runtime import Runtime

@@ -7,6 +7,8 @@ import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from channelmodel.plan_types import Outcome
+
 TRAININGS = Counter(
     "channelmodel_trainings_total",
     "Finished training runs by result.",
@@ -75,8 +77,8 @@ class ChannelTelemetry:
         if trigger == "event" and pending:
             CHANGES_PER_TRAINING.observe(pending)
 
-    def training_finished(self, key: tuple[str, str], result: str, seconds: float) -> None:
-        TRAININGS.labels(key[0], key[1], result).inc()
+    def training_finished(self, key: tuple[str, str], result: Outcome, seconds: float) -> None:
+        TRAININGS.labels(key[0], key[1], result.value).inc()
         TRAINING_DURATION.observe(max(0.0, seconds))
 
     def serving(self, key: tuple[str, str], channel: str, version: str | None) -> None:

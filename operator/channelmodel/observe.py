@@ -10,7 +10,7 @@ from typing import Any
 from channelmodel.api.models import ChannelModelSpec, SecretKeyRef
 from channelmodel.jobs import JOB_NAME_LABEL, job_phase, observe
 from channelmodel.kube import SecretView
-from channelmodel.planner import JobObservation, JobPhase, StartJob
+from channelmodel.plan_types import JobObservation, JobPhase, StartJob
 from channelmodel.policy import job_secret_refs, secret_opt_in_problem, token_origin_problem
 from channelmodel.runtime import Runtime
 

@@ -12,6 +12,7 @@ from kubernetes.utils import parse_quantity
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from channelmodel import model_urls
 from channelmodel.egress import parse_networks
 
 TRAINER_UID = 10001  # the trainer image's user (Dockerfile.trainer)
@@ -197,4 +198,4 @@ class OperatorSettings(BaseSettings):
         return not self.namespaces
 
     def model_base_url(self, channel_id: str, version: str) -> str:
-        return f"{self.public_base_url.rstrip('/')}/assets/ml-models/{channel_id}/v{version}/"
+        return model_urls.model_base_url(self.public_base_url, channel_id, version)

@@ -7,9 +7,12 @@ from typing import Any
 
 import pytest
 
+from channelmodel import conditions as cond
+from channelmodel.api.job_result import JobResult
 from channelmodel.api.models import ConditionStatus, TrainingStatus, VersionState
 from channelmodel.conditions import get_condition
-from channelmodel.planner import Fleet, JobPhase, Trigger, job_name
+from channelmodel.plan_types import Fleet, JobPhase, Outcome, Reason, Trigger
+from channelmodel.planner import job_name
 
 from .sim import T0, Sim, make_spec
 
@@ -269,6 +272,34 @@ def test_quality_gate_rejects_and_keeps_served_model() -> None:
     assert sim.status.modelVersion == "1.0.0"
 
 
+def test_the_last_run_condition_tells_a_rejection_from_a_failure() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=0, minAccuracy=0.5))
+    sim.trained_once()
+    assert sim.plans[-1].outcome == Outcome.SUCCEEDED
+
+    def last_run() -> str:
+        condition = cond.get_condition(sim.status.conditions, cond.LAST_RUN_SUCCEEDED)
+        assert condition is not None and condition.status == "False"
+        return condition.reason
+
+    sim.change()
+    sim.tick()
+    assert sim.finish(accuracy=0.3).outcome == Outcome.REJECTED
+    assert last_run() == "QualityGateRejected"
+    sim.now += timedelta(seconds=30)
+    assert sim.tick().outcome is None  # no run finished: the condition keeps its reason
+    assert last_run() == "QualityGateRejected"
+
+    sim.change()
+    sim.tick()
+    # The reason comes from how the run ended, not from the words of its error.
+    assert (
+        sim.finish(ok=False, error="the quality gate service timed out").outcome == Outcome.FAILED
+    )
+    assert last_run() == "TrainingFailed"
+    assert [e.reason for e in sim.plans[-1].events] == [Reason.TRAINING_FAILED]
+
+
 def test_retention_pinning_and_rollback() -> None:
     sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=0, retainVersions=2))
     sim.trained_once()
@@ -328,6 +359,20 @@ def test_invalid_time_zone_is_a_condition_not_a_crash() -> None:
         valid is not None
         and valid.status == ConditionStatus.FALSE
         and "Mars/Olympus" in valid.message
+    )
+
+
+def test_a_malformed_result_fails_the_run_with_a_readable_reason() -> None:
+    sim = Sim()
+    sim.tick()
+    sim.job_phase = JobPhase.SUCCEEDED  # the container exited 0, but its message is no result
+    sim.job_result = JobResult.from_message('{"ok": true, "metrics": {"accuracy": "high"}}')
+    p = sim.tick()
+    assert p.outcome == Outcome.FAILED
+    assert sim.status.trainingStatus == TrainingStatus.FAILED
+    assert sim.status.modelVersion is None and sim.status.versions == []
+    assert (sim.status.lastError or "").startswith(
+        "malformed result from the Job: metrics.accuracy"
     )
 
 
@@ -420,7 +465,8 @@ def test_recreated_channel_model_continues_the_stores_numbering() -> None:
 
 
 def plan_with_store(sim: Sim, store_latest: str) -> Any:
-    from channelmodel.planner import PlanInput, plan
+    from channelmodel.plan_types import PlanInput
+    from channelmodel.planner import plan
 
     from .sim import base_url
 
@@ -546,7 +592,8 @@ def test_disabled_kind_after_an_enabled_one_keeps_the_queued_retrain() -> None:
 
 
 def test_a_job_waiting_for_kueue_admission_says_so() -> None:
-    from channelmodel.planner import JobObservation, PlanInput, plan
+    from channelmodel.plan_types import JobObservation, PlanInput
+    from channelmodel.planner import plan
 
     from .sim import base_url
 
@@ -565,7 +612,8 @@ def test_a_job_waiting_for_kueue_admission_says_so() -> None:
 
 
 def test_a_job_the_scheduler_cannot_place_says_why() -> None:
-    from channelmodel.planner import JobObservation, PlanInput, plan
+    from channelmodel.plan_types import JobObservation, PlanInput
+    from channelmodel.planner import plan
 
     from .sim import base_url
 
@@ -594,7 +642,8 @@ def test_a_job_the_scheduler_cannot_place_says_why() -> None:
 
 def _recreated(store_versions: tuple[str, ...], **spec: Any) -> tuple[Sim, Any]:
     """A ChannelModel with empty status whose channel has versions in the store."""
-    from channelmodel.planner import PlanInput, plan
+    from channelmodel.plan_types import PlanInput
+    from channelmodel.planner import plan
 
     from .sim import base_url
 
