@@ -143,6 +143,16 @@ def test_quality_path_then_fast_path_on_its_base(tmp_path: Path, base_model: Any
     assert third.metrics["servedVersion"] == "1.0.1"
     assert third.metrics["servedAccuracy"] is not None
 
+    # Every figure reaches the result JSON the operator reads.
+    from channelmodel_trainer.result import success_result
+
+    for run in (second, third):
+        reported = success_result(channel_id="q", version=run.version, metrics=run.metrics,
+                                  skipped={}, timings=run.timings).metrics  # fmt: skip
+        assert reported is not None
+        assert reported.model_dump(exclude_none=True).keys() >= {
+            "accuracy", "servedAccuracy", "servedVersion", "validationImages", "path"}  # fmt: skip
+
 
 @pytest.mark.slow
 def test_cache_look_ups_start_before_the_base_and_a_wrong_hint_is_undone(

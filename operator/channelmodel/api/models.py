@@ -283,6 +283,14 @@ class RunMetrics(_Model):
     validationImages: int | None = Field(
         default=None, description="Held-out photos accuracy and servedAccuracy were scored on."
     )
+    heldOutGroups: bool | None = Field(
+        default=None,
+        description="True when whole groups (manifest group or capture day) were held out.",
+    )
+    epochs: int | None = Field(default=None, description="Fine-tuning epochs run (quality path).")
+    imagesPerSecond: float | None = Field(
+        default=None, description="Fine-tuning throughput, training images/s (quality path)."
+    )
     classes: int | None = None
     images: int | None = Field(default=None, description="Images used for training.")
     skippedImages: int | None = Field(
