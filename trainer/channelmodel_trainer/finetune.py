@@ -107,6 +107,13 @@ def fine_tune(
     keras = tfcompat.tf_keras()
     keras.utils.set_random_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
+    gpus = tf.config.list_physical_devices("GPU")
+    log.info(
+        "fine-tuning on %s: %d photos, %d held out",
+        f"{len(gpus)} GPU(s)" if gpus else "the CPU",
+        len(train_idx),
+        len(val_idx),
+    )
 
     source = base.model.layers[0]
     mobilenet = keras.models.clone_model(source)
