@@ -80,11 +80,22 @@ class _WithTimeout:
         return call
 
 
-def _micro_time(value: Any) -> Any:
-    """A MicroTime as the API server parses it: always six fractional digits."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return value
+class MicroTime(datetime):
+    """A datetime that serializes with six fractional digits even when they are 0.
+
+    The client's models go out via `datetime.isoformat()`, which drops the fraction
+    when the microsecond is 0, and the API server refuses such a MicroTime (400,
+    seen on the real control plane): one renewal in a million would fail.
+    """
+
+    def isoformat(self, sep: str = "T", timespec: str = "microseconds") -> str:
+        return super().isoformat(sep, timespec)
+
+    @classmethod
+    def of(cls, value: Any) -> Any:
+        if isinstance(value, datetime) and not isinstance(value, cls):
+            return cls.fromtimestamp(value.timestamp(), value.tzinfo or UTC)
+        return value
 
 
 class OperatorLeaseLock(LeaseLock):
@@ -92,7 +103,7 @@ class OperatorLeaseLock(LeaseLock):
 
     - Times go out via `datetime.isoformat()`, which drops the fraction when the
       microsecond is 0; the API server refuses such a MicroTime (400, seen on the
-      real control plane). Here they are always written with six digits.
+      real control plane). Here they are always written with six digits (MicroTime).
     - Only ApiException is caught: a connection error escapes and ends the election
       thread, and a leader would then go on acting without renewing. Here every
       error is a failed attempt, retried like an API error.
@@ -154,8 +165,8 @@ class OperatorLeaseLock(LeaseLock):
 
     def get_lease_spec(self, leader_election_record: Any, current_spec: Any = None) -> Any:
         spec = super().get_lease_spec(leader_election_record, current_spec)  # type: ignore[no-untyped-call]
-        spec.acquire_time = _micro_time(spec.acquire_time)
-        spec.renew_time = _micro_time(spec.renew_time)
+        spec.acquire_time = MicroTime.of(spec.acquire_time)
+        spec.renew_time = MicroTime.of(spec.renew_time)
         return spec
 
     def release(self) -> bool:
@@ -166,11 +177,10 @@ class OperatorLeaseLock(LeaseLock):
             lease = self.api_instance.read_namespaced_lease(self.name, self.namespace)
             if lease.spec is None or lease.spec.holder_identity != self.identity:
                 return False
-            now = _micro_time(datetime.now(UTC))
             lease.spec.holder_identity = None
             lease.spec.lease_duration_seconds = 1
-            lease.spec.acquire_time = _micro_time(lease.spec.acquire_time)
-            lease.spec.renew_time = now
+            lease.spec.acquire_time = MicroTime.of(lease.spec.acquire_time)
+            lease.spec.renew_time = MicroTime.now(UTC)
             self.api_instance.replace_namespaced_lease(self.name, self.namespace, lease)
             return True
         except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as error:
@@ -310,7 +320,9 @@ class HealthServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # probes every few seconds: not worth a log line
 
-        self.server = ThreadingHTTPServer((parts.hostname or "0.0.0.0", parts.port or 80), Handler)
+        self.server = ThreadingHTTPServer(
+            (parts.hostname or "0.0.0.0", 80 if parts.port is None else parts.port), Handler
+        )
         self.server.daemon_threads = True
 
     @property

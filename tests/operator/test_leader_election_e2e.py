@@ -59,7 +59,7 @@ def _holder(k8s: Cluster) -> str | None:
         if error.status == 404:
             return None
         raise
-    return lease.spec.holder_identity  # type: ignore[no-any-return]
+    return lease.spec.holder_identity if lease.spec else None
 
 
 def _finished(job: dict[str, Any]) -> bool:
