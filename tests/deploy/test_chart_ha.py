@@ -18,6 +18,7 @@ from tests.deploy.chart_render import (
     deployment,
     plain_env,
     render,
+    rendered_notes,
     select,
 )
 
@@ -178,3 +179,9 @@ def test_unsafe_ha_values_are_refused(
     overrides: dict[str, Any], messages: list[str], tmp_path: Path
 ) -> None:
     assert_refused(overrides, messages, tmp_path)
+
+
+def test_notes_say_which_lease_decides(tmp_path: Path) -> None:
+    notes = rendered_notes(HA, tmp_path)
+    assert "(2 replicas; the holder of lease/shop-channelmodel-operator acts)" in notes
+    assert "lease/" not in rendered_notes({}, tmp_path / "one")
