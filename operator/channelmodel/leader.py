@@ -94,7 +94,7 @@ class MicroTime(datetime):
     @classmethod
     def of(cls, value: Any) -> Any:
         if isinstance(value, datetime) and not isinstance(value, cls):
-            return cls.fromtimestamp(value.timestamp(), value.tzinfo or UTC)
+            return cls.combine(value.date(), value.timetz())
         return value
 
 
