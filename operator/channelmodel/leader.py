@@ -1,7 +1,7 @@
 """Leader election over a coordination.k8s.io Lease, and the health endpoint of a replica.
 
 Several replicas of `channelmodel run` may run; only the one holding the Lease runs
-kopf (docs/decisions/0014-leader-election-lease.md). The protocol is the official
+kopf (docs/decisions/0015-leader-election-lease.md). The protocol is the official
 client's `kubernetes.leaderelection` (the one client-go and controller-runtime
 use): a standby takes the Lease when it has not seen it renewed for the lease
 duration; the leader renews it every retry period.

@@ -2,7 +2,7 @@
 
 kopf runs standalone (no kopf peering). One replica: kopf runs at once. Several
 replicas (CHANNELMODEL_LEADER_ELECTION=true): each waits for the Lease and only
-its holder runs kopf (channelmodel/leader.py, docs/decisions/0014-leader-election-lease.md).
+its holder runs kopf (channelmodel/leader.py, docs/decisions/0015-leader-election-lease.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """High availability: several `channelmodel run` replicas, one Lease, exactly one acts
-(channelmodel/leader.py, docs/decisions/0014-leader-election-lease.md).
+(channelmodel/leader.py, docs/decisions/0015-leader-election-lease.md).
 
 On the real control plane (Leases are not in the emulator): the leader is killed
 with SIGKILL mid-training and the standby takes over, follows the same Job, keeps
