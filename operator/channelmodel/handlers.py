@@ -1,11 +1,12 @@
-"""kopf handlers: gather observations (observe.py), call the planner, execute
-its plan, report it (reporting.py).
+"""kopf handlers: gather observations (observe.py, fleet.py), call the planner,
+execute its plan, report it (reporting.py).
 
-One level-triggered timer per ChannelModel does all the work (like a
-controller-runtime Reconcile): it reads the object kopf already holds, so a
-channel with nothing to do costs no API request and writes nothing. Jobs and
-the fleet's queue are seen through kopf indexes fed by watches. See
-docs/decisions/0005-debounce-state-and-timer.md.
+Each ChannelModel has one kopf daemon (`reconcile`, like a controller-runtime
+Reconcile loop) that plans, carries the plan out, and sleeps until the deadline
+the plan named or until a watch event wakes it (wakeups.py): its object, its
+Job, its Pod, a freed training slot. A channel with nothing to do costs no CPU,
+no API request and no write. Jobs and the fleet's queue are seen through kopf
+indexes fed by the same watches. See docs/decisions/0014-event-driven-planning.md.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import logging
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +34,7 @@ from channelmodel.api.models import (
     ChannelModelStatus,
     DeletionPolicy,
 )
+from channelmodel.fleet import QueueEntry, fleet_view, next_in_line, queue_entry
 from channelmodel.jobs import (
     CHANNEL_MODEL_LABEL,
     JOB_NAME_LABEL,
@@ -42,8 +45,10 @@ from channelmodel.jobs import (
     job_phase,
     unschedulable_reason,
 )
-from channelmodel.observe import fleet_view, observe_job, secret_problem
-from channelmodel.planner import Plan, PlanInput, plan
+from channelmodel.metrics import RECONCILES
+from channelmodel.observe import SECRET_RECHECK_SECONDS, observe_job, secret_problem
+from channelmodel.plan_types import Fleet, JobPhase, Plan, PlanInput, StartJob
+from channelmodel.planner import plan
 from channelmodel.policy import channel_claim_problem, spec_problem
 from channelmodel.reporting import notify, record_telemetry
 from channelmodel.runtime import Runtime
@@ -61,7 +66,11 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         return kopf.login_via_client(**kwargs)
 
     @kopf.on.startup(registry=registry)
-    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # The official client is synchronous: its calls run in these threads.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(rt.settings.api_concurrency, thread_name_prefix="kube-api")
+        )
         settings.posting.level = logging.WARNING  # only our explicit Events, not log lines
         # `kubectl describe chm` shows "From: channelmodel-operator", not "kopf".
         settings.posting.reporting_component = EVENT_COMPONENT
@@ -72,6 +81,8 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             ignored_fields=["metadata.annotations", "status"]
         )
+        # Watches resume from their last resourceVersion (bookmarks keep it fresh):
+        # a reconnect every few minutes re-lists nothing.
         settings.watching.server_timeout = 300
         # About two minutes of retries before kopf gives up on a request: an API server
         # restart or a control-plane upgrade must not need an operator restart.
@@ -80,25 +91,17 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         settings.scanning.disabled = not rt.settings.cluster_wide
 
     @kopf.index(
-        "batch",
-        "v1",
-        "jobs",
-        id="training_jobs",
-        labels={MANAGED_BY_LABEL: MANAGED_BY},
+        "batch", "v1", "jobs", id="training_jobs", labels={MANAGED_BY_LABEL: MANAGED_BY},
         registry=registry,
-    )
+    )  # fmt: skip
     def training_jobs(
-        name: str, namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
-    ) -> dict[tuple[str | None, str], dict[str, Any]]:
-        phase, reason = job_phase(body)
-        return {
-            (namespace, name): {
-                "owner": labels.get(CHANNEL_MODEL_LABEL),
-                "phase": phase,
-                "reason": reason,
-                "suspended": bool((body.get("spec") or {}).get("suspend")),
-            }
-        }
+        name: str, namespace: str | None, body: kopf.Body, **_: Any
+    ) -> dict[tuple[str | None, str], bool]:
+        # Only Jobs that run (or wait for admission): the cap counts the index's keys.
+        phase, _reason = job_phase(body)
+        if phase != JobPhase.RUNNING:
+            return {}
+        return {(namespace, name): bool((body.get("spec") or {}).get("suspend"))}
 
     @kopf.index(
         "", "v1", "pods", id="training_pods", labels={MANAGED_BY_LABEL: MANAGED_BY},
@@ -114,14 +117,9 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
     @kopf.index(GROUP, VERSION, PLURAL, id="channel_queue", registry=registry)
     def channel_queue(
         name: str, namespace: str | None, status: Mapping[str, Any], **_: Any
-    ) -> dict[tuple[str | None, str], tuple[str, str, str]]:
-        return {
-            (namespace, name): (
-                status.get("trainingStatus", ""),
-                status.get("queuedAt", ""),
-                status.get("trainAfter", ""),
-            )
-        }
+    ) -> dict[tuple[str | None, str], QueueEntry]:
+        entry = queue_entry(status)  # only queued channels: an idle fleet's queue is empty
+        return {(namespace, name): entry} if entry else {}
 
     @kopf.index(GROUP, VERSION, PLURAL, id="channel_owners", registry=registry)
     def channel_owners(
@@ -134,33 +132,82 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         created = str(meta.get("creationTimestamp") or "")
         return {channel_id: (created, namespace or "default", name)}
 
-    @kopf.timer(
-        GROUP, VERSION, PLURAL, id="reconcile", interval=rt.settings.reconcile_interval_seconds,
-        backoff=5, registry=registry,
+    @kopf.daemon(
+        GROUP, VERSION, PLURAL, id="reconcile", backoff=5, cancellation_timeout=10,
+        registry=registry,
     )  # fmt: skip
     async def reconcile(
         body: kopf.Body,
         name: str,
         namespace: str | None,
-        meta: kopf.Meta,
-        patch: kopf.Patch,
         logger: kopf.Logger,
         **kwargs: Any,  # the indexes arrive by their names
     ) -> None:
-        await reconcile_channel(
-            rt, body, name, namespace or "default", meta, patch, logger,
-            kwargs["training_jobs"], kwargs["channel_queue"], kwargs["training_pods"],
-            kwargs["channel_owners"],
-        )  # fmt: skip
+        key = (namespace or "default", name)
+        indexes = Indexes.of(kwargs)
+        sleeper = rt.wakeups.register(key)
+        loop = asyncio.get_running_loop()
+        try:
+            while True:  # kopf cancels the loop when the object goes or the operator stops
+                wake_in = await reconcile_channel(rt, key, body, logger, indexes)
+                RECONCILES.inc()
+                await sleeper.sleep(wake_in, planned_at=loop.time())
+        finally:
+            rt.wakeups.unregister(key, sleeper)
 
-    @kopf.on.event(GROUP, VERSION, PLURAL, id="count_changes", registry=registry)
-    def count_changes(
-        name: str, namespace: str | None, annotations: Mapping[str, str], **_: Any
+    @kopf.on.event(GROUP, VERSION, PLURAL, id="wake_on_change", registry=registry)
+    def channel_changed(
+        type: str | None,
+        name: str,
+        namespace: str | None,
+        annotations: Mapping[str, str],
+        status: Mapping[str, Any],
+        **kwargs: Any,
     ) -> None:
-        # Every watch event, for the coalescing metric; writes nothing.
-        rt.telemetry.change_seen(
-            (namespace or "default", name), annotations.get(INVENTORY_CHANGED_AT)
-        )
+        key = (namespace or "default", name)
+        indexes = Indexes.of(kwargs)
+        if type == "DELETED":
+            rt.telemetry.forget(key)
+            rt.pending_writes.pop(key, None)
+            # A channelId it claimed may be free for another ChannelModel now.
+            for _, ns, other in indexes.channel_owners.get(kwargs["spec"].get("channelId"), ()):
+                rt.wakeups.wake((ns, other))
+        else:
+            rt.telemetry.change_seen(key, annotations.get(INVENTORY_CHANGED_AT))
+            rt.wakeups.wake(key, urgent=False)
+        entry = queue_entry(status)
+        if type == "DELETED" or entry is None or not entry.waiting:
+            # It left the line (started, blocked, gone): the next in line may take its place.
+            _release_slots(rt, indexes)
+
+    @kopf.on.event(
+        "batch", "v1", "jobs", id="wake_on_job", labels={MANAGED_BY_LABEL: MANAGED_BY},
+        registry=registry,
+    )  # fmt: skip
+    def job_changed(
+        type: str | None,
+        name: str,
+        namespace: str | None,
+        labels: Mapping[str, str],
+        body: kopf.Body,
+        **kwargs: Any,
+    ) -> None:
+        ns = namespace or "default"
+        rt.recent_starts.pop((ns, name), None)  # the Job index shows it from now on
+        owner = labels.get(CHANNEL_MODEL_LABEL)
+        if owner:
+            rt.wakeups.wake((ns, owner))
+        if type == "DELETED" or job_phase(body)[0] != JobPhase.RUNNING:
+            _release_slots(rt, Indexes.of(kwargs))  # a slot is free
+
+    @kopf.on.event(
+        "", "v1", "pods", id="wake_on_pod", labels={MANAGED_BY_LABEL: MANAGED_BY},
+        registry=registry,
+    )  # fmt: skip
+    def pod_changed(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+        owner = labels.get(CHANNEL_MODEL_LABEL)
+        if owner:  # the scheduler's word on it shows in the owner's Training condition
+            rt.wakeups.wake((namespace or "default", owner))
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, id="cleanup", backoff=5, registry=registry)
     async def cleanup(
@@ -171,8 +218,6 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         **kwargs: Any,  # the indexes arrive by their names
     ) -> None:
         channel_owners: Mapping[str, Any] = kwargs["channel_owners"]
-        rt.telemetry.forget((namespace or "default", name))
-        rt.pending_writes.pop((namespace or "default", name), None)
         deleted = await rt.kube.delete_jobs(namespace or "default", f"{CHANNEL_MODEL_LABEL}={name}")
         if deleted:
             logger.info("deleted training Jobs %s", ", ".join(deleted))
@@ -200,50 +245,63 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
             )
 
 
+@dataclass(frozen=True)
+class Indexes:
+    """The kopf indexes the reconcile loop reads (live: kopf keeps them current)."""
+
+    training_jobs: Mapping[tuple[str, str], Any]
+    training_pods: Mapping[tuple[str, str], Any]
+    channel_queue: Mapping[tuple[str, str], Any]
+    channel_owners: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, kwargs: Mapping[str, Any]) -> Indexes:
+        return cls(
+            training_jobs=kwargs["training_jobs"],
+            training_pods=kwargs["training_pods"],
+            channel_queue=kwargs["channel_queue"],
+            channel_owners=kwargs["channel_owners"],
+        )
+
+
+def _release_slots(rt: Runtime, indexes: Indexes) -> None:
+    """Wake the oldest ready channels that the free training slots can take."""
+    for key in next_in_line(rt, rt.clock(), indexes.training_jobs, indexes.channel_queue):
+        rt.wakeups.wake(key)
+
+
 async def reconcile_channel(
-    rt: Runtime,
-    body: kopf.Body,
-    name: str,
-    namespace: str,
-    meta: kopf.Meta,
-    patch: kopf.Patch,
-    logger: kopf.Logger,
-    training_jobs: Mapping[tuple[str, str], Any],
-    channel_queue: Mapping[tuple[str, str], Any],
-    training_pods: Mapping[tuple[str, str], Any],
-    channel_owners: Mapping[str, Any] | None = None,
-) -> None:
+    rt: Runtime, key: tuple[str, str], body: kopf.Body, logger: kopf.Logger, indexes: Indexes
+) -> float | None:
+    """Plan channel `key` once and carry the plan out; seconds until its next deadline."""
+    namespace, name = key
     now = rt.clock()
     raw_status = dict(body.get("status") or {})
-    if _is_stale(rt, (namespace, name), raw_status):
-        return
+    meta = body.get("metadata") or {}
+    if _is_stale(rt, key, raw_status):
+        return STALE_WRITE_TIMEOUT  # the watch event of our write wakes it before
     status = _parse_status(raw_status, logger)
     try:
         spec = ChannelModelSpec.model_validate(dict(body.get("spec") or {}))
     except ValidationError as exc:
-        _report_invalid_spec(body, raw_status, status, patch, exc, now, meta.get("generation"))
-        return
+        changed = _invalid_spec_status(body, raw_status, status, exc, now, meta.get("generation"))
+        await _write_status(rt, key, changed)
+        return None  # an edit of the spec wakes it
 
     job_obs = None
     if status.currentJob is not None:
         job_obs = await observe_job(
-            rt,
-            namespace,
-            spec.channelId,
-            status.currentJob.name,
-            status.currentJob.version,
-            training_jobs,
-            training_pods,
-        )
-
-    claimed = channel_claim_problem(spec.channelId, namespace, name, channel_owners or {})
+            rt, namespace, spec.channelId, status.currentJob.name, status.currentJob.version,
+            indexes.training_jobs, indexes.training_pods,
+        )  # fmt: skip
+    claimed = channel_claim_problem(spec.channelId, namespace, name, indexes.channel_owners)
     inp = PlanInput(
         name=name,
         spec=spec,
         status=status,
         annotations=dict(meta.get("annotations") or {}),
         now=now,
-        fleet=fleet_view(rt, namespace, name, status, now, training_jobs, channel_queue),
+        fleet=Fleet(cap=rt.settings.max_concurrent_trainings),  # read under the start lock
         model_base_url=rt.settings.model_base_url,
         generation=meta.get("generation"),
         job=job_obs,
@@ -251,30 +309,54 @@ async def reconcile_channel(
         # A spec asking for more than the operator's policy allows is never trained.
         blocked=spec_problem(spec, rt.settings) or claimed,
     )
-    decision = _plan(inp, claimed)
-    if not decision.start_job:
-        await _execute(rt, decision, body, namespace, name, spec, raw_status, patch, logger)
-        return
-
-    # Starts are serialised so the concurrency cap sees every Job created before.
+    facts: dict[str, Any] = {}
+    # Starts are serialised, so the concurrency cap sees every Job created before.
     async with rt.start_lock:
         inp = replace(
-            inp, fleet=fleet_view(rt, namespace, name, status, now, training_jobs, channel_queue)
+            inp,
+            fleet=fleet_view(
+                rt, key, status.queuedAt, now, indexes.training_jobs, indexes.channel_queue
+            ),
         )
         decision = _plan(inp, claimed)
-        if decision.start_job:
-            # A re-created ChannelModel (Retain, GitOps restore) finds its channel's
-            # versions in the store: numbering continues after the newest one.
-            stored = await asyncio.to_thread(rt.store.list_versions, spec.channelId)
-            listed = {v.version for v in status.versions}
-            if any(version not in listed for version in stored):
-                inp = replace(inp, store_latest=stored[-1], store_versions=tuple(stored))
-                decision = _plan(inp, claimed)
-        if decision.start_job:
-            problem = await secret_problem(rt, namespace, name, spec, decision.start_job)
-            if problem:
-                decision = _plan(replace(inp, blocked=problem), claimed)
-        await _execute(rt, decision, body, namespace, name, spec, raw_status, patch, logger)
+        if decision.start_job is not None:
+            # Facts only a start needs, read only then (one more plan when they matter).
+            facts = await _start_facts(rt, namespace, name, spec, status, decision.start_job)
+            if facts:
+                decision = _plan(replace(inp, **facts), claimed)
+        if decision.start_job is not None:
+            await _execute(rt, decision, body, key, spec, raw_status, logger)
+            return _seconds_until(rt, decision.wake_at)
+    await _execute(rt, decision, body, key, spec, raw_status, logger)
+    if "blocked" in facts:
+        return SECRET_RECHECK_SECONDS  # Secrets are not watched: look again a little later
+    return _seconds_until(rt, decision.wake_at)
+
+
+async def _start_facts(
+    rt: Runtime,
+    namespace: str,
+    name: str,
+    spec: ChannelModelSpec,
+    status: ChannelModelStatus,
+    start: StartJob,
+) -> dict[str, Any]:
+    """What a start must know beyond the object: the store's versions, usable Secrets."""
+    facts: dict[str, Any] = {}
+    # A re-created ChannelModel (Retain, GitOps restore) finds its channel's versions
+    # in the store: numbering continues after the newest one.
+    stored = await asyncio.to_thread(rt.store.list_versions, spec.channelId)
+    listed = {v.version for v in status.versions}
+    if any(version not in listed for version in stored):
+        facts |= {"store_latest": stored[-1], "store_versions": tuple(stored)}
+    problem = await secret_problem(rt, namespace, name, spec, start)
+    if problem:
+        facts["blocked"] = problem
+    return facts
+
+
+def _seconds_until(rt: Runtime, deadline: datetime | None) -> float | None:
+    return None if deadline is None else max(0.0, (deadline - rt.clock()).total_seconds())
 
 
 def _plan(inp: PlanInput, claimed: str | None) -> Plan:
@@ -290,13 +372,12 @@ async def _execute(
     rt: Runtime,
     decision: Plan,
     body: kopf.Body,
-    namespace: str,
-    name: str,
+    key: tuple[str, str],
     spec: ChannelModelSpec,
     raw_status: Mapping[str, Any],
-    patch: kopf.Patch,
     logger: kopf.Logger,
 ) -> None:
+    namespace, name = key
     # Order matters for crash safety: side effects first, status last, so a
     # crash in between re-plans the same decision and the effects are idempotent.
     if decision.cancel_job:
@@ -333,14 +414,18 @@ async def _execute(
             decision.start_job.name,
             decision.start_job.version,
         )
-    written = _patch_status(raw_status, decision.status, patch)
-    if written:
-        rt.pending_writes[(namespace, name)] = (written, time.monotonic())
-    for event in decision.events:
+    for event in decision.events:  # queued for kopf's poster: posted as status is written
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-    record_telemetry(rt, (namespace, name), spec, decision)
+    await _write_status(rt, key, _changed_status(raw_status, decision.status))
+    record_telemetry(rt, key, spec, decision)
     if spec.notify and decision.events:
         await notify(rt, namespace, name, spec, decision, logger)
+
+
+async def _write_status(rt: Runtime, key: tuple[str, str], changed: dict[str, Any]) -> None:
+    """Patch the changed status fields (nothing when idle); remember them until seen back."""
+    if changed and await rt.kube.patch_channel_status(*key, changed):
+        rt.pending_writes[key] = (changed, time.monotonic())
 
 
 def _parse_status(raw: Mapping[str, Any], logger: kopf.Logger) -> ChannelModelStatus:
@@ -363,17 +448,13 @@ def _status_json(status: ChannelModelStatus) -> dict[str, Any]:
     return status.model_dump(mode="json", exclude_none=True)
 
 
-def _patch_status(
-    raw: Mapping[str, Any], new: ChannelModelStatus, patch: kopf.Patch
-) -> dict[str, Any]:
-    """Write only the top-level status fields that changed (nothing when idle)."""
+def _changed_status(raw: Mapping[str, Any], new: ChannelModelStatus) -> dict[str, Any]:
+    """The top-level status fields that changed (None deletes one): nothing when idle."""
     wanted = _status_json(new)
     changed: dict[str, Any] = {key: value for key, value in wanted.items() if raw.get(key) != value}
     changed |= {
         key: None for key in ChannelModelStatus.model_fields if key in raw and key not in wanted
     }
-    for key, value in changed.items():
-        patch.status[key] = value
     return changed
 
 
@@ -397,15 +478,14 @@ def _is_stale(rt: Runtime, key: tuple[str, str], raw_status: Mapping[str, Any]) 
     return True
 
 
-def _report_invalid_spec(
+def _invalid_spec_status(
     body: kopf.Body,
     raw_status: Mapping[str, Any],
     status: ChannelModelStatus,
-    patch: kopf.Patch,
     exc: ValidationError,
     now: datetime,
     generation: int | None,
-) -> None:
+) -> dict[str, Any]:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
     message = f"spec.{where}: {first['msg']}"
@@ -414,6 +494,6 @@ def _report_invalid_spec(
         status.conditions, cond.SPEC_VALID, False, "InvalidSpec", message, now, generation
     )
     status.observedGeneration = generation
-    _patch_status(raw_status, status, patch)
     if before is None or before.message != message:
         kopf.event(body, type="Warning", reason="InvalidSpec", message=message)
+    return _changed_status(raw_status, status)

@@ -13,8 +13,9 @@ import json
 import logging
 import os
 import re
-from datetime import UTC, datetime
 from typing import Any, Literal
+
+from channelmodel.rfc3339 import format_timestamp
 
 LogFormat = Literal["text", "json"]
 LOG_FORMAT_ENV = "CHANNELMODEL_LOG_FORMAT"
@@ -46,8 +47,7 @@ def redact(text: str) -> str:
 
 def utc_time(created: float) -> str:
     """RFC 3339 in UTC with milliseconds: 2026-11-21T10:00:00.123Z."""
-    stamp = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
+    return format_timestamp(created)
 
 
 def object_extra(namespace: str, name: str, kind: str = "ChannelModel") -> dict[str, Any]:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import time
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from channelmodel.plan_types import Outcome
 
 TRAININGS = Counter(
     "channelmodel_trainings_total",
@@ -43,6 +46,10 @@ SERVED_VERSION = Gauge(
     "The version each channel serves (value 1).",
     ["namespace", "name", "channel", "version"],
 )
+RECONCILES = Counter(
+    "channelmodel_reconciles_total",
+    "Plans made, one per channel wake-up (a change, its Job, a freed slot, a deadline).",
+)
 NOTIFICATIONS = Counter(
     "channelmodel_notifications_total", "Webhook deliveries by outcome.", ["outcome"]
 )
@@ -70,8 +77,8 @@ class ChannelTelemetry:
         if trigger == "event" and pending:
             CHANGES_PER_TRAINING.observe(pending)
 
-    def training_finished(self, key: tuple[str, str], result: str, seconds: float) -> None:
-        TRAININGS.labels(key[0], key[1], result).inc()
+    def training_finished(self, key: tuple[str, str], result: Outcome, seconds: float) -> None:
+        TRAININGS.labels(key[0], key[1], result.value).inc()
         TRAINING_DURATION.observe(max(0.0, seconds))
 
     def serving(self, key: tuple[str, str], channel: str, version: str | None) -> None:
@@ -84,10 +91,11 @@ class ChannelTelemetry:
             SERVED_VERSION.labels(key[0], key[1], channel, version).set(1)
             self._served[key] = (channel, version)
 
-    def last_success(self, key: tuple[str, str], at: float | None, now: float) -> None:
+    def last_success(self, key: tuple[str, str], at: float | None) -> None:
         if at is not None:
             LAST_SUCCESS.labels(*key).set(at)
-            SINCE_LAST_SUCCESS.labels(*key).set(now - at)
+            # Computed when scraped: an idle channel is not planned again to refresh it.
+            SINCE_LAST_SUCCESS.labels(*key).set_function(lambda: time.time() - at)
 
     def forget(self, key: tuple[str, str]) -> None:
         self.serving(key, "", None)

@@ -1,18 +1,16 @@
-"""What the handlers observe before planning: the Job, the fleet, Secrets."""
+"""What the handlers observe before planning: the Job and Secrets (the fleet: fleet.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
-from channelmodel.api.models import ChannelModelSpec, ChannelModelStatus, SecretKeyRef
+from channelmodel.api.models import ChannelModelSpec, SecretKeyRef
 from channelmodel.jobs import JOB_NAME_LABEL, job_phase, observe
 from channelmodel.kube import SecretView
-from channelmodel.metrics import QUEUE_LENGTH, TRAININGS_RUNNING
-from channelmodel.planner import Fleet, JobObservation, JobPhase, StartJob, parse_time
+from channelmodel.plan_types import JobObservation, JobPhase, StartJob
 from channelmodel.policy import job_secret_refs, secret_opt_in_problem, token_origin_problem
 from channelmodel.runtime import Runtime
 
@@ -30,14 +28,8 @@ async def observe_job(
 ) -> JobObservation:
     pending = next((r for r in (training_pods or {}).get((namespace, job_name), ()) if r), "")
     indexed = training_jobs.get((namespace, job_name))
-    if indexed:
-        entry = next(iter(indexed))
-        if entry["phase"] == JobPhase.RUNNING:
-            return JobObservation(
-                phase=JobPhase.RUNNING,
-                suspended=entry.get("suspended", False),
-                unschedulable=pending,
-            )
+    if indexed:  # the index holds only Jobs that run, each with whether it is suspended
+        return JobObservation(phase=JobPhase.RUNNING, suspended=any(indexed), unschedulable=pending)
     job = await rt.kube.get_job(namespace, job_name)  # not indexed yet, or finished
     if job is None:
         return JobObservation(phase=JobPhase.MISSING)
@@ -51,43 +43,6 @@ async def observe_job(
     pods = await rt.kube.list_pods(namespace, f"{JOB_NAME_LABEL}={job_name}")
     published = await asyncio.to_thread(rt.store.has_version, channel_id, version)
     return observe(job, pods, published)
-
-
-def fleet_view(
-    rt: Runtime,
-    namespace: str,
-    name: str,
-    status: ChannelModelStatus,
-    now: datetime,
-    training_jobs: Mapping[tuple[str, str], Any],
-    channel_queue: Mapping[tuple[str, str], Any],
-) -> Fleet:
-    running = {
-        key
-        for key, entries in training_jobs.items()
-        if any(e["phase"] == JobPhase.RUNNING for e in entries)
-    }
-    # A Job created a moment ago may not be indexed yet: count it for a while.
-    horizon = time.monotonic() - 30
-    for key, started in list(rt.recent_starts.items()):
-        if key in training_jobs or started < horizon:
-            del rt.recent_starts[key]
-        else:
-            running.add(key)
-    mine = ((status.queuedAt or now).isoformat(), namespace, name)
-    ahead = 0
-    for (ns, other), entries in channel_queue.items():
-        for training_status, queued_at, train_after in entries:
-            if (ns, other) == (namespace, name) or training_status != "Queued" or not queued_at:
-                continue
-            ready_at, queued = parse_time(train_after), parse_time(queued_at)
-            if ready_at and queued and ready_at <= now and (queued.isoformat(), ns, other) < mine:
-                ahead += 1
-    TRAININGS_RUNNING.set(len(running))
-    QUEUE_LENGTH.set(
-        sum(1 for entries in channel_queue.values() for e in entries if e[0] == "Queued")
-    )
-    return Fleet(cap=rt.settings.max_concurrent_trainings, running=len(running), queued_ahead=ahead)
 
 
 async def secret_problem(

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = OperatorSettings()
     configure_logging(settings.log_format, logging.DEBUG if args.verbose else logging.INFO)
-    load_client_config()
+    load_client_config(pool_size=settings.api_concurrency)
     wait_for_api_server(logging.getLogger(__name__))
     runtime = Runtime(
         settings=settings,

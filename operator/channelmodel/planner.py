@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from channelmodel import conditions as cond
 from channelmodel import schedule as cron
 from channelmodel.api import annotations as ann
+from channelmodel.api.job_result import JobResult
 from channelmodel.api.models import (
     ChannelModelSpec,
     ChannelModelStatus,
@@ -33,95 +32,22 @@ from channelmodel.api.models import (
     VersionRecord,
     VersionState,
 )
-from channelmodel.versions import newest_first, next_version
+from channelmodel.plan_types import (
+    Event,
+    JobObservation,
+    JobPhase,
+    Outcome,
+    Plan,
+    PlanInput,
+    Reason,
+    StartJob,
+    Trigger,
+)
+from channelmodel.rfc3339 import format_time, parse_time_or_none
+from channelmodel.versions import is_version, newest_first, next_version
 from channelmodel.versions import parse as parse_version
 
 MAX_JOB_NAME = 63  # Job names become label values (job-name), which stop at 63
-
-
-class JobPhase(StrEnum):
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    MISSING = "Missing"
-
-
-class Trigger(StrEnum):
-    INITIAL = "initial"
-    SPEC = "spec"
-    EVENT = "event"
-    SCHEDULE = "schedule"
-    MANUAL = "manual"
-    IMPORT = "import"
-
-
-@dataclass(frozen=True)
-class JobObservation:
-    """What the handler saw of the Job named in status.currentJob."""
-
-    phase: JobPhase
-    result: Mapping[str, Any] | None = None  # the trainer's termination message
-    reason: str = ""  # Job failure reason (BackoffLimitExceeded, DeadlineExceeded, ...)
-    published: bool = True  # the version the Job reports is committed in the store
-    suspended: bool = False  # created suspended, not admitted yet (Kueue)
-    unschedulable: str = ""  # the scheduler's word on a Pod it cannot place
-
-
-@dataclass(frozen=True)
-class Fleet:
-    """The cross-channel view the concurrency cap needs."""
-
-    cap: int
-    running: int = 0  # training Jobs in flight across all channels
-    queued_ahead: int = 0  # channels ready to start that were queued before this one
-
-    @property
-    def may_start(self) -> bool:
-        free = self.cap - self.running
-        return free > 0 and self.queued_ahead < free
-
-
-@dataclass(frozen=True)
-class PlanInput:
-    name: str
-    spec: ChannelModelSpec
-    status: ChannelModelStatus
-    annotations: Mapping[str, str]
-    now: datetime
-    fleet: Fleet
-    model_base_url: Any  # Callable[[str, str], str]: (channelId, version) -> URL
-    generation: int | None = None
-    job: JobObservation | None = None
-    quality_margin: float = 0.05
-    blocked: str | None = None  # why a Job cannot be started (e.g. missing Secret)
-    store_latest: str | None = None  # newest version in the store (a re-created object)
-    # The channel's committed versions, when some are missing from status (a re-created object).
-    store_versions: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class StartJob:
-    name: str
-    version: str
-    trigger: Trigger
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str  # Normal | Warning
-    reason: str
-    message: str
-
-
-@dataclass
-class Plan:
-    status: ChannelModelStatus
-    start_job: StartJob | None = None
-    delete_versions: list[str] = field(default_factory=list)
-    serve_version: str | None = None  # write the store's serving pointer
-    finished_job: JobRef | None = None  # the Job this plan saw finish
-    cancel_job: JobRef | None = None  # delete this Job: its run is discarded (spec.suspend)
-    events: list[Event] = field(default_factory=list)
 
 
 # What shapes the model: a change retrains at once, whatever the last run did.
@@ -162,16 +88,6 @@ def job_name(name: str, attempt: int) -> str:
     return f"{name[: MAX_JOB_NAME - len(suffix) - 7].rstrip('-.')}-{digest}{suffix}"
 
 
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None  # RFC 3339 requires an offset
-
-
 @dataclass(frozen=True)
 class _Want:
     trigger: Trigger
@@ -199,6 +115,7 @@ def plan(inp: PlanInput) -> Plan:
         _decide_training(inp, result)
 
     _set_conditions(inp, result)
+    result.wake_at = _next_deadline(inp, result.status)
     return result
 
 
@@ -222,7 +139,7 @@ def _cancel_for_suspend(result: Plan, job: JobRef) -> None:
     result.events.append(
         Event(
             "Normal",
-            "TrainingCancelled",
+            Reason.TRAINING_CANCELLED,
             f"Job {job.name} ({job.version}) stopped: spec.suspend is true; "
             "the run is queued again when suspend is lifted",
         )
@@ -238,12 +155,12 @@ def _follow_job(inp: PlanInput, result: Plan, job: JobRef, obs: JobObservation) 
     status.attemptedChangeAt = job.changeAt
     status.currentJob = None
     result.finished_job = job
-    report = dict(obs.result or {})
-    metrics = _metrics(report)
+    report = obs.result
+    metrics = report.metrics if report else None
     if metrics is not None:
         status.lastRun = metrics  # a run that reported none keeps the last one that did
 
-    if obs.phase == JobPhase.SUCCEEDED and report.get("ok", True) and obs.published:
+    if obs.phase == JobPhase.SUCCEEDED and (report is None or report.ok) and obs.published:
         _accept_or_reject(inp, result, job, metrics, report)
         return
 
@@ -252,24 +169,15 @@ def _follow_job(inp: PlanInput, result: Plan, job: JobRef, obs: JobObservation) 
     elif obs.phase == JobPhase.SUCCEEDED and not obs.published:
         reason = f"trainer reported success but version {job.version} is not in the store"
     else:
-        reason = str(report.get("error") or obs.reason or "training Job failed")
+        reason = (report.error if report else None) or obs.reason or "training Job failed"
     status.trainingStatus = TrainingStatus.FAILED
     status.lastError = reason
-    result.events.append(Event("Warning", "TrainingFailed", f"{job.version}: {reason}"))
-
-
-def _metrics(report: Mapping[str, Any]) -> RunMetrics | None:
-    raw = report.get("metrics")
-    if not isinstance(raw, Mapping):
-        return None
-    try:
-        return RunMetrics.model_validate({k: raw.get(k) for k in RunMetrics.model_fields})
-    except ValueError:
-        return None
+    result.outcome = Outcome.FAILED
+    result.events.append(Event("Warning", Reason.TRAINING_FAILED, f"{job.version}: {reason}"))
 
 
 def _accept_or_reject(
-    inp: PlanInput, result: Plan, job: JobRef, metrics: RunMetrics | None, report: Mapping[str, Any]
+    inp: PlanInput, result: Plan, job: JobRef, metrics: RunMetrics | None, report: JobResult | None
 ) -> None:
     status = result.status
     accuracy = metrics.accuracy if metrics else None
@@ -293,28 +201,30 @@ def _accept_or_reject(
         accuracy=accuracy,
         state=VersionState.REJECTED if rejection else VersionState.RETAINED,
         reason=rejection,
-        origin=str(report.get("origin") or "trained"),
-        labelsLookLikeProductIds=report.get("labelsLookLikeProductIds"),
+        origin=(report.origin if report else None) or "trained",
+        labelsLookLikeProductIds=report.labelsLookLikeProductIds if report else None,
     )
     status.versions = [record, *(v for v in status.versions if v.version != job.version)]
     status.latestVersion = job.version
     if rejection:
         status.trainingStatus = TrainingStatus.FAILED
         status.lastError = f"{job.version} rejected by the quality gate: {rejection}"
-        result.events.append(Event("Warning", "ModelRejected", status.lastError))
+        result.outcome = Outcome.REJECTED
+        result.events.append(Event("Warning", Reason.MODEL_REJECTED, status.lastError))
         return
     status.trainingStatus = TrainingStatus.SUCCEEDED
     status.lastError = None
     status.lastTrained = inp.now
     status.coveredChangeAt = job.changeAt
-    result.events.append(Event("Normal", "TrainingSucceeded", f"trained {job.version}"))
+    result.outcome = Outcome.SUCCEEDED
+    result.events.append(Event("Normal", Reason.TRAINING_SUCCEEDED, f"trained {job.version}"))
 
 
 def _adopt_imported_version(inp: PlanInput, result: Plan) -> None:
     """A version `channelmodel import --name` published by hand joins the versions."""
     status = result.status
     version = inp.annotations.get(ann.IMPORTED_VERSION)
-    if not version or version == status.adoptedImport or not _is_semver(version):
+    if not version or version == status.adoptedImport or not is_version(version):
         return
     status.adoptedImport = version
     origin = inp.annotations.get(ann.IMPORTED_ORIGIN) or "imported"
@@ -329,7 +239,7 @@ def _adopt_imported_version(inp: PlanInput, result: Plan) -> None:
                 for v in status.versions
             ]
             result.events.append(
-                Event("Normal", "VersionImported", f"adopted stored version {version}")
+                Event("Normal", Reason.VERSION_IMPORTED, f"adopted stored version {version}")
             )
         return
     record = VersionRecord(version=version, createdAt=inp.now, origin=origin)
@@ -338,7 +248,9 @@ def _adopt_imported_version(inp: PlanInput, result: Plan) -> None:
     )
     if status.latestVersion is None or parse_version(version) > parse_version(status.latestVersion):
         status.latestVersion = version
-    result.events.append(Event("Normal", "VersionImported", f"adopted imported version {version}"))
+    result.events.append(
+        Event("Normal", Reason.VERSION_IMPORTED, f"adopted imported version {version}")
+    )
 
 
 def _list_stored_versions(inp: PlanInput, result: Plan) -> None:
@@ -348,7 +260,7 @@ def _list_stored_versions(inp: PlanInput, result: Plan) -> None:
     not served unless pinned, and retention leaves them alone until adopted."""
     status = result.status
     known = {v.version for v in status.versions}
-    found = [v for v in inp.store_versions if v not in known and _is_semver(v)]
+    found = [v for v in inp.store_versions if v not in known and is_version(v)]
     if not found:
         return
     records = [
@@ -363,16 +275,12 @@ def _list_stored_versions(inp: PlanInput, result: Plan) -> None:
         status.latestVersion = newest
     shown = ", ".join(sorted(found, key=parse_version)[-5:])
     result.events.append(
-        Event("Normal", "VersionsFound", f"{len(found)} version(s) already in the store: {shown}")
+        Event(
+            "Normal",
+            Reason.VERSIONS_FOUND,
+            f"{len(found)} version(s) already in the store: {shown}",
+        )
     )
-
-
-def _is_semver(text: str) -> bool:
-    try:
-        parse_version(text)
-    except ValueError:
-        return False
-    return True
 
 
 # --- serving, pinning, retention ---------------------------------------------
@@ -399,8 +307,8 @@ def _serve(inp: PlanInput, result: Plan) -> None:
 
     if target is not None and target != status.modelVersion:
         result.serve_version = target
-        reason = "VersionPinned" if target == pinned else "VersionServed"
-        result.events.append(Event("Normal", reason, f"serving {target}"))
+        served = Reason.VERSION_PINNED if target == pinned else Reason.VERSION_SERVED
+        result.events.append(Event("Normal", served, f"serving {target}"))
     status.modelVersion = target
     status.modelBaseUrl = inp.model_base_url(inp.spec.channelId, target) if target else None
 
@@ -442,7 +350,7 @@ def _decide_training(inp: PlanInput, result: Plan) -> None:
     if status.queuedAt is None:
         status.queuedAt = inp.now
         result.events.append(
-            Event("Normal", "Queued", f"{want.trigger} retrain after {_iso(want.ready_at)}")
+            Event("Normal", Reason.QUEUED, f"{want.trigger} retrain after {_iso(want.ready_at)}")
         )
     status.trainingStatus = TrainingStatus.QUEUED
     status.trainAfter = want.ready_at
@@ -467,16 +375,18 @@ def _decide_training(inp: PlanInput, result: Plan) -> None:
         version=version,
         trigger=want.trigger.value,
         startedAt=inp.now,
-        changeAt=parse_time(inp.annotations.get(ann.INVENTORY_CHANGED_AT)),
+        changeAt=parse_time_or_none(inp.annotations.get(ann.INVENTORY_CHANGED_AT)),
     )
-    requested = parse_time(inp.annotations.get(ann.RETRAIN_REQUESTED_AT))
+    requested = parse_time_or_none(inp.annotations.get(ann.RETRAIN_REQUESTED_AT))
     if requested is not None:
         status.handledRetrainRequestAt = requested  # this run covers any manual request so far
     status.trainingStatus = TrainingStatus.TRAINING
     status.queuedAt = status.trainAfter = status.queuedTrigger = None
     result.events.append(
         Event(
-            "Normal", "TrainingStarted", f"{want.trigger} training of {version} in Job {start.name}"
+            "Normal",
+            Reason.TRAINING_STARTED,
+            f"{want.trigger} training of {version} in Job {start.name}",
         )
     )
 
@@ -491,7 +401,7 @@ def _wanted_run(inp: PlanInput, status: ChannelModelStatus) -> _Want | None:
         status.lastTrained + timedelta(seconds=spec.cooldownSeconds) if status.lastTrained else now
     )
 
-    requested = parse_time(inp.annotations.get(ann.RETRAIN_REQUESTED_AT))
+    requested = parse_time_or_none(inp.annotations.get(ann.RETRAIN_REQUESTED_AT))
     if requested and (
         status.handledRetrainRequestAt is None or requested > status.handledRetrainRequestAt
     ):
@@ -508,7 +418,7 @@ def _wanted_run(inp: PlanInput, status: ChannelModelStatus) -> _Want | None:
         # resources, deadline, image, placement, queue or a Secret reference.
         wants.append(_Want(Trigger.SPEC, now))
 
-    changed_at = parse_time(inp.annotations.get(ann.INVENTORY_CHANGED_AT))
+    changed_at = parse_time_or_none(inp.annotations.get(ann.INVENTORY_CHANGED_AT))
     seen = max((t for t in (status.coveredChangeAt, status.attemptedChangeAt) if t), default=None)
     kind = inp.annotations.get(ann.INVENTORY_CHANGE)
     kind_enabled = (
@@ -538,28 +448,58 @@ def _wanted_run(inp: PlanInput, status: ChannelModelStatus) -> _Want | None:
 def _scheduled_run(
     inp: PlanInput, status: ChannelModelStatus, changed_at: datetime | None, cooldown_end: datetime
 ) -> _Want | None:
+    """A schedule fire since the last uncovered change that no scheduled run consumed yet.
+
+    `lastScheduleAt` is the fire the last scheduled run was queued for, so a failed
+    run is retried at the next fire, not at once. Nothing is written for a channel
+    with nothing to train: an idle fleet is not planned at its schedule's fires.
+    """
     spec = inp.spec
+    if status.queuedTrigger == Trigger.SCHEDULE.value:  # a fired schedule stays queued
+        return _Want(Trigger.SCHEDULE, max(cooldown_end, inp.now))
     enabled = spec.autoRetrain and ann.TriggerKind.SCHEDULE in spec.retrainTriggers
-    already_queued = status.queuedTrigger == Trigger.SCHEDULE.value  # a fired schedule stays queued
+    if not enabled or changed_at is None or not _uncovered(status, changed_at):
+        return None
     try:
         fired = cron.last_fire_at_or_before(spec.schedule.cron, spec.schedule.timeZone, inp.now)
     except cron.ScheduleError:
-        fired = None  # reported as a SpecValid condition
+        return None  # reported as a SpecValid condition
     previous = status.lastScheduleAt
-    new_fire = (
-        fired is not None
-        and previous is not None
-        and fired > previous
-        and not cron.same_wall_clock(
-            fired, previous, spec.schedule.timeZone
-        )  # DST fall-back repeat
-    )
-    if fired is not None:
-        status.lastScheduleAt = fired
+    if fired < changed_at or (
+        previous is not None
+        and (fired <= previous or cron.same_wall_clock(fired, previous, spec.schedule.timeZone))
+    ):
+        return None  # no fire since the change (or the DST fall-back repeat of the last one)
     # However many fires were missed while the operator was down, this is one decision.
-    if enabled and (new_fire or already_queued) and _uncovered(status, changed_at):
-        return _Want(Trigger.SCHEDULE, max(cooldown_end, inp.now))
-    return None
+    status.lastScheduleAt = fired
+    return _Want(Trigger.SCHEDULE, max(cooldown_end, inp.now))
+
+
+def _next_deadline(inp: PlanInput, status: ChannelModelStatus) -> datetime | None:
+    """The next time only the clock can change this plan: nothing else wakes it then.
+
+    A Job's progress, a freed training slot, an edit or an annotation arrive as
+    watch events; only a debounce or cooldown that ends and a schedule fire with an
+    uncovered change to train need the clock. An idle, trained channel has none.
+    """
+    if status.currentJob is not None:
+        return None
+    if status.trainingStatus == TrainingStatus.QUEUED:
+        # Waiting for its debounce or cooldown to end; once ready, for a slot (an event).
+        ready_at = status.trainAfter
+        return ready_at if ready_at is not None and ready_at > inp.now else None
+    spec = inp.spec
+    changed_at = parse_time_or_none(inp.annotations.get(ann.INVENTORY_CHANGED_AT))
+    if not (
+        spec.autoRetrain
+        and ann.TriggerKind.SCHEDULE in spec.retrainTriggers
+        and _uncovered(status, changed_at)
+    ):
+        return None
+    try:
+        return cron.next_fire_after(spec.schedule.cron, spec.schedule.timeZone, inp.now)
+    except cron.ScheduleError:
+        return None  # reported as a SpecValid condition
 
 
 def _uncovered(status: ChannelModelStatus, changed_at: datetime | None) -> bool:
@@ -582,7 +522,7 @@ def _set_conditions(inp: PlanInput, result: Plan) -> None:
         if cond.get_condition(inp.status.conditions, cond.SPEC_VALID) is None or (
             cond.get_condition(inp.status.conditions, cond.SPEC_VALID).status == "True"  # type: ignore[union-attr]
         ):
-            result.events.append(Event("Warning", "InvalidSpec", problem))
+            result.events.append(Event("Warning", Reason.INVALID_SPEC, problem))
     else:
         conds = cond.set_condition(conds, cond.SPEC_VALID, True, "Valid", "", now, gen)
 
@@ -656,7 +596,7 @@ def _set_conditions(inp: PlanInput, result: Plan) -> None:
         conds = cond.set_condition(conds, cond.TRAINING, False, "Idle", "", now, gen)
 
     if status.trainingStatus == TrainingStatus.FAILED and status.lastError:
-        reason = "QualityGateRejected" if "quality gate" in status.lastError else "TrainingFailed"
+        reason = "QualityGateRejected" if _last_run_rejected(inp, result) else "TrainingFailed"
         conds = cond.set_condition(
             conds, cond.LAST_RUN_SUCCEEDED, False, reason, status.lastError, now, gen
         )
@@ -673,6 +613,18 @@ def _set_conditions(inp: PlanInput, result: Plan) -> None:
     status.conditions = conds
 
 
+def _last_run_rejected(inp: PlanInput, result: Plan) -> bool:
+    """The failed last run was trained but refused by the quality gate.
+
+    Decided when the run finishes (the plan's outcome); until the next one
+    finishes, the LastRunSucceeded condition keeps what was decided then.
+    """
+    if result.outcome is not None:
+        return result.outcome == Outcome.REJECTED
+    previous = cond.get_condition(inp.status.conditions, cond.LAST_RUN_SUCCEEDED)
+    return previous is not None and previous.reason == "QualityGateRejected"
+
+
 def _schedule_problem(spec: ChannelModelSpec) -> str | None:
     try:
         cron.validate(spec.schedule.cron, spec.schedule.timeZone)
@@ -682,4 +634,4 @@ def _schedule_problem(spec: ChannelModelSpec) -> str | None:
 
 
 def _iso(value: datetime | None) -> str:
-    return value.isoformat().replace("+00:00", "Z") if value else "-"
+    return format_time(value, "auto") if value else "-"

@@ -24,7 +24,7 @@ from kubernetes.utils import parse_quantity
 
 from channelmodel.api.annotations import SECRET_OPT_IN_ANNOTATION, TOKEN_ORIGINS_ANNOTATION
 from channelmodel.api.models import ChannelModelSpec, SecretKeyRef
-from channelmodel.planner import StartJob, Trigger
+from channelmodel.plan_types import StartJob, Trigger
 from channelmodel.settings import OperatorSettings
 
 OPT_IN_ANY = "*"

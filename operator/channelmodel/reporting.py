@@ -9,7 +9,8 @@ import kopf
 from channelmodel.api.models import ChannelModelSpec
 from channelmodel.notify import EVENT_TYPES, Delivery
 from channelmodel.observe import usable_secret_value
-from channelmodel.planner import Plan
+from channelmodel.plan_types import Outcome, Plan
+from channelmodel.rfc3339 import format_time
 from channelmodel.runtime import Runtime
 
 
@@ -20,21 +21,12 @@ def record_telemetry(
     status = decision.status
     finished = decision.finished_job
     if finished is not None:
-        reasons = {e.reason for e in decision.events}
-        result = (
-            "rejected"
-            if "ModelRejected" in reasons
-            else "succeeded"
-            if "TrainingSucceeded" in reasons
-            else "failed"
-        )
-        rt.telemetry.training_finished(key, result, (now - finished.startedAt).total_seconds())
+        outcome = decision.outcome or Outcome.FAILED
+        rt.telemetry.training_finished(key, outcome, (now - finished.startedAt).total_seconds())
     if decision.start_job:
         rt.telemetry.training_started(key, decision.start_job.trigger.value)
     rt.telemetry.serving(key, spec.channelId, status.modelVersion)
-    rt.telemetry.last_success(
-        key, status.lastTrained.timestamp() if status.lastTrained else None, now.timestamp()
-    )
+    rt.telemetry.last_success(key, status.lastTrained.timestamp() if status.lastTrained else None)
 
 
 async def notify(
@@ -65,7 +57,7 @@ async def notify(
             "namespace": namespace,
             "name": name,
             "message": event.message,
-            "at": rt.clock().isoformat().replace("+00:00", "Z"),
+            "at": format_time(rt.clock(), "auto"),
             "modelVersion": status.modelVersion,
             "modelBaseUrl": status.modelBaseUrl,
         }

@@ -13,6 +13,7 @@ from channelmodel.metrics import ChannelTelemetry
 from channelmodel.notify import Notifier
 from channelmodel.settings import OperatorSettings
 from channelmodel.store import ArtifactStore
+from channelmodel.wakeups import Wakeups
 
 Clock = Callable[[], datetime]
 
@@ -37,6 +38,8 @@ class Runtime:
     pending_writes: dict[tuple[str, str], tuple[dict[str, Any], float]] = field(
         default_factory=dict
     )
+    # Each channel's reconcile loop sleeps here between plans (wakeups.py).
+    wakeups: Wakeups = field(default_factory=Wakeups)
     notifier: Notifier = field(default_factory=Notifier)
     telemetry: ChannelTelemetry = field(default_factory=ChannelTelemetry)
     # Secret checks are rate-limited per object (a cache, not state).

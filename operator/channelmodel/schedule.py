@@ -33,6 +33,16 @@ def last_fire_at_or_before(cron: str, time_zone: str, now: datetime) -> datetime
     return fired.astimezone(UTC)
 
 
+def next_fire_after(cron: str, time_zone: str, now: datetime) -> datetime:
+    """The first time the schedule fires strictly after `now` (UTC result)."""
+    validate(cron, time_zone)
+    try:
+        fires: datetime = croniter(cron, now.astimezone(ZoneInfo(time_zone))).get_next(datetime)
+    except CroniterBadCronError as exc:
+        raise ScheduleError(str(exc)) from exc
+    return fires.astimezone(UTC)
+
+
 def same_wall_clock(a: datetime, b: datetime, time_zone: str) -> bool:
     """True when two instants read the same local time: the repeated hour of a
     DST fall-back, which cron semantics run once, not twice."""

@@ -12,6 +12,7 @@ from kubernetes.utils import parse_quantity
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from channelmodel import model_urls
 from channelmodel.egress import parse_networks
 
 TRAINER_UID = 10001  # the trainer image's user (Dockerfile.trainer)
@@ -98,8 +99,12 @@ class OperatorSettings(BaseSettings):
     job_ttl_seconds: int = Field(
         default=86400, ge=0, description="ttlSecondsAfterFinished of training Jobs."
     )
-    reconcile_interval_seconds: float = Field(
-        default=1.0, gt=0, le=60, description="Period of the timer that runs time-based decisions."
+    api_concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="Kubernetes API requests the handlers make at once (worker threads and "
+        "pooled connections): the morning rush of a large fleet, not an idle one, needs them.",
     )
     quality_margin: float = Field(
         default=0.05,
@@ -248,4 +253,4 @@ class OperatorSettings(BaseSettings):
         return not self.namespaces
 
     def model_base_url(self, channel_id: str, version: str) -> str:
-        return f"{self.public_base_url.rstrip('/')}/assets/ml-models/{channel_id}/v{version}/"
+        return model_urls.model_base_url(self.public_base_url, channel_id, version)

@@ -54,7 +54,7 @@ def test_two_calls_in_a_row_give_one_training(
     if not REFERENCE_ZIP.is_file():
         pytest.skip(f"{REFERENCE_ZIP} missing (set CHANNELMODEL_SHARED)")
     start_job_runner(stand_in=publish_reference_export)
-    operator_process(env={"CHANNELMODEL_RECONCILE_INTERVAL_SECONDS": "0.25"})
+    operator_process()
     spec = {
         "channelId": "shop-1",
         "manifest": {"url": "http://backend.test/manifest"},

@@ -280,14 +280,14 @@ def test_compat_off_sets_no_compat_env(tmp_path: Path, monkeypatch: pytest.Monke
                 "operator": {
                     "maxConcurrentTrainings": 7,
                     "qualityMargin": 0.5,
-                    "reconcileIntervalSeconds": 2.5,
+                    "apiConcurrency": 24,
                     "jobTtlSeconds": 0,
                 }
             },
             {
                 "max_concurrent_trainings": 7,
                 "quality_margin": 0.5,
-                "reconcile_interval_seconds": 2.5,
+                "api_concurrency": 24,
                 "job_ttl_seconds": 0,
             },
         ),

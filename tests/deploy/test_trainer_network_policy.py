@@ -11,7 +11,7 @@ import kubernetes_validate
 
 from channelmodel.egress import EgressPolicy
 from channelmodel.jobs import build_job
-from channelmodel.planner import StartJob, Trigger
+from channelmodel.plan_types import StartJob, Trigger
 from channelmodel.settings import OperatorSettings
 from tests.deploy.cases import S3
 from tests.deploy.chart_render import NAMESPACE, Values, render, select

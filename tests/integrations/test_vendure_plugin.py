@@ -66,7 +66,7 @@ def test_vendure_server_with_the_operator(
         ),
     )
     start_job_runner(stand_in=_stand_in)
-    operator = operator_process(env={"CHANNELMODEL_RECONCILE_INTERVAL_SECONDS": "0.25"})
+    operator = operator_process()
     config = tmp_path / "e2e.json"
     config.write_text(
         json.dumps(

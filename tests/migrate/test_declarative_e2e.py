@@ -36,7 +36,7 @@ def test_import_from_url_with_token_is_served_as_first_version(
     )
     with serve_folder(reference_dir, token="tm-token") as (base, seen):
         start_job_runner()  # runs the Job's own command: python -m channelmodel import ...
-        operator_process(env={"CHANNELMODEL_RECONCILE_INTERVAL_SECONDS": "0.25"})
+        operator_process()
         k8s.create_channelmodel(
             "shop-1",
             {

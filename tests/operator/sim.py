@@ -11,8 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from channelmodel.api import annotations as ann
+from channelmodel.api.job_result import JobResult
 from channelmodel.api.models import ChannelModelSpec, ChannelModelStatus
-from channelmodel.planner import Fleet, JobObservation, JobPhase, Plan, PlanInput, StartJob, plan
+from channelmodel.plan_types import Fleet, JobObservation, JobPhase, Plan, PlanInput, StartJob
+from channelmodel.planner import plan
 
 T0 = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 
@@ -37,7 +39,7 @@ class Sim:
     status: ChannelModelStatus = field(default_factory=ChannelModelStatus)
     annotations: dict[str, str] = field(default_factory=dict)
     job_phase: JobPhase | None = None
-    job_result: dict[str, Any] | None = None
+    job_result: dict[str, Any] | JobResult | None = None
     fleet: Fleet = field(default_factory=lambda: Fleet(cap=10))
     started: list[tuple[datetime, StartJob]] = field(default_factory=list)
     plans: list[Plan] = field(default_factory=list)
@@ -45,7 +47,12 @@ class Sim:
     def tick(self, blocked: str | None = None) -> Plan:
         job = None
         if self.status.currentJob is not None:
-            job = JobObservation(phase=self.job_phase or JobPhase.RUNNING, result=self.job_result)
+            result = (
+                JobResult.model_validate(self.job_result)
+                if isinstance(self.job_result, dict)
+                else self.job_result
+            )
+            job = JobObservation(phase=self.job_phase or JobPhase.RUNNING, result=result)
         p = plan(
             PlanInput(
                 name="shop-1",
@@ -67,12 +74,16 @@ class Sim:
         self.plans.append(p)
         return p
 
-    def advance(self, seconds: float, step: float = 0.5) -> None:
-        """Move the clock, ticking every `step` seconds like the operator's timer."""
+    def advance(self, seconds: float) -> None:
+        """Move the clock as the operator lives it: plan now (the watch event that
+        came before), then only at the deadlines the plans name (`Plan.wake_at`)."""
         end = self.now + timedelta(seconds=seconds)
-        while self.now < end:
-            self.now = min(end, self.now + timedelta(seconds=step))
-            self.tick()
+        woken = self.tick()
+        while woken.wake_at is not None and woken.wake_at <= end:
+            assert woken.wake_at > self.now, "a deadline in the past would spin"
+            self.now = woken.wake_at
+            woken = self.tick()
+        self.now = end
 
     def finish(self, ok: bool = True, accuracy: float = 0.9, error: str = "boom") -> Plan:
         if ok:

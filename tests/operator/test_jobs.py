@@ -8,8 +8,10 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from channelmodel.api.job_result import JobResult
+from channelmodel.api.models import RunMetrics
 from channelmodel.jobs import build_job, observe, termination_result
-from channelmodel.planner import JobPhase, StartJob, Trigger
+from channelmodel.plan_types import JobPhase, StartJob, Trigger
 from channelmodel.settings import OperatorSettings
 
 from .sim import make_spec
@@ -193,12 +195,13 @@ def _pod(message: str, finished: str = "2026-11-21T10:00:00Z") -> dict[str, Any]
 def test_termination_message_is_parsed_from_the_newest_pod() -> None:
     older = _pod(json.dumps({"ok": False, "error": "first try failed"}), "2026-11-21T09:00:00Z")
     newer = _pod(json.dumps({"ok": True, "metrics": {"accuracy": 0.9}}))
-    assert termination_result([older, newer]) == {"ok": True, "metrics": {"accuracy": 0.9}}
+    assert termination_result([older, newer]) == JobResult(
+        ok=True, metrics=RunMetrics(accuracy=0.9)
+    )
     # FallbackToLogsOnError: a crash leaves its log tail instead of JSON
-    assert termination_result([_pod("Traceback ...\nMemoryError: out of memory\n")]) == {
-        "ok": False,
-        "error": "MemoryError: out of memory",
-    }
+    assert termination_result([_pod("Traceback ...\nMemoryError: out of memory\n")]) == JobResult(
+        ok=False, error="MemoryError: out of memory"
+    )
     assert termination_result([]) is None
 
 
@@ -219,7 +222,7 @@ def test_observe_maps_job_conditions() -> None:
     assert observe(None, [], True).phase == JobPhase.MISSING
     assert observe({"status": {"active": 1}}, [], True).phase == JobPhase.RUNNING
     done = observe(complete, [_pod('{"ok": true}')], True)
-    assert done.phase == JobPhase.SUCCEEDED and done.result == {"ok": True}
+    assert done.phase == JobPhase.SUCCEEDED and done.result == JobResult(ok=True)
     broken = observe(failed, [], True)
     assert broken.phase == JobPhase.FAILED and broken.reason == "DeadlineExceeded: too slow"
 

@@ -13,12 +13,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from channelmodel.notify import (
+from channelmodel.notify import Delivery, Notifier
+from channelmodel.webhook_signature import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     WEBHOOK_ID,
-    Delivery,
-    Notifier,
     sign,
     signing_keys,
     verify,

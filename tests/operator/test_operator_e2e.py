@@ -241,12 +241,7 @@ def test_webhook_events_are_signed_in_order_and_metrics_add_up(
         },
     )
     start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.2"))
-    operator_process(
-        env={
-            "CHANNELMODEL_METRICS_PORT": str(metrics_port),
-            "CHANNELMODEL_RECONCILE_INTERVAL_SECONDS": "0.25",
-        }
-    )
+    operator_process(env={"CHANNELMODEL_METRICS_PORT": str(metrics_port)})
     spec = _spec(
         debounceSeconds=2,
         notify={
@@ -317,7 +312,7 @@ def test_retention_and_pinning_reach_the_store(
     k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any, tmp_path: Path
 ) -> None:
     start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.1"))
-    operator_process(env={"CHANNELMODEL_RECONCILE_INTERVAL_SECONDS": "0.25"})
+    operator_process()
     k8s.create_channelmodel("shop-1", _spec(retainVersions=2))
     store = open_store(f"file://{tmp_path / 'store'}")
     for version in ("1.0.0", "1.0.1", "1.0.2"):
@@ -344,7 +339,7 @@ def test_kueue_job_waits_for_admission_then_trains(
     k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
 ) -> None:
     start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.2"))
-    operator_process(env={"CHANNELMODEL_RECONCILE_INTERVAL_SECONDS": "0.25"})
+    operator_process()
     k8s.create_channelmodel("shop-1", _spec(training={"gpus": 1, "queueName": "gpu-team"}))
     status = wait_for(
         lambda: (

@@ -7,9 +7,12 @@ from typing import Any
 
 import pytest
 
+from channelmodel import conditions as cond
+from channelmodel.api.job_result import JobResult
 from channelmodel.api.models import ConditionStatus, TrainingStatus, VersionState
 from channelmodel.conditions import get_condition
-from channelmodel.planner import Fleet, JobPhase, Trigger, job_name
+from channelmodel.plan_types import Fleet, JobPhase, Outcome, Reason, Trigger
+from channelmodel.planner import job_name
 
 from .sim import T0, Sim, make_spec
 
@@ -93,11 +96,11 @@ def test_burst_of_changes_is_debounced_into_one_run() -> None:
         assert sim.status.trainingStatus == TrainingStatus.QUEUED
     last_change = sim.now
     assert sim.status.trainAfter == last_change + timedelta(seconds=3)
-    sim.advance(10, step=0.25)
+    sim.advance(10)
     assert len(sim.started) == 2
     started_at, job = sim.started[-1]
     assert job.trigger == Trigger.EVENT
-    assert last_change + timedelta(seconds=3) <= started_at <= last_change + timedelta(seconds=3.25)
+    assert started_at == last_change + timedelta(seconds=3)  # at the deadline, not a tick after
 
 
 def test_cooldown_delays_the_next_run_to_its_end() -> None:
@@ -182,17 +185,17 @@ def test_schedule_runs_only_when_inventory_changed() -> None:
     )
     sim = Sim(spec=spec, now=datetime(2026, 11, 20, 1, 0, tzinfo=UTC))
     sim.trained_once()
-    sim.advance(3600, step=60)  # 02:00 passes without changes
+    sim.advance(3600)  # 02:00 passes without changes
     assert len(sim.started) == 1
     sim.change("imageChanged")  # not an event trigger, but remembered for the schedule
-    sim.advance(3600 * 20, step=60)
+    sim.advance(3600 * 20)
     assert len(sim.started) == 1
-    sim.advance(3600 * 4, step=60)  # the next 02:00
+    sim.advance(3600 * 4)  # the next 02:00
     assert len(sim.started) == 2
     started_at, job = sim.started[-1]
     assert job.trigger == Trigger.SCHEDULE
     fire = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
-    assert fire <= started_at < fire + timedelta(minutes=1)  # at the first tick after the fire
+    assert started_at == fire  # the fire is the deadline its plan named: no tick in between
 
 
 def test_missed_schedule_fires_during_downtime_run_once() -> None:
@@ -206,7 +209,7 @@ def test_missed_schedule_fires_during_downtime_run_once() -> None:
     sim.tick()
     assert len(sim.started) == 2
     sim.finish()
-    sim.advance(600, step=30)
+    sim.advance(600)
     assert len(sim.started) == 2
 
 
@@ -227,15 +230,14 @@ def test_schedule_is_dst_correct(day: datetime, expected_utc: list[datetime]) ->
     )
     sim = Sim(spec=spec, now=day)
     sim.trained_once()
-    runs: list[datetime] = []
-    for _ in range(6 * 60):  # six hours, a tick a minute, a change before every tick
-        sim.now += timedelta(minutes=1)
+    trained_before = len(sim.started)
+    for _ in range(6 * 60):  # six hours of a change every minute
         if sim.status.currentJob is None:
-            sim.change("productAdded", at=sim.now - timedelta(seconds=1))
-        sim.tick()
-        if sim.status.currentJob is not None and sim.job_phase == JobPhase.RUNNING:
-            runs.append(sim.now.replace(second=0))  # ticks run 10 s past the minute
+            sim.change("productAdded")
+        sim.advance(60)  # the change's event, then the deadlines it names (the fire)
+        if sim.status.currentJob is not None:
             sim.finish()
+    runs = [at for at, _ in sim.started[trained_before:]]
     assert runs == expected_utc
 
 
@@ -268,6 +270,34 @@ def test_quality_gate_rejects_and_keeps_served_model() -> None:
     assert sim.started[-1][1].version == "1.0.2"  # a stored version number is never reused
     sim.finish(accuracy=0.7)  # more than 0.05 below 0.9 served: rejected by the margin
     assert sim.status.modelVersion == "1.0.0"
+
+
+def test_the_last_run_condition_tells_a_rejection_from_a_failure() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=0, minAccuracy=0.5))
+    sim.trained_once()
+    assert sim.plans[-1].outcome == Outcome.SUCCEEDED
+
+    def last_run() -> str:
+        condition = cond.get_condition(sim.status.conditions, cond.LAST_RUN_SUCCEEDED)
+        assert condition is not None and condition.status == "False"
+        return condition.reason
+
+    sim.change()
+    sim.tick()
+    assert sim.finish(accuracy=0.3).outcome == Outcome.REJECTED
+    assert last_run() == "QualityGateRejected"
+    sim.now += timedelta(seconds=30)
+    assert sim.tick().outcome is None  # no run finished: the condition keeps its reason
+    assert last_run() == "QualityGateRejected"
+
+    sim.change()
+    sim.tick()
+    # The reason comes from how the run ended, not from the words of its error.
+    assert (
+        sim.finish(ok=False, error="the quality gate service timed out").outcome == Outcome.FAILED
+    )
+    assert last_run() == "TrainingFailed"
+    assert [e.reason for e in sim.plans[-1].events] == [Reason.TRAINING_FAILED]
 
 
 def test_retention_pinning_and_rollback() -> None:
@@ -329,6 +359,20 @@ def test_invalid_time_zone_is_a_condition_not_a_crash() -> None:
         valid is not None
         and valid.status == ConditionStatus.FALSE
         and "Mars/Olympus" in valid.message
+    )
+
+
+def test_a_malformed_result_fails_the_run_with_a_readable_reason() -> None:
+    sim = Sim()
+    sim.tick()
+    sim.job_phase = JobPhase.SUCCEEDED  # the container exited 0, but its message is no result
+    sim.job_result = JobResult.from_message('{"ok": true, "metrics": {"accuracy": "high"}}')
+    p = sim.tick()
+    assert p.outcome == Outcome.FAILED
+    assert sim.status.trainingStatus == TrainingStatus.FAILED
+    assert sim.status.modelVersion is None and sim.status.versions == []
+    assert (sim.status.lastError or "").startswith(
+        "malformed result from the Job: metrics.accuracy"
     )
 
 
@@ -421,7 +465,8 @@ def test_recreated_channel_model_continues_the_stores_numbering() -> None:
 
 
 def plan_with_store(sim: Sim, store_latest: str) -> Any:
-    from channelmodel.planner import PlanInput, plan
+    from channelmodel.plan_types import PlanInput
+    from channelmodel.planner import plan
 
     from .sim import base_url
 
@@ -547,7 +592,8 @@ def test_disabled_kind_after_an_enabled_one_keeps_the_queued_retrain() -> None:
 
 
 def test_a_job_waiting_for_kueue_admission_says_so() -> None:
-    from channelmodel.planner import JobObservation, PlanInput, plan
+    from channelmodel.plan_types import JobObservation, PlanInput
+    from channelmodel.planner import plan
 
     from .sim import base_url
 
@@ -566,7 +612,8 @@ def test_a_job_waiting_for_kueue_admission_says_so() -> None:
 
 
 def test_a_job_the_scheduler_cannot_place_says_why() -> None:
-    from channelmodel.planner import JobObservation, PlanInput, plan
+    from channelmodel.plan_types import JobObservation, PlanInput
+    from channelmodel.planner import plan
 
     from .sim import base_url
 
@@ -595,7 +642,8 @@ def test_a_job_the_scheduler_cannot_place_says_why() -> None:
 
 def _recreated(store_versions: tuple[str, ...], **spec: Any) -> tuple[Sim, Any]:
     """A ChannelModel with empty status whose channel has versions in the store."""
-    from channelmodel.planner import PlanInput, plan
+    from channelmodel.plan_types import PlanInput
+    from channelmodel.planner import plan
 
     from .sim import base_url
 
@@ -647,3 +695,35 @@ def test_a_stored_version_is_served_when_pinned_and_managed_when_adopted() -> No
     record = next(v for v in sim.status.versions if v.version == "1.0.1")
     assert (record.state.value, record.origin) == ("Retained", "imported")
     assert any(e.reason == "VersionImported" for e in adopted.events)
+
+
+def test_an_idle_trained_channel_names_no_deadline() -> None:
+    sim = Sim(spec=make_spec(retrainTriggers=["productAdded", "schedule"]))
+    sim.trained_once()
+    assert sim.plans[-1].wake_at is None  # nothing wakes it but a change
+    sim.advance(3 * 24 * 3600)  # three days, three schedule fires
+    assert len(sim.plans) == 3  # trained_once's two plans and advance's first: none at the fires
+
+
+def test_a_waiting_channel_names_its_deadlines() -> None:
+    spec = make_spec(
+        debounceSeconds=30,
+        cooldownSeconds=0,
+        retrainTriggers=["productAdded", "schedule"],
+        schedule={"cron": "0 2 * * *"},
+    )
+    sim = Sim(spec=spec, now=datetime(2026, 11, 20, 1, 0, tzinfo=UTC))
+    sim.trained_once()
+    sim.change("productAdded")
+    assert sim.tick().wake_at == sim.now + timedelta(seconds=30)  # the debounce's end
+    sim.advance(30)
+    assert len(sim.started) == 2
+    sim.finish()
+    sim.change("imageChanged")  # not an event trigger here: left to the schedule
+    woken = sim.tick()
+    assert woken.wake_at == datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # the next fire
+    sim.fleet = Fleet(cap=1, running=1)
+    sim.now = woken.wake_at
+    full = sim.tick()
+    assert full.status.trainingStatus == TrainingStatus.QUEUED
+    assert full.wake_at is None  # ready, waiting for a slot: a freed slot wakes it, not the clock

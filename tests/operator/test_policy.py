@@ -12,7 +12,7 @@ import yaml
 
 from channelmodel.api.models import ChannelModelSpec
 from channelmodel.jobs import build_job
-from channelmodel.planner import StartJob, Trigger
+from channelmodel.plan_types import StartJob, Trigger
 from channelmodel.policy import (
     channel_claim_problem,
     job_secret_refs,

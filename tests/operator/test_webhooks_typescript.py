@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from channelmodel.notify import new_message_id, signing_keys, webhook_headers
+from channelmodel.webhook_signature import new_message_id, signing_keys, webhook_headers
 
 ROOT = Path(__file__).resolve().parents[2]
 VERIFIER = ROOT / "tests" / "js" / "webhooks" / "verify.js"

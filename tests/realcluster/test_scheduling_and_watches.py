@@ -31,7 +31,7 @@ def test_a_training_job_with_the_defaults_runs_on_the_gpu_node(
     k8s: RealCluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
 ) -> None:
     start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.2"))
-    operator_process(env={"CHANNELMODEL_RECONCILE_INTERVAL_SECONDS": "0.25"})
+    operator_process()
     k8s.create_channelmodel("gpu-1", SPEC)  # the CRD's default: one GPU
 
     wait_for(
@@ -50,9 +50,7 @@ def test_more_gpus_than_any_node_has_stays_pending_and_status_says_why(
 ) -> None:
     start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.2"))
     # The operator's policy allows 8 GPUs; the cluster has no node with that many.
-    operator_process(
-        env={"CHANNELMODEL_RECONCILE_INTERVAL_SECONDS": "0.25", "CHANNELMODEL_MAX_GPUS": "8"}
-    )
+    operator_process(env={"CHANNELMODEL_MAX_GPUS": "8"})
     k8s.create_channelmodel("gpu-1", {**SPEC, "training": {"gpus": 8}})
 
     training = wait_for(
@@ -110,7 +108,7 @@ def test_the_operator_restarted_while_the_api_server_is_down_makes_no_duplicate_
     k8s: RealCluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
 ) -> None:
     start_job_runner(stand_in=fake_trainer(FAKE_DELAY="25"))
-    operator = operator_process(env={"CHANNELMODEL_RECONCILE_INTERVAL_SECONDS": "0.25"})
+    operator = operator_process()
     k8s.create_channelmodel("gpu-1", {**SPEC, "training": {"gpus": 0}})
     wait_for(lambda: k8s.jobs(), timeout=60, message="the training Job")
 

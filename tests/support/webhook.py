@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from channelmodel.notify import signing_keys, verify_standard
+from channelmodel.webhook_signature import signing_keys, verify_standard
 
 
 class WebhookReceiver(http.server.ThreadingHTTPServer):
@@ -46,7 +46,7 @@ class WebhookReceiver(http.server.ThreadingHTTPServer):
         """Every request verifies with one of the keys in `secret` (a Secret's value).
 
         With the official `standardwebhooks` library when it is installed, else with
-        channelmodel.notify.verify_standard (the same check)."""
+        channelmodel.webhook_signature.verify_standard (the same check)."""
         keys = signing_keys(secret)
         return bool(keys) and all(
             any(_verifies(key, headers, body) for key in keys) for headers, body in self.received

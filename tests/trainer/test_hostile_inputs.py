@@ -105,7 +105,7 @@ def test_an_oversized_success_result_stays_valid_json(tmp_path: Path) -> None:
         metrics={"accuracy": 0.9},
         skipped={},
         timings={},
-        extra={"skipReasons": {"é" * 300 + str(i): i for i in range(20)}},
+        skip_reasons={"é" * 300 + str(i): i for i in range(20)},
     )
     data = write_result(result, str(tmp_path / "log"))
     assert data is not None

@@ -9,7 +9,7 @@ import pytest
 
 from channelmodel_trainer.result import (
     MAX_BYTES,
-    encode,
+    JobResult,
     failure_result,
     success_result,
     write_result,
@@ -27,10 +27,10 @@ def test_success_result_lists_most_skipped_first() -> None:
         timings={"train": 1.23456},
         without_images=["z"],
     )
-    assert list(result["skipped"]) == ["b", "c", "a"]  # type: ignore[call-overload]
-    assert result["timings"] == {"train": 1.235}
-    assert result["productsWithoutImages"] == ["z"]
-    assert "truncated" not in result
+    assert list(result.skipped or {}) == ["b", "c", "a"]
+    assert result.timings == {"train": 1.235}
+    assert result.productsWithoutImages == ["z"]
+    assert result.truncated is None and "truncated" not in json.loads(result.encode())
 
 
 def test_long_lists_are_truncated_to_fit_4096_bytes() -> None:
@@ -46,19 +46,19 @@ def test_long_lists_are_truncated_to_fit_4096_bytes() -> None:
         without_images=without,
     )
 
-    assert len(encode(result)) <= MAX_BYTES
-    assert result["truncated"] is True
-    assert result["productsWithoutImages"] == without  # these come first: they matter most
-    assert 0 < len(result["skipped"]) < len(skipped)  # type: ignore[arg-type]
-    assert set(result["skipped"].values()) == {7}  # type: ignore[union-attr]
+    assert len(result.encode()) <= MAX_BYTES
+    assert result.truncated is True
+    assert result.productsWithoutImages == without  # these come first: they matter most
+    assert result.skipped is not None and 0 < len(result.skipped) < len(skipped)
+    assert set(result.skipped.values()) == {7}
 
 
 def test_failure_is_one_bounded_line() -> None:
     result = failure_result("cannot fetch\nmanifest   " + "x" * 10_000)
-    assert result["ok"] is False
-    assert "\n" not in str(result["error"])
-    assert str(result["error"]).startswith("cannot fetch manifest x")
-    assert len(encode(result)) <= MAX_BYTES
+    assert result.ok is False
+    assert "\n" not in str(result.error)
+    assert str(result.error).startswith("cannot fetch manifest x")
+    assert len(result.encode()) <= MAX_BYTES
 
 
 def test_written_to_env_path_and_silently_skipped_when_unwritable(
@@ -66,10 +66,25 @@ def test_written_to_env_path_and_silently_skipped_when_unwritable(
 ) -> None:
     target = tmp_path / "termination-log"
     monkeypatch.setenv("CHANNELMODEL_TERMINATION_LOG", str(target))
-    assert write_result({"ok": True}) == target
+    assert write_result(JobResult(ok=True)) == target
     assert json.loads(target.read_text()) == {"ok": True}
 
     monkeypatch.setenv(
         "CHANNELMODEL_TERMINATION_LOG", str(tmp_path / "no" / "such" / "dir" / "log")
     )
-    assert write_result({"ok": True}) is None
+    assert write_result(JobResult(ok=True)) is None
+
+
+def test_the_trainer_signs_and_reports_without_the_operators_modules() -> None:
+    """The result model and webhook signing are light: no Prometheus metrics, no kopf."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, channelmodel_trainer.notify_progress, channelmodel_trainer.result\n"
+        "heavy = {'prometheus_client', 'kopf', 'channelmodel.notify', 'channelmodel.planner'}\n"
+        "assert not heavy & set(sys.modules), heavy & set(sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)

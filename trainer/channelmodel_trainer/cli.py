@@ -6,25 +6,24 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
 from collections import Counter
 
 from channelmodel.logs import configure_logging
+from channelmodel.versions import is_version
 from channelmodel_trainer.errors import TrainerError
 from channelmodel_trainer.pipeline import DEFAULT_VIEWS, TrainingRequest
-from channelmodel_trainer.result import failure_result, success_result, write_result
+from channelmodel_trainer.result import JobResult, failure_result, success_result, write_result
 from channelmodel_trainer.train import HeadRecipe
 
 TOKEN_ENV = "CHANNELMODEL_MANIFEST_TOKEN"
 BASE_MODEL_ENV = "CHANNELMODEL_BASE_MODEL"
-_VERSION = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 
 log = logging.getLogger("channelmodel_trainer")
 
 
 def _version(value: str) -> str:
-    if not _VERSION.fullmatch(value):
+    if not is_version(value):
         raise argparse.ArgumentTypeError(f"{value!r} is not a semantic version X.Y.Z")
     return value
 
@@ -85,14 +84,14 @@ def run(args: argparse.Namespace) -> int:
         log.exception("training failed")
         result = failure_result(f"internal error: {exc.__class__.__name__}: {exc}")
     write_result(result, args.result_file)
-    if result["ok"]:
-        print(json.dumps(result, indent=2))
+    if result.ok:
+        print(json.dumps(result.model_dump(mode="json", exclude_none=True), indent=2))
         return 0
-    print(f"channelmodel train: {result['error']}", file=sys.stderr)
+    print(f"channelmodel train: {result.error}", file=sys.stderr)
     return 1
 
 
-def _train(args: argparse.Namespace) -> dict[str, object]:
+def _train(args: argparse.Namespace) -> JobResult:
     # Imported here: TensorFlow takes seconds to load, argument errors should not wait.
     from dataclasses import replace
 
@@ -123,10 +122,8 @@ def _train(args: argparse.Namespace) -> dict[str, object]:
         skipped=outcome.skipped,
         timings=outcome.timings,
         without_images=outcome.products_without_images,
-        extra={
-            "embedded": outcome.embedded,
-            "cacheHits": outcome.cache_hits,
-            # why images were skipped, most frequent first (bounded for the 4 KiB limit)
-            "skipReasons": dict(Counter(outcome.skip_reasons).most_common(8)),
-        },
+        embedded=outcome.embedded,
+        cache_hits=outcome.cache_hits,
+        # why images were skipped, most frequent first (bounded for the 4 KiB limit)
+        skip_reasons=dict(Counter(outcome.skip_reasons).most_common(8)),
     )

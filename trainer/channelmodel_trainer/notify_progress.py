@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from channelmodel.egress import EgressPolicy, guarded_transport
-from channelmodel.notify import new_message_id, signing_keys, webhook_headers
+from channelmodel.webhook_signature import new_message_id, signing_keys, webhook_headers
 from channelmodel_trainer.progress import Progress
 
 log = logging.getLogger(__name__)

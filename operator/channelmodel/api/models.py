@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from channelmodel.api.annotations import TriggerKind
+from channelmodel.versions import SEMVER_PATTERN
 
 GROUP = "ml.dukarun.io"
 VERSION = "v1alpha1"
@@ -23,7 +24,6 @@ SINGULAR = "channelmodel"
 SHORT_NAMES = ["chm"]
 
 CHANNEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
-SEMVER_PATTERN = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$"
 HTTP_URL_PATTERN = r"^https?://[^\s/$.?#][^\s]*$"
 K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from channelmodel import rfc3339
 from channelmodel.api.models import GROUP, PLURAL, VERSION
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -149,15 +150,12 @@ def emit(result: Mapping[str, Any], output: str, text: Callable[[Mapping[str, An
         print(text(result))
 
 
-def rfc3339(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_time(text: str) -> datetime:
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset (RFC 3339 needs one, e.g. Z)")
-    return parsed
+def time_argument(text: str) -> datetime:
+    """An argparse type: an RFC 3339 time with its offset."""
+    try:
+        return rfc3339.parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def patch_annotations(args: argparse.Namespace, annotations: dict[str, str]) -> int:

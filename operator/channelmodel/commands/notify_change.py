@@ -10,12 +10,8 @@ import argparse
 from datetime import UTC, datetime
 
 from channelmodel.api.annotations import INVENTORY_CHANGE, INVENTORY_CHANGED_AT, ChangeKind
-from channelmodel.commands.annotate import (
-    add_target_arguments,
-    parse_time,
-    patch_annotations,
-    rfc3339,
-)
+from channelmodel.commands.annotate import add_target_arguments, patch_annotations, time_argument
+from channelmodel.rfc3339 import format_time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,9 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=ChangeKind.PRODUCT_ADDED.value,
         help="What changed (default: productAdded).",
     )
-    parser.add_argument("--at", type=parse_time, help="RFC 3339 time of the change (default: now).")
+    parser.add_argument(
+        "--at", type=time_argument, help="RFC 3339 time of the change (default: now)."
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     at = args.at or datetime.now(UTC)
-    return patch_annotations(args, {INVENTORY_CHANGED_AT: rfc3339(at), INVENTORY_CHANGE: args.kind})
+    return patch_annotations(
+        args, {INVENTORY_CHANGED_AT: format_time(at), INVENTORY_CHANGE: args.kind}
+    )

@@ -9,7 +9,8 @@ import argparse
 from datetime import UTC, datetime
 
 from channelmodel.api.annotations import RETRAIN_REQUESTED_AT
-from channelmodel.commands.annotate import add_target_arguments, patch_annotations, rfc3339
+from channelmodel.commands.annotate import add_target_arguments, patch_annotations
+from channelmodel.rfc3339 import format_time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,4 +18,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return patch_annotations(args, {RETRAIN_REQUESTED_AT: rfc3339(datetime.now(UTC))})
+    return patch_annotations(args, {RETRAIN_REQUESTED_AT: format_time(datetime.now(UTC))})

@@ -21,7 +21,8 @@ from kubernetes.client.exceptions import ApiException
 from channelmodel.api import annotations as ann
 from channelmodel.api.annotations import SECRET_OPT_IN_ANNOTATION, TOKEN_ORIGINS_ANNOTATION
 from channelmodel.api.models import GROUP, KIND, PLURAL, VERSION
-from channelmodel.compat.jobs import JobId, format_time, request_time
+from channelmodel.compat.jobs import JobId, request_time
+from channelmodel.rfc3339 import format_time
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,12 @@ at or after its time; requests merged by the debounce share that run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from channelmodel.api.models import ChannelModelStatus, TrainingStatus
+from channelmodel.rfc3339 import format_time, parse_time
 
 
 class JobState(StrEnum):
@@ -43,18 +44,6 @@ class JobId:
         except ValueError:
             return None
         return cls(parts[0], parts[1], requested_at)
-
-
-def format_time(value: datetime) -> str:
-    """RFC 3339 in UTC, milliseconds: what the annotations hold."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_time(text: str) -> datetime:
-    parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise ValueError("time without UTC offset")
-    return parsed
 
 
 def request_time(now: datetime, previous: str | None) -> datetime:

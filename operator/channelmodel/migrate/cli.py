@@ -15,17 +15,17 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
 
 from channelmodel.api.models import CHANNEL_ID_PATTERN
 from channelmodel.migrate.bundle import ImportedVersion, build_version
 from channelmodel.migrate.errors import ImportRefused
 from channelmodel.migrate.kube import ChannelModelRef, annotate_imported, check_target
-from channelmodel.migrate.result import failure_result, success_result, write_result
+from channelmodel.migrate.result import JobResult, failure_result, success_result, write_result
 from channelmodel.migrate.sources import open_source
 from channelmodel.store import StoreError, VersionExists, open_store
-from channelmodel.store.base import ArtifactStore, is_channel_id, is_version, version_key
-from channelmodel.versions import next_version
+from channelmodel.store.base import ArtifactStore, is_channel_id
+from channelmodel.versions import is_version, next_version
+from channelmodel.versions import parse as parse_version
 
 TOKEN_ENV = "CHANNELMODEL_MANIFEST_TOKEN"
 STORE_ENV = "CHANNELMODEL_STORE_URI"
@@ -78,20 +78,20 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # a bug still ends as a one-line reason for the operator
         result = failure_result(f"internal error: {exc.__class__.__name__}: {exc}")
     write_result(result, args.result_file)
-    if result["ok"]:
-        print(json.dumps(result, indent=2))
-        if not result["labelsLookLikeProductIds"]:
+    if result.ok:
+        print(json.dumps(result.model_dump(mode="json", exclude_none=True), indent=2))
+        if not result.labelsLookLikeProductIds:
             print(
                 "channelmodel import: warning: the labels look like names, not product IDs; "
                 "retraining from the manifest will replace them with product IDs",
                 file=sys.stderr,
             )
         return 0
-    print(f"channelmodel import: {result['error']}", file=sys.stderr)
+    print(f"channelmodel import: {result.error}", file=sys.stderr)
     return 1
 
 
-def _import(args: argparse.Namespace) -> dict[str, Any]:
+def _import(args: argparse.Namespace) -> JobResult:
     try:
         store = open_store(args.store)
     except StoreError as exc:
@@ -122,7 +122,7 @@ def _next_version(store: ArtifactStore, channel_id: str, taken: list[str]) -> st
         known = [*store.list_versions(channel_id), *taken]
     except StoreError as exc:
         raise ImportRefused(f"cannot list versions of {channel_id}: {exc}") from None
-    return next_version(max(known, key=version_key) if known else None)
+    return next_version(max(known, key=parse_version) if known else None)
 
 
 def _publish(

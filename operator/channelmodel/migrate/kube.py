@@ -12,7 +12,7 @@ from channelmodel.api.annotations import IMPORTED_ORIGIN, IMPORTED_VERSION
 from channelmodel.api.models import GROUP, PLURAL, VERSION
 from channelmodel.kube import load_client_config
 from channelmodel.migrate.errors import ImportRefused
-from channelmodel.store.base import is_version
+from channelmodel.versions import is_version
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import hdrs, web
 
-from channelmodel.server.assets import ASSET_PREFIX, serve_latest, serve_model_file
+from channelmodel.model_urls import ROUTE_LATEST, ROUTE_MODEL_FILE
+from channelmodel.server.assets import serve_latest, serve_model_file
 from channelmodel.server.context import CORS, EXECUTOR, METRICS, PUBLIC_BASE_URL, STORE, off_loop
 from channelmodel.server.cors import CorsPolicy
 from channelmodel.server.metrics import Handler, ServerMetrics
@@ -93,13 +94,11 @@ def create_app(
     app[PUBLIC_BASE_URL] = (public_base_url or "").rstrip("/")
     app.cleanup_ctx.append(_shutdown_executor)
 
-    versioned = app.router.add_resource(
-        f"{ASSET_PREFIX}/{{channel}}/{{version}}/{{name}}", name="model_file"
-    )
+    versioned = app.router.add_resource(ROUTE_MODEL_FILE, name="model_file")
     versioned.add_route(hdrs.METH_GET, serve_model_file)
     versioned.add_route(hdrs.METH_HEAD, serve_model_file)
     versioned.add_route(hdrs.METH_OPTIONS, preflight)
-    latest = app.router.add_resource(f"{ASSET_PREFIX}/{{channel}}/latest.json", name="latest")
+    latest = app.router.add_resource(ROUTE_LATEST, name="latest")
     latest.add_route(hdrs.METH_GET, serve_latest)
     latest.add_route(hdrs.METH_HEAD, serve_latest)
     latest.add_route(hdrs.METH_OPTIONS, preflight)

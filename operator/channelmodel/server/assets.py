@@ -16,14 +16,14 @@ from typing import IO
 
 from aiohttp import hdrs, web
 
+from channelmodel.model_urls import model_base_url, parse_version_segment
 from channelmodel.server.context import CORS, PUBLIC_BASE_URL, STORE, etag_matches, off_loop
 from channelmodel.server.metrics import CountedStreamResponse
 from channelmodel.store import MODEL_FILES, FileInfo, NotFound, StoreError
-from channelmodel.store.base import is_channel_id, is_version
+from channelmodel.store.base import is_channel_id
 
 log = logging.getLogger(__name__)
 
-ASSET_PREFIX = "/assets/ml-models"
 IMMUTABLE = "public, max-age=31536000, immutable"
 LATEST_CACHE = "public, max-age=30"
 CONTENT_TYPES = {
@@ -40,16 +40,9 @@ class StreamAborted(Exception):
 
 def _versioned_file(request: web.Request) -> tuple[str, str, str]:
     channel_id = request.match_info["channel"]
-    version_segment = request.match_info["version"]
+    version = parse_version_segment(request.match_info["version"])
     name = request.match_info["name"]
-    version = version_segment[1:]
-    valid = (
-        is_channel_id(channel_id)
-        and version_segment.startswith("v")
-        and is_version(version)
-        and name in MODEL_FILES
-    )
-    if not valid:
+    if not (is_channel_id(channel_id) and version is not None and name in MODEL_FILES):
         raise web.HTTPNotFound()
     return channel_id, version, name
 
@@ -143,7 +136,7 @@ def _unavailable() -> web.HTTPServiceUnavailable:
 def _latest_body(
     request: web.Request, channel_id: str, version: str, pinned: bool
 ) -> dict[str, object]:
-    base = f"{request.app[PUBLIC_BASE_URL]}{ASSET_PREFIX}/{channel_id}/v{version}/"
+    base = model_base_url(request.app[PUBLIC_BASE_URL], channel_id, version)
     return {
         "channelId": channel_id,
         "version": version,

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
 
-from channelmodel.api.models import CHANNEL_ID_PATTERN, SEMVER_PATTERN
+from channelmodel import versions
+from channelmodel.api.models import CHANNEL_ID_PATTERN
+from channelmodel.versions import is_version as is_version  # part of the store's name grammar
 
 MODEL_FILES = ("model.json", "weights.bin", "metadata.json")
 CACHE_PREFIX = "_cache"
@@ -27,7 +29,6 @@ COMMIT_MARKER = ".committed"
 POINTER_NAME = "served.json"
 
 _CHANNEL_ID = re.compile(CHANNEL_ID_PATTERN)
-_SEMVER = re.compile(SEMVER_PATTERN)
 # Cache keys are relative paths of simple segments: nothing that can climb out.
 _BLOB_KEY = re.compile(
     r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}){0,7}"
@@ -60,10 +61,6 @@ def is_channel_id(value: str) -> bool:
     return _CHANNEL_ID.fullmatch(value) is not None
 
 
-def is_version(value: str) -> bool:
-    return _SEMVER.fullmatch(value) is not None
-
-
 def check_channel_id(channel_id: str) -> str:
     if not is_channel_id(channel_id):
         raise InvalidName(f"invalid channel ID {channel_id!r}: must match {CHANNEL_ID_PATTERN}")
@@ -90,8 +87,7 @@ def check_blob_key(key: str) -> str:
 
 def version_key(version: str) -> tuple[int, int, int]:
     """Sort key of a semver `X.Y.Z` (numeric, so 1.0.10 sorts after 1.0.9)."""
-    major, minor, patch = check_version(version).split(".")
-    return int(major), int(minor), int(patch)
+    return versions.parse(check_version(version))
 
 
 def sort_versions(versions: list[str]) -> list[str]:

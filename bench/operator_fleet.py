@@ -1,0 +1,477 @@
+"""Fleet scale on the real control plane: idle fleets, a restart, debounce
+latency, the morning rush (issue 16). Figures go to docs/benchmarks/operator.md.
+
+    .venv/bin/python bench/operator_fleet.py                       # everything
+    .venv/bin/python bench/operator_fleet.py --sizes 200,1000 --window 60 --rush 200
+
+One control plane (bench/_fleet_env.py) for the whole run, so every figure has
+its baseline from the same run: an operator with no ChannelModel, and for the
+latency figures the API server's own round trip for a Job create by this
+script. In order:
+
+1. baseline: the operator watching an empty namespace, `--small-window` s;
+2. for each size N (ascending): seed N trained channels (status from the
+   planner), start the operator, let it settle, measure an idle window (the
+   largest size gets `--window` s, the others `--small-window`), restart it and
+   measure until it settles again;
+3. latency: `--latency-runs` changes to one channel with `debounceSeconds: 1`,
+   Job create (audit log) minus (change + 1 s);
+4. the rush: `--rush` of the channels each get one change at a random moment
+   within 60 s (`debounceSeconds: 5`), cap `--rush-cap`, the fake trainer
+   `--trainer-delay` s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import kubernetes  # noqa: E402
+from bench._fleet_env import (  # noqa: E402
+    AuditEvent,
+    FleetEnv,
+    Operator,
+    cpu_seconds,
+    fleet_environment,
+    rss_mb,
+    wait_for,
+)
+from bench._operator_env import machine, percentile, stamp, write_section  # noqa: E402
+
+from channelmodel.api.models import GROUP, PLURAL, VERSION  # noqa: E402
+
+JOB_OWNER = "ml.dukarun.io/channel-model"
+LATENCY_CHANNEL = "latency"
+
+
+@dataclass
+class Window:
+    """What one operator did in a window of wall time."""
+
+    seconds: float
+    cpu: float
+    rss_peak: float
+    events: list[AuditEvent]
+
+    @property
+    def cpu_percent(self) -> float:
+        return 100 * self.cpu / self.seconds
+
+    @property
+    def operator_requests(self) -> list[AuditEvent]:
+        return [e for e in self.events if e.by_operator]
+
+    @property
+    def writes(self) -> int:
+        return sum(1 for e in self.operator_requests if e.is_write)
+
+    @property
+    def per_channel(self) -> int:
+        """Requests naming one ChannelModel or Job (watches and lists name none)."""
+        return sum(1 for e in self.operator_requests if e.name)
+
+    def kinds(self) -> str:
+        counts = Counter(f"{e.verb} {e.resource}" for e in self.operator_requests)
+        return ", ".join(f"`{k}` {n}" for k, n in counts.most_common()) or "none"
+
+
+def measure(env: FleetEnv, operator: Operator, seconds: float) -> Window:
+    env.audit.read()  # drop what came before
+    cpu0, began = cpu_seconds(operator.pid), time.monotonic()
+    peak = rss_mb(operator.pid)
+    while time.monotonic() - began < seconds:
+        time.sleep(1)
+        peak = max(peak, rss_mb(operator.pid))
+    wall = time.monotonic() - began
+    return Window(wall, cpu_seconds(operator.pid) - cpu0, peak, env.audit.read())
+
+
+@dataclass
+class Restart:
+    settle: float
+    writes: int
+    jobs: int
+    rss: float
+
+
+def restart(
+    env: FleetEnv, operator: Operator, channels: int, extra: dict[str, str]
+) -> tuple[Operator, Restart]:
+    operator.stop()
+    jobs_before = len(env.jobs())
+    env.audit.read()
+    fresh = env.start_operator(extra)
+    settle = fresh.wait_settled(at_least=channels)
+    events = env.audit.read()
+    writes = sum(1 for e in events if e.by_operator and e.is_write)
+    return fresh, Restart(settle, writes, len(env.jobs()) - jobs_before, rss_mb(fresh.pid))
+
+
+# --- latency ----------------------------------------------------------------------------
+
+
+def api_create_round_trip(env: FleetEnv, runs: int) -> list[float]:
+    """The baseline: this script creating (suspended) Jobs, create to response."""
+    batch = env.cluster.batch
+    times = []
+    for i in range(runs):
+        job = {
+            "metadata": {"name": f"baseline-{i}"},
+            "spec": {
+                "suspend": True,
+                "template": {"spec": {"restartPolicy": "Never", "containers": [
+                    {"name": "c", "image": "none", "command": ["true"]}]}},
+            },
+        }  # fmt: skip
+        began = time.monotonic()
+        batch.create_namespaced_job("fleet-baseline", job)
+        times.append(time.monotonic() - began)
+    return times
+
+
+def debounce_latency(env: FleetEnv, runs: int) -> list[float]:
+    latencies = []
+    for run in range(runs):
+        time.sleep(random.uniform(0.0, 1.0))
+        env.audit.read()
+        changed = datetime.now(UTC)
+        env.annotate_change(LATENCY_CHANNEL, changed)
+        version = f"1.0.{run + 1}"
+        wait_for(
+            lambda v=version: env.status(LATENCY_CHANNEL).get("modelVersion") == v,
+            timeout=60, interval=0.1, message=f"{LATENCY_CHANNEL} at {version}",
+        )  # fmt: skip
+        creates = [
+            e.at for e in env.audit.read()
+            if e.by_operator and e.verb == "create" and e.resource == "jobs"
+        ]  # fmt: skip
+        assert len(creates) == 1, f"run {run}: {len(creates)} Job creates"
+        latencies.append(creates[0] - (changed.timestamp() + 1.0))
+    return latencies
+
+
+# --- the rush ---------------------------------------------------------------------------
+
+
+@dataclass
+class JobWatch:
+    """Job creations and completions in the fleet namespace, as the watch delivers them."""
+
+    api: kubernetes.client.BatchV1Api
+    namespace: str
+    created: dict[str, tuple[float, str]] = field(default_factory=dict)  # job -> (t, owner)
+    finished: dict[str, float] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        try:
+            self._watch()
+        except Exception:  # the API server going away at the end of the run
+            if not self.stop.is_set():
+                raise
+
+    def _watch(self) -> None:
+        watch = kubernetes.watch.Watch()
+        for event in watch.stream(self.api.list_namespaced_job, self.namespace, timeout_seconds=0):
+            now = time.time()
+            job = event["object"]
+            name = job.metadata.name
+            owner = (job.metadata.labels or {}).get(JOB_OWNER, "")
+            if name not in self.created and not name.startswith("baseline-"):
+                self.created[name] = (now, owner)
+            done = any(
+                c.type in ("Complete", "Failed") and c.status == "True"
+                for c in (job.status.conditions or [])
+            )
+            if done and name not in self.finished:
+                self.finished[name] = now
+            if self.stop.is_set():
+                watch.stop()
+
+
+def rush(
+    env: FleetEnv, names: list[str], spread: float, debounce: float, cap: int
+) -> dict[str, Any]:
+    watcher = JobWatch(env.cluster.batch, env.namespace)
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    time.sleep(1)
+    env.audit.read()
+    began = time.time()
+    offsets = sorted(random.uniform(0, spread) for _ in names)
+    order = list(names)
+    random.shuffle(order)
+    changed: dict[str, float] = {}
+    for name, offset in zip(order, offsets, strict=True):
+        delay = began + offset - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        at = datetime.now(UTC)
+        env.annotate_change(name, at)
+        changed[name] = at.timestamp()
+    wanted = set(names)
+    wait_for(
+        lambda: sum(1 for _, owner in watcher.created.values() if owner in wanted) >= len(names)
+        and all(job in watcher.finished for job, (_, owner) in watcher.created.items() if owner in wanted),
+        timeout=3600, interval=1.0, message="every rushed channel's Job to finish",
+    )  # fmt: skip
+    time.sleep(5)  # any extra Job would show now
+    watcher.stop.set()
+    events = env.audit.read()
+    creates = {
+        e.name: e.at
+        for e in events
+        if e.by_operator and e.verb == "create" and e.resource == "jobs"
+    }
+    owners = {job: owner for job, (_, owner) in watcher.created.items() if owner in wanted}
+    per_channel = Counter(owners.values())
+
+    # Concurrency from the Job watch: +1 at creation, -1 when Complete/Failed.
+    timeline = sorted(
+        [(t, 1) for job, (t, _) in watcher.created.items() if job in owners]
+        + [(watcher.finished[job], -1) for job in owners if job in watcher.finished]
+    )
+    running = peak = 0
+    for _, step in timeline:
+        running += step
+        peak = max(peak, running)
+
+    # Latency: Job create (audit log) - the moment the channel may start: its debounce
+    # end, or, when the cap was full then, the completion that freed its slot.
+    completions = sorted(watcher.finished[job] for job in owners if job in watcher.finished)
+
+    def running_at(t: float) -> int:
+        return sum(1 for c in owners if creates.get(c, 1e18) <= t) - sum(
+            1 for f in completions if f <= t
+        )
+
+    latencies, inversions, close_inversions = [], 0, 0
+    started = {owner: creates[job] for job, owner in owners.items() if job in creates}
+    for job, owner in owners.items():
+        created = creates.get(job)
+        if created is None:
+            continue
+        ready = changed[owner] + debounce
+        may_start = ready
+        if running_at(ready) >= cap:
+            before = [f for f in completions if ready <= f <= created]
+            may_start = max(ready, before[-1]) if before else ready
+        latencies.append(created - may_start)
+    ordered = sorted(names, key=lambda n: changed[n])
+    starts = [started.get(n, float("inf")) for n in ordered]
+    for i in range(len(ordered)):
+        for j in range(i + 1, len(ordered)):
+            if starts[j] < starts[i] and changed[ordered[j]] + debounce <= starts[j]:
+                if changed[ordered[j]] - changed[ordered[i]] >= 1.0:
+                    inversions += 1
+                else:
+                    close_inversions += 1
+    lost = [
+        n
+        for n in names
+        if env.status(n).get("coveredChangeAt") is None
+        or env.status(n).get("modelVersion") != "1.0.1"
+    ]
+    return {
+        "channels": len(names),
+        "jobs": len(owners),
+        "exactly_once": sum(1 for n in names if per_channel[n] == 1),
+        "duplicates": sum(max(0, k - 1) for k in per_channel.values()),
+        "peak": peak,
+        "lost": len(lost),
+        "latency_p50": percentile(latencies, 50),
+        "latency_p95": percentile(latencies, 95),
+        "latency_max": max(latencies),
+        "inversions": inversions,
+        "close_inversions": close_inversions,
+        "duration": max(watcher.finished.values()) - began,
+        "requests": len([e for e in events if e.by_operator]),
+        "writes": len([e for e in events if e.by_operator and e.is_write]),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="200,1000,10000")
+    parser.add_argument("--window", type=float, default=300.0)
+    parser.add_argument("--small-window", type=float, default=60.0)
+    parser.add_argument("--latency-runs", type=int, default=50)
+    parser.add_argument("--rush", type=int, default=2000)
+    parser.add_argument("--rush-cap", type=int, default=20)
+    parser.add_argument("--trainer-delay", default="0.1")
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    random.seed(16)
+    extra = {"CHANNELMODEL_MAX_CONCURRENT_TRAININGS": str(args.rush_cap)}
+
+    with fleet_environment(trainer_delay=args.trainer_delay, keep=args.keep) as env:
+        env.cluster.ensure_namespace("fleet-baseline")
+        print("baseline: an operator with no ChannelModel")
+        operator = env.start_operator(extra)
+        operator.wait_settled(at_least=0, quiet=5)
+        baseline = measure(env, operator, args.small_window)
+        operator.stop()
+        print(
+            f"  cpu {baseline.cpu_percent:.2f}% rss {baseline.rss_peak:.0f} MB requests {len(baseline.operator_requests)}"
+        )
+
+        idle: dict[int, tuple[Window, Restart]] = {}
+        existing = 0
+        operator = None
+        for size in sizes:
+            names = [f"shop-{i:05d}" for i in range(existing, size)]
+            if existing == 0:
+                names.append(LATENCY_CHANNEL)
+            began = time.monotonic()
+            env.seed_trained(names)
+            if existing == 0:
+                env.cluster.custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, env.namespace, PLURAL, LATENCY_CHANNEL, {"spec": {"debounceSeconds": 1}}
+                )  # fmt: skip
+            existing = size
+            total = size + 1
+            print(f"{size} channels seeded in {time.monotonic() - began:.0f} s")
+            operator = env.start_operator(extra)
+            first = operator.wait_settled(at_least=total)
+            print(f"  first start settled in {first:.1f} s (adds kopf's finalizer to each)")
+            window = measure(env, operator, args.window if size == sizes[-1] else args.small_window)
+            print(f"  idle {window.seconds:.0f} s: cpu {window.cpu_percent:.2f}% rss {window.rss_peak:.0f} MB "
+                  f"writes {window.writes} requests {len(window.operator_requests)} per-channel {window.per_channel}")  # fmt: skip
+            operator, again = restart(env, operator, total, extra)
+            print(
+                f"  restart settled in {again.settle:.1f} s, {again.writes} writes, {again.jobs} Jobs"
+            )
+            idle[size] = (window, again)
+            if size != sizes[-1]:
+                operator.stop()
+        assert operator is not None
+
+        print("latency: debounce expiry to Job create")
+        baseline_create = api_create_round_trip(env, args.latency_runs)
+        latencies = debounce_latency(env, args.latency_runs)
+        print(
+            f"  p95 {percentile(latencies, 95):.3f} s (API create round trip p95 {percentile(baseline_create, 95):.3f} s)"
+        )
+
+        rushed = [
+            f"shop-{i:05d}" for i in random.sample(range(sizes[-1]), min(args.rush, sizes[-1]))
+        ]
+        print(f"rush: {len(rushed)} channels, cap {args.rush_cap}")
+        result = rush(env, rushed, spread=60.0, debounce=5.0, cap=args.rush_cap)
+        print(
+            "  "
+            + ", ".join(
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()
+            )
+        )
+        problems = [
+            line
+            for line in operator.process.log_text().splitlines()
+            if " ERROR " in line or "Traceback" in line
+        ]
+
+    write_results(args, sizes, baseline, idle, latencies, baseline_create, result, problems)
+    return 0
+
+
+def write_results(
+    args: argparse.Namespace,
+    sizes: list[int],
+    baseline: Window,
+    idle: dict[int, tuple[Window, Restart]],
+    latencies: list[float],
+    baseline_create: list[float],
+    rush_result: dict[str, Any],
+    problems: list[str],
+) -> None:
+    largest = sizes[-1]
+    window, again = idle[largest]
+    base_rss = baseline.rss_peak
+    rows = "\n".join(
+        f"| {size:,} | {w.seconds:.0f} s | {w.cpu_percent:.2f}% ({w.cpu_percent - baseline.cpu_percent:+.2f} vs empty) "
+        f"| {w.rss_peak:.0f} MB ({w.rss_peak / base_rss:.2f}x) | {w.writes} | {len(w.operator_requests)} | {w.per_channel} "
+        f"| {r.settle:.1f} s | {r.writes} | {r.jobs} |"
+        for size, (w, r) in idle.items()
+    )
+    r = rush_result
+    p95, base95 = percentile(latencies, 95), percentile(baseline_create, 95)
+    markdown = f"""
+## Fleet scale (`bench/operator_fleet.py`, real control plane)
+
+On the tests' real control plane (etcd {""}, kube-apiserver, controller-manager,
+scheduler, the process kubelets; bench/_fleet_env.py), the operator as a real
+process (`python -m channelmodel run`), requests from the API server's audit log
+(the operator's carry the User-Agent `channelmodel-operator` or `kopf`). Trained
+channels are seeded with the planner's own status after a first run; the rush
+trains for real with the fake trainer ({args.trainer_delay} s). Baseline: the
+same operator watching an empty namespace in the same run
+({baseline.cpu_percent:.2f}% of a core, {base_rss:.0f} MB RSS,
+{len(baseline.operator_requests)} requests in {baseline.seconds:.0f} s). Measured
+{stamp()} on {machine()}. Reproduce: `.venv/bin/python bench/operator_fleet.py`.
+
+### Idle fleets and a restart
+
+| channels | idle window | operator CPU | RSS peak | API writes | API requests | requests naming a channel | restart: settled after | restart: writes | restart: Jobs |
+|---|---|---|---|---|---|---|---|---|---|
+{rows}
+
+Targets at {largest:,}: CPU <= 3% of one core (**{window.cpu_percent:.2f}%**), 0 writes
+(**{window.writes}**), 0 requests per channel (**{window.per_channel}**), RSS <= 400 MB
+(**{window.rss_peak:.0f} MB**); restart settled <= 60 s (**{again.settle:.1f} s**), 0 writes
+(**{again.writes}**), no Job (**{again.jobs}**). Requests in the {largest:,} window, by kind:
+{window.kinds()}. "Settled" is when `channelmodel_reconciles_total` reached the
+number of channels and then stayed flat for 3 s (the wait not counted).
+
+### Debounce expiry to Job creation
+
+{len(latencies)} runs on one channel of the fleet (`debounceSeconds: 1`), each a
+random 0-1 s pause, a change at T, its Job and success; latency = the Job create's
+arrival at the API server (audit log) - (T + 1 s). Baseline: this script's own
+Job create round trip in the same run.
+
+| figure | measured | API create round trip (baseline) |
+|---|---|---|
+| p50 | {percentile(latencies, 50):.3f} s | {percentile(baseline_create, 50):.3f} s |
+| **p95** | **{p95:.3f} s** (target <= 1 s) | {base95:.3f} s ({p95 / base95:.1f}x) |
+| min / max | {min(latencies):.3f} s / {max(latencies):.3f} s | |
+
+### Morning rush
+
+{r["channels"]:,} of the {largest:,} channels each get one change at a random
+moment within 60 s (`debounceSeconds: 5`), cap {args.rush_cap}.
+
+| figure | value |
+|---|---|
+| channels trained exactly once | **{r["exactly_once"]:,} / {r["channels"]:,}** |
+| duplicate Jobs | **{r["duplicates"]}** |
+| changes lost (not covered by 1.0.1) | **{r["lost"]}** |
+| peak Jobs running (cap {args.rush_cap}) | **{r["peak"]}** |
+| started out of queue order (ready >= 1 s apart) | **{r["inversions"]}** ({r["close_inversions"]} more within 1 s of each other) |
+| Job created after the channel may start: p50 / **p95** / max | {r["latency_p50"]:.3f} s / **{r["latency_p95"]:.3f} s** (target <= 1 s; baseline create round trip {base95:.3f} s) / {r["latency_max"]:.3f} s |
+| first change to last Job finished | {r["duration"]:.0f} s |
+| operator requests / writes | {r["requests"]:,} / {r["writes"]:,} |
+| operator log errors | {len(problems)} |
+
+"May start": the end of its debounce, or, when the cap was full then, the Job
+completion that freed the slot it took (seen by this script's Job watch).
+"""
+    write_section("operator_fleet", markdown)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
