@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -152,6 +153,45 @@ class KubeApi:
                 return False
             raise
         return True
+
+    async def list_fleet(
+        self, namespaces: list[str], label_selector: str
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """ChannelModels, and Jobs and Pods matching `label_selector`, in `namespaces`
+        (all when empty): what the fleet index starts from."""
+
+        def pages(list_call: Callable[..., Any], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+            items: list[dict[str, Any]] = []
+            token = None
+            while True:
+                response = list_call(
+                    *args, limit=500, _continue=token, _preload_content=False, **kwargs
+                )
+                page = json.loads(response.data)
+                items.extend(page.get("items") or [])
+                token = (page.get("metadata") or {}).get("continue")
+                if not token:
+                    return items
+
+        def everything() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+            channels, jobs, pods = [], [], []
+            if not namespaces:
+                channels = pages(self._custom.list_cluster_custom_object, GROUP, VERSION, PLURAL)
+                jobs = pages(self._batch.list_job_for_all_namespaces, label_selector=label_selector)
+                pods = pages(self._core.list_pod_for_all_namespaces, label_selector=label_selector)
+            for namespace in namespaces:
+                channels += pages(
+                    self._custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL
+                )
+                jobs += pages(
+                    self._batch.list_namespaced_job, namespace, label_selector=label_selector
+                )
+                pods += pages(
+                    self._core.list_namespaced_pod, namespace, label_selector=label_selector
+                )
+            return channels, jobs, pods
+
+        return await asyncio.to_thread(everything)
 
     async def read_secret(self, namespace: str, name: str) -> SecretView | str:
         """A Secret's annotations and values, or why it cannot be read.
