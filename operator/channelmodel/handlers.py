@@ -121,8 +121,10 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
             stopping.cancel()
             rt.wakeups.unregister(key, sleeper)
 
+    # The watch handlers are async on purpose: kopf runs sync handlers in threads, and
+    # the fleet index and the wake-ups belong to the event loop.
     @kopf.on.event(GROUP, VERSION, PLURAL, id="wake_on_change", registry=registry)
-    def channel_changed(
+    async def channel_changed(
         type: str | None,
         name: str,
         namespace: str | None,
@@ -152,7 +154,7 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         "batch", "v1", "jobs", id="wake_on_job", labels={MANAGED_BY_LABEL: MANAGED_BY},
         registry=registry,
     )  # fmt: skip
-    def job_changed(
+    async def job_changed(
         type: str | None, name: str, namespace: str | None, body: kopf.Body, **_: Any
     ) -> None:
         rt.fleet.job_seen((namespace or "default", name), body, deleted=type == "DELETED")
@@ -166,7 +168,7 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         "", "v1", "pods", id="wake_on_pod", labels={MANAGED_BY_LABEL: MANAGED_BY},
         registry=registry,
     )  # fmt: skip
-    def pod_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
+    async def pod_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
         rt.fleet.pod_seen(body, deleted=type == "DELETED")
         owner = owner_of(body)
         if owner:  # the scheduler's word on it shows in the owner's Training condition
