@@ -81,23 +81,20 @@ class FleetIndex:
     _claimed: dict[Key, str] = field(default_factory=dict)  # ChannelModel -> its channelId
 
     # --- feeding: the start-up list, then every watch event ---------------------------
-    def seed(
-        self,
-        channels: Iterable[Mapping[str, Any]],
-        jobs: Iterable[Mapping[str, Any]],
-        pods: Iterable[Mapping[str, Any]],
-    ) -> None:
-        self._seeded_at = time.monotonic()
-        for obj in channels:
+    def seed(self, kind: str, objects: Iterable[Mapping[str, Any]]) -> None:
+        """A page of the start-up list ("channel", "job" or "pod"); the watch confirms it."""
+        if not self._seeded_at:
+            self._seeded_at = time.monotonic()
+        for obj in objects:
+            if kind == "pod":
+                self.pod_seen(obj)
+                continue
             key = _key(obj)
-            self.channel_seen(key, obj, confirmed=False)
-            self._seeded.add(("channel", key))
-        for obj in jobs:
-            key = _key(obj)
-            self.job_seen(key, obj, confirmed=False)
-            self._seeded.add(("job", key))
-        for obj in pods:
-            self.pod_seen(obj)
+            if kind == "channel":
+                self.channel_seen(key, obj, confirmed=False)
+            else:
+                self.job_seen(key, obj, confirmed=False)
+            self._seeded.add((kind, key))
 
     def channel_seen(
         self, key: Key, obj: Mapping[str, Any], deleted: bool = False, confirmed: bool = True

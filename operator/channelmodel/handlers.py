@@ -87,10 +87,10 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         # Namespaced installs get no cluster-wide rights: no namespace/CRD scanning.
         settings.scanning.disabled = not rt.settings.cluster_wide
         # Before any handler runs: the running Jobs (the cap), the queue and the claims.
-        channels, jobs, pods = await rt.kube.list_fleet(
-            rt.settings.namespaces, f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+        # (Seeded in the listing's thread: no handler runs yet to share the index with.)
+        await rt.kube.list_fleet(
+            rt.settings.namespaces, f"{MANAGED_BY_LABEL}={MANAGED_BY}", rt.fleet.seed
         )
-        rt.fleet.seed(channels, jobs, pods)
 
     @kopf.daemon(
         GROUP, VERSION, PLURAL, id="reconcile", backoff=5,

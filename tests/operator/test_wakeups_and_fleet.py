@@ -197,11 +197,9 @@ def test_the_start_up_list_counts_until_the_watch_confirms_or_time_runs_out(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fleet = FleetIndex()
-    fleet.seed(
-        channels=[_channel("a", channel_id="shop"), _channel("gone", channel_id="shop")],
-        jobs=[_job("running"), _job("deleted-meanwhile"), _job("finished", done=True)],
-        pods=[],
-    )
+    fleet.seed("channel", [_channel("a", channel_id="shop"), _channel("gone", channel_id="shop")])
+    fleet.seed("job", [_job("running"), _job("deleted-meanwhile"), _job("finished", done=True)])
+    fleet.seed("pod", [])
     assert fleet.running_trainings() == 2  # before kopf's watch: the cap holds at once
     assert [name for _, _, name in sorted(fleet.owners("shop"))] == ["a", "gone"]
     fleet.job_seen(("ns", "running"), _job("running"))  # the watch confirms these
