@@ -58,6 +58,7 @@ OPERATOR_AGENTS = ("channelmodel-operator", "kopf")
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 CHANGED_AT = "ml.dukarun.io/inventory-changed-at"
 CHANGE_KIND = "ml.dukarun.io/inventory-change"
+DIFF_BASE = "kopf.zalando.org/last-handled-configuration"
 SEEDED_AT = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
 
 
@@ -270,19 +271,37 @@ class FleetEnv:
         return {item["metadata"]["name"] for item in items["items"]}
 
     def seed_trained(
-        self, names: list[str], spec_overrides: Mapping[str, Any] | None = None
+        self,
+        names: list[str],
+        spec_overrides: Mapping[str, Any] | None = None,
+        adopted: bool = True,
     ) -> None:
-        """Create these ChannelModels with the status of a successful first run."""
+        """Create these ChannelModels with the status of a successful first run.
+
+        `adopted`: with what an operator adds when it first sees an object (kopf's
+        finalizer and its diff base), as a fleet that an operator has run before
+        looks. Without, the first operator start adds them (two writes each).
+        """
+        finalizers = [f"{GROUP}/cleanup"] if adopted else []
         settings = self.settings()
         custom = self.cluster.custom
 
         def seed(name: str) -> None:
             spec = channel_spec(name, **dict(spec_overrides or {}))
-            custom.create_namespaced_custom_object(
+            created = custom.create_namespaced_custom_object(
                 GROUP, VERSION, self.namespace, PLURAL,
                 {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ChannelModel",
-                 "metadata": {"name": name}, "spec": spec},
+                 "metadata": {"name": name, "finalizers": finalizers}, "spec": spec},
             )  # fmt: skip
+            if adopted:
+                # kopf's diff base of the (server-defaulted) spec, as kopf writes it on first sight.
+                essence = json.dumps(
+                    {"spec": created["spec"]}, separators=(",", ":"), sort_keys=True
+                )
+                custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, self.namespace, PLURAL, name,
+                    {"metadata": {"annotations": {DIFF_BASE: essence + "\n"}}},
+                )  # fmt: skip
             custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, self.namespace, PLURAL, name,
                 {"status": trained_status(name, spec, settings)},

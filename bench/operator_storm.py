@@ -149,7 +149,7 @@ def main() -> int:
 
 {sent} `inventory-changed-at`/`inventory-change: productAdded` merge patches to one
 ChannelModel in {storm_seconds:.1f} s after its first training; `debounceSeconds: {args.debounce}`,
-`cooldownSeconds: 0`, reconcile interval 1 s. Measured {stamp()} on {machine()}.
+`cooldownSeconds: 0`, event-driven planning. Measured {stamp()} on {machine()}.
 
 | figure | value |
 |---|---|
@@ -164,8 +164,9 @@ Requests by kind (storm + retrain): {", ".join(f"`{k}` {v}" for k, v in breakdow
 Of the writes, {len(diffbase)} are kopf's own `{KOPF_DIFFBASE}` annotation:
 kopf counts annotations in the object "essence" it diffs for change handlers, so
 each change patch makes it store a new diff base (the operator has no update
-handler that needs it). The reconcile timer's own status writes are the
-`channelmodels/status` patches: `trainAfter` moving on, at most once per tick.
+handler that needs it). The operator's own status writes are the
+`channelmodels/status` patches: `trainAfter` moving on, at most once a second
+(a channel's changes are coalesced into a plan a second).
 """,
         )
     return 0 if ok_jobs and ratio <= TARGET_PER_PATCH and not problems else 1

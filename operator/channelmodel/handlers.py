@@ -17,7 +17,7 @@ import socket
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -34,20 +34,17 @@ from channelmodel.api.models import (
     ChannelModelStatus,
     DeletionPolicy,
 )
-from channelmodel.fleet import QueueEntry, fleet_view, next_in_line, queue_entry
+from channelmodel.fleet import owner_of
 from channelmodel.jobs import (
     CHANNEL_MODEL_LABEL,
-    JOB_NAME_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     VERSION_LABEL,
     build_job,
-    job_phase,
-    unschedulable_reason,
 )
 from channelmodel.metrics import RECONCILES
 from channelmodel.observe import SECRET_RECHECK_SECONDS, observe_job, secret_problem
-from channelmodel.plan_types import Fleet, JobPhase, Plan, PlanInput, StartJob
+from channelmodel.plan_types import Fleet, Plan, PlanInput, StartJob
 from channelmodel.planner import plan
 from channelmodel.policy import channel_claim_problem, spec_problem
 from channelmodel.reporting import notify, record_telemetry
@@ -89,51 +86,17 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         settings.networking.error_backoffs = [1, 2, 5, 10, 20, 30, 60]
         # Namespaced installs get no cluster-wide rights: no namespace/CRD scanning.
         settings.scanning.disabled = not rt.settings.cluster_wide
-
-    @kopf.index(
-        "batch", "v1", "jobs", id="training_jobs", labels={MANAGED_BY_LABEL: MANAGED_BY},
-        registry=registry,
-    )  # fmt: skip
-    def training_jobs(
-        name: str, namespace: str | None, body: kopf.Body, **_: Any
-    ) -> dict[tuple[str | None, str], bool]:
-        # Only Jobs that run (or wait for admission): the cap counts the index's keys.
-        phase, _reason = job_phase(body)
-        if phase != JobPhase.RUNNING:
-            return {}
-        return {(namespace, name): bool((body.get("spec") or {}).get("suspend"))}
-
-    @kopf.index(
-        "", "v1", "pods", id="training_pods", labels={MANAGED_BY_LABEL: MANAGED_BY},
-        registry=registry,
-    )  # fmt: skip
-    def training_pods(
-        namespace: str | None, labels: Mapping[str, str], status: Mapping[str, Any], **_: Any
-    ) -> dict[tuple[str | None, str], str]:
-        # Only what the scheduler says of a Pod it cannot place (resources, node selectors,
-        # taints): a Job waiting for it shows it in the Training condition.
-        return {(namespace, labels.get(JOB_NAME_LABEL, "")): unschedulable_reason(status)}
-
-    @kopf.index(GROUP, VERSION, PLURAL, id="channel_queue", registry=registry)
-    def channel_queue(
-        name: str, namespace: str | None, status: Mapping[str, Any], **_: Any
-    ) -> dict[tuple[str | None, str], QueueEntry]:
-        entry = queue_entry(status)  # only queued channels: an idle fleet's queue is empty
-        return {(namespace, name): entry} if entry else {}
-
-    @kopf.index(GROUP, VERSION, PLURAL, id="channel_owners", registry=registry)
-    def channel_owners(
-        name: str, namespace: str | None, spec: Mapping[str, Any], meta: kopf.Meta, **_: Any
-    ) -> dict[str, tuple[str, str, str]]:
-        # Which ChannelModels claim each channelId: the store is shared by all of them.
-        channel_id = spec.get("channelId")
-        if not isinstance(channel_id, str):
-            return {}
-        created = str(meta.get("creationTimestamp") or "")
-        return {channel_id: (created, namespace or "default", name)}
+        # Before any handler runs: the running Jobs (the cap), the queue and the claims.
+        # (Seeded in the listing's thread: no handler runs yet to share the index with.)
+        await rt.kube.list_fleet(
+            rt.settings.namespaces, f"{MANAGED_BY_LABEL}={MANAGED_BY}", rt.fleet.seed
+        )
 
     @kopf.daemon(
-        GROUP, VERSION, PLURAL, id="reconcile", backoff=5, cancellation_timeout=10,
+        GROUP, VERSION, PLURAL, id="reconcile", backoff=5,
+        # Stopped (the object goes, the operator stops), the loop ends after its plan;
+        # kopf cancels it only if that plan takes longer than this.
+        cancellation_backoff=10, cancellation_timeout=10,
         registry=registry,
     )  # fmt: skip
     async def reconcile(
@@ -141,73 +104,75 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         name: str,
         namespace: str | None,
         logger: kopf.Logger,
+        stopped: kopf.DaemonStopped,
         **kwargs: Any,  # the indexes arrive by their names
     ) -> None:
         key = (namespace or "default", name)
-        indexes = Indexes.of(kwargs)
         sleeper = rt.wakeups.register(key)
+        stopping = asyncio.ensure_future(stopped.wait())
+        stopping.add_done_callback(lambda _: sleeper.stop())
         loop = asyncio.get_running_loop()
         try:
-            while True:  # kopf cancels the loop when the object goes or the operator stops
-                wake_in = await reconcile_channel(rt, key, body, logger, indexes)
+            while not sleeper.stopped:
+                wake_in = await reconcile_channel(rt, key, body, logger)
                 RECONCILES.inc()
                 await sleeper.sleep(wake_in, planned_at=loop.time())
         finally:
+            stopping.cancel()
             rt.wakeups.unregister(key, sleeper)
 
+    # The watch handlers are async on purpose: kopf runs sync handlers in threads, and
+    # the fleet index and the wake-ups belong to the event loop.
     @kopf.on.event(GROUP, VERSION, PLURAL, id="wake_on_change", registry=registry)
-    def channel_changed(
+    async def channel_changed(
         type: str | None,
         name: str,
         namespace: str | None,
         annotations: Mapping[str, str],
-        status: Mapping[str, Any],
-        **kwargs: Any,
+        body: kopf.Body,
+        **_: Any,
     ) -> None:
         key = (namespace or "default", name)
-        indexes = Indexes.of(kwargs)
-        if type == "DELETED":
+        deleted = type == "DELETED"
+        rt.fleet.channel_seen(key, body, deleted=deleted)
+        if deleted:
             rt.telemetry.forget(key)
             rt.pending_writes.pop(key, None)
             # A channelId it claimed may be free for another ChannelModel now.
-            for _, ns, other in indexes.channel_owners.get(kwargs["spec"].get("channelId"), ()):
+            claimed_id = str((body.get("spec") or {}).get("channelId"))
+            for _created, ns, other in rt.fleet.owners(claimed_id):
                 rt.wakeups.wake((ns, other))
         else:
             rt.telemetry.change_seen(key, annotations.get(INVENTORY_CHANGED_AT))
             rt.wakeups.wake(key, urgent=False)
-        entry = queue_entry(status)
-        if type == "DELETED" or entry is None or not entry.waiting:
+        entry = rt.fleet.queue.get(key)
+        if entry is None or not entry.waiting:
             # It left the line (started, blocked, gone): the next in line may take its place.
-            _release_slots(rt, indexes)
+            _release_slots(rt)
 
     @kopf.on.event(
         "batch", "v1", "jobs", id="wake_on_job", labels={MANAGED_BY_LABEL: MANAGED_BY},
         registry=registry,
     )  # fmt: skip
-    def job_changed(
-        type: str | None,
-        name: str,
-        namespace: str | None,
-        labels: Mapping[str, str],
-        body: kopf.Body,
-        **kwargs: Any,
+    async def job_changed(
+        type: str | None, name: str, namespace: str | None, body: kopf.Body, **_: Any
     ) -> None:
-        ns = namespace or "default"
-        rt.recent_starts.pop((ns, name), None)  # the Job index shows it from now on
-        owner = labels.get(CHANNEL_MODEL_LABEL)
+        rt.fleet.job_seen((namespace or "default", name), body, deleted=type == "DELETED")
+        owner = owner_of(body)
         if owner:
-            rt.wakeups.wake((ns, owner))
-        if type == "DELETED" or job_phase(body)[0] != JobPhase.RUNNING:
-            _release_slots(rt, Indexes.of(kwargs))  # a slot is free
+            rt.wakeups.wake(owner)
+        if (namespace or "default", name) not in rt.fleet.running:
+            _release_slots(rt)  # a slot is free
 
     @kopf.on.event(
         "", "v1", "pods", id="wake_on_pod", labels={MANAGED_BY_LABEL: MANAGED_BY},
         registry=registry,
     )  # fmt: skip
-    def pod_changed(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
-        owner = labels.get(CHANNEL_MODEL_LABEL)
+    async def pod_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
+        rt.fleet.pod_seen(body, deleted=type == "DELETED")
+        owner = owner_of(body)
         if owner:  # the scheduler's word on it shows in the owner's Training condition
-            rt.wakeups.wake((namespace or "default", owner))
+            rt.wakeups.wake(owner)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, id="cleanup", backoff=5, registry=registry)
     async def cleanup(
@@ -217,7 +182,6 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         logger: kopf.Logger,
         **kwargs: Any,  # the indexes arrive by their names
     ) -> None:
-        channel_owners: Mapping[str, Any] = kwargs["channel_owners"]
         deleted = await rt.kube.delete_jobs(namespace or "default", f"{CHANNEL_MODEL_LABEL}={name}")
         if deleted:
             logger.info("deleted training Jobs %s", ", ".join(deleted))
@@ -228,7 +192,7 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         if spec.deletionPolicy == DeletionPolicy.DELETE:
             others = [
                 f"{ns}/{other}"
-                for _, ns, other in channel_owners.get(spec.channelId, [])
+                for _, ns, other in rt.fleet.owners(spec.channelId)
                 if (ns, other) != (namespace or "default", name)
             ]
             if others:
@@ -245,33 +209,14 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
             )
 
 
-@dataclass(frozen=True)
-class Indexes:
-    """The kopf indexes the reconcile loop reads (live: kopf keeps them current)."""
-
-    training_jobs: Mapping[tuple[str, str], Any]
-    training_pods: Mapping[tuple[str, str], Any]
-    channel_queue: Mapping[tuple[str, str], Any]
-    channel_owners: Mapping[str, Any]
-
-    @classmethod
-    def of(cls, kwargs: Mapping[str, Any]) -> Indexes:
-        return cls(
-            training_jobs=kwargs["training_jobs"],
-            training_pods=kwargs["training_pods"],
-            channel_queue=kwargs["channel_queue"],
-            channel_owners=kwargs["channel_owners"],
-        )
-
-
-def _release_slots(rt: Runtime, indexes: Indexes) -> None:
+def _release_slots(rt: Runtime) -> None:
     """Wake the oldest ready channels that the free training slots can take."""
-    for key in next_in_line(rt, rt.clock(), indexes.training_jobs, indexes.channel_queue):
+    for key in rt.fleet.next_in_line(rt.settings.max_concurrent_trainings, rt.clock()):
         rt.wakeups.wake(key)
 
 
 async def reconcile_channel(
-    rt: Runtime, key: tuple[str, str], body: kopf.Body, logger: kopf.Logger, indexes: Indexes
+    rt: Runtime, key: tuple[str, str], body: kopf.Body, logger: kopf.Logger
 ) -> float | None:
     """Plan channel `key` once and carry the plan out; seconds until its next deadline."""
     namespace, name = key
@@ -291,10 +236,11 @@ async def reconcile_channel(
     job_obs = None
     if status.currentJob is not None:
         job_obs = await observe_job(
-            rt, namespace, spec.channelId, status.currentJob.name, status.currentJob.version,
-            indexes.training_jobs, indexes.training_pods,
-        )  # fmt: skip
-    claimed = channel_claim_problem(spec.channelId, namespace, name, indexes.channel_owners)
+            rt, namespace, spec.channelId, status.currentJob.name, status.currentJob.version
+        )
+    claimed = channel_claim_problem(
+        spec.channelId, namespace, name, {spec.channelId: rt.fleet.owners(spec.channelId)}
+    )
     inp = PlanInput(
         name=name,
         spec=spec,
@@ -314,8 +260,8 @@ async def reconcile_channel(
     async with rt.start_lock:
         inp = replace(
             inp,
-            fleet=fleet_view(
-                rt, key, status.queuedAt, now, indexes.training_jobs, indexes.channel_queue
+            fleet=rt.fleet.fleet_view(
+                rt.settings.max_concurrent_trainings, key, status.queuedAt, now
             ),
         )
         decision = _plan(inp, claimed)
@@ -407,7 +353,7 @@ async def _execute(
             spec=spec, start=decision.start_job, settings=rt.settings,
         )  # fmt: skip
         created = await rt.kube.create_job(namespace, job)
-        rt.recent_starts[(namespace, decision.start_job.name)] = time.monotonic()
+        rt.fleet.started((namespace, decision.start_job.name))
         logger.info(
             "%s Job %s for %s",
             "created" if created else "adopted",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -152,6 +153,47 @@ class KubeApi:
                 return False
             raise
         return True
+
+    async def list_fleet(
+        self,
+        namespaces: list[str],
+        label_selector: str,
+        consume: Callable[[str, list[dict[str, Any]]], None],
+    ) -> None:
+        """Hand ChannelModels ("channel"), and Jobs ("job") and Pods ("pod") matching
+        `label_selector`, in `namespaces` (all when empty), page by page to `consume`:
+        what the fleet index starts from, without holding ten thousand objects at once."""
+
+        def pages(kind: str, list_call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+            token = None
+            while True:
+                response = list_call(
+                    *args, limit=500, _continue=token, _preload_content=False, **kwargs
+                )
+                page = json.loads(response.data)
+                consume(kind, page.get("items") or [])
+                token = (page.get("metadata") or {}).get("continue")
+                if not token:
+                    return
+
+        def everything() -> None:
+            if not namespaces:
+                pages("channel", self._custom.list_cluster_custom_object, GROUP, VERSION, PLURAL)
+                pages("job", self._batch.list_job_for_all_namespaces, label_selector=label_selector)
+                pages("pod", self._core.list_pod_for_all_namespaces, label_selector=label_selector)
+            for namespace in namespaces:
+                pages(
+                    "channel", self._custom.list_namespaced_custom_object,
+                    GROUP, VERSION, namespace, PLURAL,
+                )  # fmt: skip
+                pages(
+                    "job", self._batch.list_namespaced_job, namespace, label_selector=label_selector
+                )
+                pages(
+                    "pod", self._core.list_namespaced_pod, namespace, label_selector=label_selector
+                )
+
+        await asyncio.to_thread(everything)
 
     async def read_secret(self, namespace: str, name: str) -> SecretView | str:
         """A Secret's annotations and values, or why it cannot be read.

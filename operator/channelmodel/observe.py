@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
-from typing import Any
 
 from channelmodel.api.models import ChannelModelSpec, SecretKeyRef
 from channelmodel.jobs import JOB_NAME_LABEL, job_phase, observe
@@ -18,18 +16,14 @@ SECRET_RECHECK_SECONDS = 10.0
 
 
 async def observe_job(
-    rt: Runtime,
-    namespace: str,
-    channel_id: str,
-    job_name: str,
-    version: str,
-    training_jobs: Mapping[tuple[str, str], Any],
-    training_pods: Mapping[tuple[str, str], Any] | None = None,
+    rt: Runtime, namespace: str, channel_id: str, job_name: str, version: str
 ) -> JobObservation:
-    pending = next((r for r in (training_pods or {}).get((namespace, job_name), ()) if r), "")
-    indexed = training_jobs.get((namespace, job_name))
-    if indexed:  # the index holds only Jobs that run, each with whether it is suspended
-        return JobObservation(phase=JobPhase.RUNNING, suspended=any(indexed), unschedulable=pending)
+    key = (namespace, job_name)
+    pending = rt.fleet.unschedulable.get(key, "")
+    if key in rt.fleet.running:  # watched: it runs (or waits for admission)
+        return JobObservation(
+            phase=JobPhase.RUNNING, suspended=rt.fleet.running[key], unschedulable=pending
+        )
     job = await rt.kube.get_job(namespace, job_name)  # not indexed yet, or finished
     if job is None:
         return JobObservation(phase=JobPhase.MISSING)

@@ -1,4 +1,9 @@
-"""`channelmodel run`: the operator process (kopf, standalone: one replica, Recreate)."""
+"""`channelmodel run`: the operator process.
+
+kopf runs standalone (no kopf peering). One replica: kopf runs at once. Several
+replicas (CHANNELMODEL_LEADER_ELECTION=true): each waits for the Lease and only
+its holder runs kopf (channelmodel/leader.py, docs/decisions/0015-leader-election-lease.md).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import prometheus_client
 from channelmodel.egress import EgressPolicy
 from channelmodel.handlers import register
 from channelmodel.kube import KubeApi, load_client_config, wait_for_api_server
+from channelmodel.leader import HealthServer, LeaderElector, loopback_url
 from channelmodel.logs import configure_logging
 from channelmodel.notify import Notifier
 from channelmodel.runtime import Runtime
@@ -22,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--liveness",
         metavar="URL",
-        help="kopf liveness endpoint, e.g. http://0.0.0.0:8080/healthz (for the Pod's probes).",
+        help="Liveness endpoint for the Pod's probes, e.g. http://0.0.0.0:8080/healthz: kopf's "
+        "own; with leader election, one that answers from process start, plus /readyz.",
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="Debug logging.")
 
@@ -42,17 +49,40 @@ def run(args: argparse.Namespace) -> int:
         prometheus_client.start_http_server(settings.metrics_port)
     registry = kopf.OperatorRegistry()
     register(registry, runtime)
-    logging.getLogger(__name__).info(
+    log = logging.getLogger(__name__)
+    log.info(
         "watching %s; store %s; at most %d trainings at once",
         ", ".join(settings.namespaces) or "all namespaces",
         settings.store_uri,
         settings.max_concurrent_trainings,
     )
+    if not settings.leader_election:
+        run_kopf(registry, settings, args.liveness)
+        return 0
+
+    # Everything above is ready before the Lease is: a takeover only starts kopf.
+    elector = LeaderElector(settings)
+    kopf_liveness = loopback_url() if args.liveness else None
+    if args.liveness:
+        HealthServer(args.liveness, elector, kopf_liveness).start()
+    elector.start()
+    elector.wait_until_leading()
+    try:
+        run_kopf(registry, settings, kopf_liveness)
+    finally:
+        # kopf has stopped (SIGTERM, or it failed): nothing acts any more.
+        elector.release()
+    return 0
+
+
+def run_kopf(
+    registry: kopf.OperatorRegistry, settings: OperatorSettings, liveness: str | None
+) -> None:
+    # standalone: kopf's own peering stays off; leader election (if on) decided already.
     kopf.run(
         registry=registry,
         standalone=True,
         clusterwide=settings.cluster_wide,
         namespaces=settings.namespaces,
-        liveness_endpoint=args.liveness,
+        liveness_endpoint=liveness,
     )
-    return 0

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from channelmodel.fleet import FleetIndex
 from channelmodel.kube import KubeApi
 from channelmodel.metrics import ChannelTelemetry
 from channelmodel.notify import Notifier
@@ -30,9 +31,8 @@ class Runtime:
     store: ArtifactStore
     kube: KubeApi
     clock: Clock = utc_now
-    # Jobs created by this process that the Job index has not shown yet: a cache
-    # for the concurrency cap, rebuilt from the index after a restart.
-    recent_starts: dict[tuple[str, str], float] = field(default_factory=dict)
+    # Running Jobs, the queue, channelId claims: listed at start, then kept by watches.
+    fleet: FleetIndex = field(default_factory=FleetIndex)
     start_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Status fields written last, per object, until the watch shows them back.
     pending_writes: dict[tuple[str, str], tuple[dict[str, Any], float]] = field(

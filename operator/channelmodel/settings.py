@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from kubernetes.utils import parse_quantity
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from channelmodel import model_urls
@@ -160,6 +160,40 @@ class OperatorSettings(BaseSettings):
         description="CIDRs outbound requests (manifest, images, webhooks) may reach although "
         "private, loopback or link-local, comma-separated; passed on to training Jobs.",
     )
+    # --- high availability: one active replica, the others stand by (docs/operations.md) ---
+    leader_election: bool = Field(
+        default=False,
+        description="Act only while holding a coordination.k8s.io Lease, so that several "
+        "replicas can run and exactly one of them acts (the chart turns it on with replicas > 1).",
+    )
+    leader_election_lease_name: str = Field(
+        default="channelmodel-operator",
+        description="Name of the Lease the replicas compete for.",
+        pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
+    )
+    leader_election_namespace: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CHANNELMODEL_LEADER_ELECTION_NAMESPACE", "POD_NAMESPACE"),
+        description="Namespace of the Lease; default: the Pod's (POD_NAMESPACE), else the "
+        "first watched namespace, else `default`.",
+    )
+    leader_election_identity: str | None = Field(
+        default=None,
+        description="holderIdentity of this replica; default: the Pod's name (POD_NAME, else "
+        "the host name) and a random suffix, unique per process.",
+    )
+    # Defaults: a takeover within ~10 s of the leader's death (docs/operations.md, timings).
+    leader_election_lease_duration_seconds: int = Field(
+        default=8, ge=1, description="A standby takes over this long after the last renewal it saw."
+    )
+    leader_election_renew_deadline_seconds: int = Field(
+        default=6,
+        ge=1,
+        description="The leader stops (and exits) when it has not renewed for this long.",
+    )
+    leader_election_retry_period_seconds: int = Field(
+        default=2, ge=1, description="Period of renewals and of a standby's attempts."
+    )
     log_format: Literal["text", "json"] = "text"
     metrics_port: int = Field(
         default=9090, ge=0, le=65535, description="Prometheus /metrics port; 0 disables."
@@ -193,6 +227,27 @@ class OperatorSettings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"{value!r} is not a Kubernetes quantity") from exc
         return value
+
+    @model_validator(mode="after")
+    def _lease_timings(self) -> OperatorSettings:
+        # kubernetes.leaderelection's own checks (it calls sys.exit on them): the leader
+        # must give up before a standby may take over, and retry more than once.
+        lease = self.leader_election_lease_duration_seconds
+        renew = self.leader_election_renew_deadline_seconds
+        retry = self.leader_election_retry_period_seconds
+        if not lease > renew > 1.2 * retry:
+            raise ValueError(
+                "leader election needs lease duration > renew deadline > 1.2 x retry period, "
+                f"got {lease} s, {renew} s and {retry} s"
+            )
+        return self
+
+    @property
+    def lease_namespace(self) -> str:
+        """Where the leader-election Lease lives."""
+        if self.leader_election_namespace:
+            return self.leader_election_namespace
+        return self.namespaces[0] if self.namespaces else "default"
 
     @property
     def cluster_wide(self) -> bool:

@@ -25,10 +25,17 @@ class Sleeper:
     def __init__(self) -> None:
         self._event = asyncio.Event()
         self._urgent = False
+        self.stopped = False
 
     def wake(self, urgent: bool) -> None:
         self._urgent = self._urgent or urgent
         self._event.set()
+
+    def stop(self) -> None:
+        """The loop ends after its current plan (kopf stops it: the object went, or the
+        operator stops): it exits by itself, so kopf need not cancel it."""
+        self.stopped = True
+        self.wake(urgent=True)
 
     async def sleep(self, seconds: float | None, planned_at: float) -> None:
         """Until `seconds` after `planned_at` (a loop time) pass, or a wake-up.

@@ -36,6 +36,7 @@ CASES: list[Values] = [
     Values("cluster-wide", {"watch": {"clusterWide": True, "namespaces": ["shop-a"]}, "store": S3}),
     Values("namespaces", {"watch": {"namespaces": ["shop-a", "shop-b"]}, "store": S3}),
     Values("gpu-off", {"trainer": {"gpu": {"enabled": False}}}),
+    Values("ha", {"operator": {"replicas": 2}}),
     Values(
         "ingress",
         {
@@ -96,7 +97,11 @@ CASES: list[Values] = [
             },
             "kueue": {"enabled": True, "localQueue": {"clusterQueue": "cpu-queue"}},
             "metrics": {"serviceMonitor": {"enabled": True}},
-            "operator": {"logFormat": "text", "publicBaseUrl": "https://cdn.shop.example/"},
+            "operator": {
+                "logFormat": "text",
+                "publicBaseUrl": "https://cdn.shop.example/",
+                "replicas": 3,
+            },
             "imagePullSecrets": [{"name": "registry"}],
         },
     ),

@@ -132,12 +132,19 @@ def container(deploy: Manifest) -> dict[str, Any]:
     return dict(containers[0])
 
 
-def plain_env(container_spec: Mapping[str, Any]) -> dict[str, str]:
-    """The container's literal env values; secret references become a placeholder."""
+OPERATOR_POD_NAME = "shop-channelmodel-operator-5d9c7-x2x4q"
+
+
+def plain_env(container_spec: Mapping[str, Any], namespace: str = NAMESPACE) -> dict[str, str]:
+    """The container's literal env values; secret references become a placeholder, and
+    the downward API's Pod fields what a Pod in `namespace` would get."""
+    fields = {"metadata.namespace": namespace, "metadata.name": OPERATOR_POD_NAME}
     env: dict[str, str] = {}
     for item in container_spec.get("env", []):
         if "value" in item:
             env[item["name"]] = str(item["value"])
+        elif "fieldRef" in item["valueFrom"]:
+            env[item["name"]] = fields[item["valueFrom"]["fieldRef"]["fieldPath"]]
         else:
             ref = item["valueFrom"]["secretKeyRef"]
             env[item["name"]] = f"<secret {ref['name']}/{ref['key']}>"
@@ -150,7 +157,7 @@ def rendered_operator_environment(
     """Command line and env of the operator container as the chart renders them."""
     objects = render(Values("operator-env", overrides or {}), tmp_path, namespace=namespace)
     spec = container(deployment(objects, "operator"))
-    return [*spec["command"], *spec.get("args", [])], plain_env(spec)
+    return [*spec["command"], *spec.get("args", [])], plain_env(spec, namespace)
 
 
 def rendered_notes(overrides: Mapping[str, Any], tmp_path: Path) -> str:

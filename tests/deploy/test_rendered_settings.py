@@ -38,7 +38,9 @@ STORE_ENV = {
     "AWS_SECRET_ACCESS_KEY",
     s3.ADDRESSING_ENV,
 }
-PROCESS_ENV = {"HOME"}
+# HOME for libraries; the Pod's name (leader election's holder identity) and
+# namespace (read as CHANNELMODEL_LEADER_ELECTION_NAMESPACE's fallback) from the downward API.
+PROCESS_ENV = {"HOME", "POD_NAME", "POD_NAMESPACE"}
 # The operator has it as a setting; the model server's store reads it directly.
 SERVER_ALSO_READS = {s3.ENDPOINT_ENV}
 
@@ -92,7 +94,9 @@ def test_operator_env_parses_as_operator_settings(
         assert NAMESPACE in workload_namespaces
     else:
         assert set(settings.namespaces) == {
-            r["metadata"]["namespace"] for r in select(objects, "RoleBinding")
+            r["metadata"]["namespace"]
+            for r in select(objects, "RoleBinding")
+            if not r["metadata"]["name"].endswith("-leader-election")
         }
         assert set(settings.namespaces) == workload_namespaces
     if settings.store_uri.startswith("file://"):
@@ -108,12 +112,24 @@ def test_operator_env_parses_as_operator_settings(
     else:
         assert settings.store_volume_claim is None
         secret_refs = {
-            e["valueFrom"]["secretKeyRef"]["name"] for e in operator["env"] if "valueFrom" in e
+            e["valueFrom"]["secretKeyRef"]["name"]
+            for e in operator["env"]
+            if "secretKeyRef" in e.get("valueFrom", {})
         }
         assert {settings.s3_credentials_secret} - {None} == secret_refs
     ports = {p["name"]: p["containerPort"] for p in operator["ports"]}
     assert settings.metrics_port == ports.get("metrics", 0)
     assert settings.trainer_image.startswith("channelmodel-trainer:")
+    if settings.leader_election:
+        # The Lease is where the chart's Role lets the operator write it.
+        assert settings.lease_namespace == NAMESPACE
+        (role,) = [
+            r for r in select(objects, "Role") if r["metadata"]["name"].endswith("-leader-election")
+        ]
+        assert role["metadata"]["namespace"] == NAMESPACE
+        assert [settings.leader_election_lease_name] in [
+            rule.get("resourceNames") for rule in role["rules"]
+        ]
 
 
 def test_server_env_parses_as_server_settings(

@@ -10,9 +10,7 @@ from typing import Any
 
 import pytest
 
-from channelmodel.fleet import QueueEntry, fleet_view, next_in_line, queue_entry
-from channelmodel.runtime import Runtime
-from channelmodel.settings import OperatorSettings
+from channelmodel.fleet import SEED_HORIZON, FleetIndex, QueueEntry, queue_entry
 from channelmodel.wakeups import CHANGE_COALESCE_SECONDS, Wakeups
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -97,7 +95,7 @@ def _queued(queued_at: datetime, train_after: datetime, reason: str = "Queued") 
     }
 
 
-def test_the_queue_index_keeps_only_queued_channels() -> None:
+def test_the_queue_keeps_only_queued_channels() -> None:
     assert queue_entry({}) is None
     assert queue_entry({"trainingStatus": "Succeeded"}) is None
     entry = queue_entry(_queued(T0, T0 + timedelta(seconds=5)))
@@ -108,17 +106,42 @@ def test_the_queue_index_keeps_only_queued_channels() -> None:
     assert suspended is not None and not suspended.waiting
 
 
-def _runtime(cap: int) -> Runtime:
-    settings = OperatorSettings(max_concurrent_trainings=cap)
-    return Runtime(settings=settings, store=None, kube=None)  # type: ignore[arg-type]
-
-
-def _queue(**entries: tuple[int, int, bool]) -> dict[tuple[str, str], list[QueueEntry]]:
-    """name -> (queued at T0 + s, ready at T0 + s, waiting)."""
+def _channel(
+    name: str, status: dict[str, Any] | None = None, channel_id: str = ""
+) -> dict[str, Any]:
     return {
-        ("ns", name): [QueueEntry(T0 + timedelta(seconds=q), T0 + timedelta(seconds=r), waiting)]
-        for name, (q, r, waiting) in entries.items()
+        "metadata": {
+            "namespace": "ns",
+            "name": name,
+            "creationTimestamp": f"2026-12-01T08:00:{len(name):02d}Z",
+        },
+        "spec": {"channelId": channel_id or name},
+        "status": status or {},
     }
+
+
+def _job(name: str, done: bool = False, suspend: bool = False) -> dict[str, Any]:
+    conditions = [{"type": "Complete", "status": "True"}] if done else []
+    return {
+        "metadata": {
+            "namespace": "ns",
+            "name": name,
+            "labels": {"ml.dukarun.io/channel-model": "x"},
+        },
+        "spec": {"suspend": suspend},
+        "status": {"conditions": conditions},
+    }
+
+
+def _fleet(**queued: tuple[int, int, bool]) -> FleetIndex:
+    """name -> (queued at T0 + s, ready at T0 + s, waiting)."""
+    fleet = FleetIndex()
+    for name, (q, r, waiting) in queued.items():
+        status = _queued(
+            T0 + timedelta(seconds=q), T0 + timedelta(seconds=r), "Queued" if waiting else "Blocked"
+        )
+        fleet.channel_seen(("ns", name), _channel(name, status))
+    return fleet
 
 
 @pytest.mark.parametrize(
@@ -128,36 +151,82 @@ def _queue(**entries: tuple[int, int, bool]) -> dict[tuple[str, str], list[Queue
 def test_a_channel_starts_only_when_the_ready_channels_ahead_leave_a_slot(
     cap: int, running: int, may_start: bool
 ) -> None:
-    rt = _runtime(cap)
-    jobs = {("ns", f"job-{i}"): [False] for i in range(running)}
-    queue = _queue(
+    fleet = _fleet(
+        oldest=(-9, 0, True),  # ahead and ready
         old=(0, 0, True),  # ahead and ready
         older_blocked=(-5, 0, False),  # holds no place in line
         old_not_ready=(1, 999, True),  # ahead, but its debounce runs
         mine=(2, 2, True),
         newer=(3, 3, True),
     )
-    queue[("ns", "oldest")] = [QueueEntry(T0 - timedelta(seconds=9), T0, True)]
+    for i in range(running):
+        fleet.job_seen(("ns", f"job-{i}"), _job(f"job-{i}"))
     now = T0 + timedelta(seconds=10)
-    fleet = fleet_view(rt, ("ns", "mine"), T0 + timedelta(seconds=2), now, jobs, queue)
-    assert fleet.running == running
-    assert fleet.may_start is may_start
+    view = fleet.fleet_view(cap, ("ns", "mine"), T0 + timedelta(seconds=2), now)
+    assert view.running == running
+    assert view.may_start is may_start
 
 
 def test_a_freed_slot_goes_to_the_oldest_ready_waiting_channels() -> None:
-    rt = _runtime(3)
-    jobs = {("ns", "job-a"): [False]}
-    queue = _queue(c=(3, 3, True), a=(1, 1, True), blocked=(0, 0, False), later=(2, 99, True))
-    queue |= _queue(b=(2, 2, True))
-    assert next_in_line(rt, T0 + timedelta(seconds=10), jobs, queue) == [("ns", "a"), ("ns", "b")]
-    jobs |= {("ns", "job-b"): [False], ("ns", "job-c"): [False]}
-    assert next_in_line(rt, T0 + timedelta(seconds=10), jobs, queue) == []  # no slot
+    fleet = _fleet(
+        c=(3, 3, True), a=(1, 1, True), blocked=(0, 0, False), later=(2, 99, True), b=(2, 2, True)
+    )
+    fleet.job_seen(("ns", "job-a"), _job("job-a"))
+    now = T0 + timedelta(seconds=10)
+    assert fleet.next_in_line(3, now) == [("ns", "a"), ("ns", "b")]
+    fleet.job_seen(("ns", "job-b"), _job("job-b"))
+    fleet.job_seen(("ns", "job-c"), _job("job-c", suspend=True))  # waiting for Kueue counts
+    assert fleet.next_in_line(3, now) == []  # no slot
+    fleet.job_seen(("ns", "job-a"), _job("job-a", done=True))
+    assert fleet.next_in_line(3, now) == [("ns", "a")]
+    fleet.channel_seen(("ns", "a"), _channel("a", {"trainingStatus": "Training"}))  # it started
+    assert fleet.next_in_line(3, now) == [("ns", "b")]
 
 
-def test_a_job_created_a_moment_ago_holds_its_slot_until_the_index_shows_it() -> None:
-    rt = _runtime(1)
-    rt.recent_starts[("ns", "job-new")] = time.monotonic()
-    queue = _queue(a=(1, 1, True))
-    assert next_in_line(rt, T0 + timedelta(seconds=10), {}, queue) == []
-    # the index shows it: counted once, not twice
-    assert fleet_view(rt, ("ns", "a"), T0, T0, {("ns", "job-new"): [False]}, queue).running == 1
+def test_a_job_created_a_moment_ago_holds_its_slot_until_the_watch_shows_it() -> None:
+    fleet = _fleet(a=(1, 1, True))
+    fleet.started(("ns", "job-new"))
+    assert fleet.next_in_line(1, T0 + timedelta(seconds=10)) == []
+    fleet.job_seen(("ns", "job-new"), _job("job-new"))  # counted once, not twice
+    assert fleet.running_trainings() == 1
+    fleet.job_seen(("ns", "job-new"), _job("job-new", done=True))
+    assert fleet.running_trainings() == 0
+
+
+def test_the_start_up_list_counts_until_the_watch_confirms_or_time_runs_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fleet = FleetIndex()
+    fleet.seed("channel", [_channel("a", channel_id="shop"), _channel("gone", channel_id="shop")])
+    fleet.seed("job", [_job("running"), _job("deleted-meanwhile"), _job("finished", done=True)])
+    fleet.seed("pod", [])
+    assert fleet.running_trainings() == 2  # before kopf's watch: the cap holds at once
+    assert [name for _, _, name in sorted(fleet.owners("shop"))] == ["a", "gone"]
+    fleet.job_seen(("ns", "running"), _job("running"))  # the watch confirms these
+    fleet.channel_seen(("ns", "a"), _channel("a", channel_id="shop"))
+    later = time.monotonic() + SEED_HORIZON + 1
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    assert fleet.running_trainings() == 1  # the unconfirmed Job was deleted in between
+    assert [name for _, _, name in fleet.owners("shop")] == ["a"]
+
+
+def test_claims_follow_a_changed_channel_id_and_a_deletion() -> None:
+    fleet = FleetIndex()
+    fleet.channel_seen(("ns", "a"), _channel("a", channel_id="one"))
+    fleet.channel_seen(("ns", "a"), _channel("a", channel_id="two"))
+    assert fleet.owners("one") == [] and len(fleet.owners("two")) == 1
+    fleet.channel_seen(("ns", "a"), _channel("a", channel_id="two"), deleted=True)
+    assert fleet.owners("two") == [] and fleet.claims == {}
+
+
+def test_an_unschedulable_pod_is_known_by_its_job() -> None:
+    fleet = FleetIndex()
+    pod = {
+        "metadata": {"namespace": "ns", "labels": {"batch.kubernetes.io/job-name": "j"}},
+        "status": {"conditions": [{"type": "PodScheduled", "status": "False",
+                                   "reason": "Unschedulable", "message": "0/2 nodes"}]},
+    }  # fmt: skip
+    fleet.pod_seen(pod)
+    assert fleet.unschedulable[("ns", "j")]
+    fleet.pod_seen(pod, deleted=True)
+    assert ("ns", "j") not in fleet.unschedulable

@@ -233,3 +233,75 @@ def test_the_compatibility_api_works_with_its_role_and_nothing_more(
         ),
     }.items():
         assert forbidden(action), f"the model server's ServiceAccount may {what}"
+
+
+def test_two_replicas_elect_a_leader_with_the_chart_lease_role_and_nothing_more(
+    k8s: RealCluster,
+    start_job_runner: Any,
+    operator_process: Any,
+    fake_trainer: Any,
+    tmp_path: Path,
+) -> None:
+    objects = chart_objects(k8s, tmp_path, operator={"replicas": 2})
+    k8s.apply_rbac(objects)
+    operator_sa = sa_of(objects, "operator")
+    client, kubeconfig = service_account_client(k8s, operator_sa, tmp_path)
+    spec = container(deployment(objects, "operator"))
+    env = plain_env(spec, k8s.namespace)  # POD_NAMESPACE as the downward API sets it
+    lease = env["CHANNELMODEL_LEADER_ELECTION_LEASE_NAME"]
+    env.update(
+        {
+            "KUBECONFIG": str(kubeconfig),
+            "CHANNELMODEL_STORE_URI": f"file://{tmp_path / 'store'}",
+            "CHANNELMODEL_METRICS_PORT": "0",
+        }
+    )
+    bind_claim_to_folder(
+        k8s, k8s.namespace, env["CHANNELMODEL_STORE_VOLUME_CLAIM"], tmp_path / "store"
+    )
+    start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.2"))
+    replicas = []
+    for number in (1, 2):
+        port = free_port()
+        argv = [sys.executable, "-m", "channelmodel", *spec.get("args", [])]
+        argv = [
+            f"--liveness=http://127.0.0.1:{port}/healthz" if a.startswith("--liveness=") else a
+            for a in argv
+        ]
+        replicas.append(
+            operator_process(
+                env={**env, "POD_NAME": f"op-{number}"}, argv=argv, name=f"op-{number}"
+            )
+        )
+        replicas[-1].wait_for_log("acquired lease" if number == 1 else "standing by", 60)
+    coordination = kubernetes.client.CoordinationV1Api(k8s.api_client)
+    holder = coordination.read_namespaced_lease(lease, k8s.namespace).spec.holder_identity
+    assert holder.startswith("op-1_")  # the Pod name and a per-process suffix
+    k8s.create_channelmodel("demo", {"channelId": "demo", "manifest": {"url": "http://b.test/m"}})
+    wait_for(
+        lambda: (k8s.get_channelmodel("demo").get("status") or {}).get("modelVersion") == "1.0.0",
+        timeout=90,
+        message="1.0.0 trained by the leader holding only its chart Roles",
+    )
+    for replica in replicas:
+        log = replica.log_text()
+        assert "Forbidden" not in log and " 403" not in log, log[-3000:]
+
+    # The Lease Role: its own Lease only, in the release namespace only.
+    leases = kubernetes.client.CoordinationV1Api(client)
+    other = f"{k8s.namespace[:50]}-other"
+    k8s.ensure_namespace(other)
+    body = {"metadata": {"name": "someone-elses"}, "spec": {"holderIdentity": "x"}}
+    coordination.create_namespaced_lease(k8s.namespace, body)
+    refused = {
+        "read another Lease": lambda: leases.read_namespaced_lease("someone-elses", k8s.namespace),
+        "update another Lease": lambda: leases.replace_namespaced_lease(
+            "someone-elses", k8s.namespace, body
+        ),
+        "list Leases": lambda: leases.list_namespaced_lease(k8s.namespace),
+        "delete its Lease": lambda: leases.delete_namespaced_lease(lease, k8s.namespace),
+        "create a Lease elsewhere": lambda: leases.create_namespaced_lease(other, body),
+        "read its Lease elsewhere": lambda: leases.read_namespaced_lease(lease, other),
+    }
+    allowed = [what for what, action in refused.items() if not forbidden(action)]
+    assert allowed == [], f"the operator's ServiceAccount may {allowed}"

@@ -201,8 +201,33 @@ app.kubernetes.io/component: {{ .component }}
 {{- join " || " $terms -}}
 {{- end -}}
 
+{{/* "true" when the operator replicas elect a leader (operator.leaderElection.enabled; null: replicas > 1). */}}
+{{- define "channelmodel.leaderElection" -}}
+{{- $enabled := .Values.operator.leaderElection.enabled -}}
+{{- if kindIs "invalid" $enabled -}}
+{{- gt (int .Values.operator.replicas) 1 -}}
+{{- else -}}
+{{- $enabled -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of the leader-election Lease (one per release, in the release namespace). */}}
+{{- define "channelmodel.leaseName" -}}
+{{- include "channelmodel.operatorName" . -}}
+{{- end -}}
+
 {{/* Refuse combinations values.schema.json cannot express. */}}
 {{- define "channelmodel.validate" -}}
+{{- with .Values.operator -}}
+{{- if and (gt (int .replicas) 1) (eq (include "channelmodel.leaderElection" $) "false") -}}
+{{- fail (printf "operator.replicas=%d needs operator.leaderElection.enabled (true or null): without a Lease every replica would act and train twice" (int .replicas)) -}}
+{{- end -}}
+{{- with .leaderElection -}}
+{{- if not (and (gt (int .leaseDurationSeconds) (int .renewDeadlineSeconds)) (gt (mul 10 (int .renewDeadlineSeconds)) (mul 12 (int .retryPeriodSeconds)))) -}}
+{{- fail (printf "operator.leaderElection needs leaseDurationSeconds > renewDeadlineSeconds > 1.2 x retryPeriodSeconds (got %d, %d, %d): the leader must give up before a standby takes over" (int .leaseDurationSeconds) (int .renewDeadlineSeconds) (int .retryPeriodSeconds)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- if .Values.server.compat.enabled -}}
 {{- if not .Values.server.compat.existingSecret -}}
 {{- fail (printf "server.compat.enabled=true needs server.compat.existingSecret: the name of a Secret in namespace %q holding the bearer token under key %q (kubectl create secret generic NAME --from-literal=%s=...); the token never goes into values" .Release.Namespace .Values.server.compat.secretKey .Values.server.compat.secretKey) -}}
