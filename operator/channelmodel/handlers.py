@@ -354,6 +354,8 @@ async def _execute(
         )  # fmt: skip
         created = await rt.kube.create_job(namespace, job)
         rt.fleet.started((namespace, decision.start_job.name))
+        if not created:
+            await _adopt_version(rt, namespace, decision, logger)
         logger.info(
             "%s Job %s for %s",
             "created" if created else "adopted",
@@ -366,6 +368,27 @@ async def _execute(
     record_telemetry(rt, key, spec, decision)
     if spec.notify and decision.events:
         await notify(rt, namespace, name, spec, decision, logger)
+
+
+async def _adopt_version(rt: Runtime, namespace: str, decision: Plan, logger: kopf.Logger) -> None:
+    """The Job of this attempt exists already (created before a crash or a takeover,
+    its status never written): follow the version it trains, not the one planned now.
+
+    A re-plan can number differently, e.g. when that Job has meanwhile published its
+    version to the store; recording the plan's number would wait for a version that
+    no Job publishes."""
+    assert decision.start_job is not None and decision.status.currentJob is not None
+    existing = await rt.kube.get_job(namespace, decision.start_job.name)
+    labels = ((existing or {}).get("metadata") or {}).get("labels") or {}
+    actual = labels.get(VERSION_LABEL)
+    if actual and actual != decision.start_job.version:
+        logger.info(
+            "Job %s trains %s (planned %s): following the Job",
+            decision.start_job.name, actual, decision.start_job.version,
+        )  # fmt: skip
+        decision.status.currentJob = decision.status.currentJob.model_copy(
+            update={"version": actual}
+        )
 
 
 async def _write_status(rt: Runtime, key: tuple[str, str], changed: dict[str, Any]) -> None:

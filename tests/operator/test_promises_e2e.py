@@ -149,7 +149,9 @@ def test_import_jobs_check_their_own_secret_and_number_versions_from_the_store(
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[0] == "import"
     assert _arg(job, "--version") == "1.0.4"
-    assert _status(k8s)["currentJob"]["version"] == "1.0.4"
+    # Status follows the Job (side effects first, status last).
+    current = wait_for(lambda: _status(k8s).get("currentJob"), timeout=30, message="currentJob")
+    assert current["version"] == "1.0.4"
 
 
 def test_suspend_stops_the_running_job_and_its_result_is_never_served(
