@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -35,7 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench._operator_env import fake_trainer, rfc3339  # noqa: E402
+from bench._operator_env import cpu_seconds, fake_trainer, rfc3339, rss_mb  # noqa: E402
 from tests.support.k8s import RealCluster, RealControlPlane, wait_for  # noqa: E402
 from tests.support.operator import OPERATOR_ARGV, OperatorProcess, operator_env  # noqa: E402
 from tests.support.processes import free_port  # noqa: E402
@@ -162,18 +161,6 @@ class AuditLog:
                 )
             )
         return events
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -362,4 +349,4 @@ def fleet_environment(trainer_delay: str = "0.1", keep: bool = False) -> Iterato
             shutil.rmtree(work_dir, ignore_errors=True)
 
 
-__all__ = ["kubernetes", "wait_for"]
+__all__ = ["cpu_seconds", "kubernetes", "rss_mb", "wait_for"]

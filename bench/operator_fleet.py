@@ -513,22 +513,30 @@ Job create round trip in the same run.
 {r["channels"]:,} of the {largest:,} channels each get one change at a random
 moment within 60 s (`debounceSeconds: 5`), cap {args.rush_cap}.
 
-| figure | value |
-|---|---|
-| channels trained exactly once | **{r["exactly_once"]:,} / {r["channels"]:,}** |
-| duplicate Jobs | **{r["duplicates"]}** |
-| changes lost (not covered by 1.0.1) | **{r["lost"]}** |
-| peak Jobs running (cap {args.rush_cap}) | **{r["peak"]}** |
-| started out of queue order (ready >= 1 s apart) | **{r["inversions"]}** ({r["close_inversions"]} more within 1 s of each other) |
-| Job created after the channel may start: p50 / **p95** / max | {r["latency_p50"]:.3f} s / **{r["latency_p95"]:.3f} s** (target <= 1 s; baseline create round trip {base95:.3f} s) / {r["latency_max"]:.3f} s |
-| first change to last Job finished | {r["duration"]:.0f} s |
-| operator requests / writes | {r["requests"]:,} / {r["writes"]:,} |
-| operator log errors | {len(problems)} |
+{rush_table(r, args.rush_cap, problems, base95)}
 
 "May start": the end of its debounce, or, when the cap was full then, the Job
 completion that freed the slot it took (seen by this script's Job watch).
 """
     write_section("operator_fleet", markdown)
+
+
+def rush_table(
+    r: dict[str, Any], cap: int, problems: list[str], baseline: float | None = None
+) -> str:
+    """The rush's figures as a markdown table (one home for both sections)."""
+    versus = f"; baseline create round trip {baseline:.3f} s" if baseline is not None else ""
+    return f"""| figure | value |
+|---|---|
+| channels trained exactly once | **{r["exactly_once"]:,} / {r["channels"]:,}** |
+| duplicate Jobs | **{r["duplicates"]}** |
+| changes lost (not covered by 1.0.1) | **{r["lost"]}** |
+| peak Jobs running (cap {cap}) | **{r["peak"]}** |
+| started out of queue order (ready >= 1 s apart) | **{r["inversions"]}** ({r["close_inversions"]} more within 1 s of each other) |
+| Job created after the channel may start: p50 / **p95** / max | {r["latency_p50"]:.3f} s / **{r["latency_p95"]:.3f} s** (target <= 1 s{versus}) / {r["latency_max"]:.3f} s |
+| first change to last Job finished | {r["duration"]:.0f} s |
+| operator requests / writes | {r["requests"]:,} / {r["writes"]:,} |
+| operator log errors | {len(problems)} |"""
 
 
 def write_rush(args: argparse.Namespace, r: dict[str, Any], problems: list[str]) -> None:
@@ -540,17 +548,7 @@ moment within 60 s (`debounceSeconds: 5`), cap {args.rush_cap}, the fake trainer
 ({args.trainer_delay} s) run by the process kubelets. Measured {stamp()} on
 {machine()}. Reproduce: `.venv/bin/python bench/operator_fleet.py --rush-only`.
 
-| figure | value |
-|---|---|
-| channels trained exactly once | **{r["exactly_once"]:,} / {r["channels"]:,}** |
-| duplicate Jobs | **{r["duplicates"]}** |
-| changes lost (not covered by 1.0.1) | **{r["lost"]}** |
-| peak Jobs running (cap {args.rush_cap}) | **{r["peak"]}** |
-| started out of queue order (ready >= 1 s apart) | **{r["inversions"]}** ({r["close_inversions"]} more within 1 s of each other) |
-| Job created after the channel may start: p50 / **p95** / max | {r["latency_p50"]:.3f} s / **{r["latency_p95"]:.3f} s** (target <= 1 s) / {r["latency_max"]:.3f} s |
-| first change to last Job finished | {r["duration"]:.0f} s |
-| operator requests / writes | {r["requests"]:,} / {r["writes"]:,} |
-| operator log errors | {len(problems)} |
+{rush_table(r, args.rush_cap, problems)}
 
 "May start": the end of its debounce, or, when the cap was full then, the Job
 completion that freed the slot it took; Job creation and completion times from
