@@ -134,6 +134,7 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
     ) -> None:
         key = (namespace or "default", name)
         deleted = type == "DELETED"
+        before = rt.fleet.queue.get(key)
         rt.fleet.channel_seen(key, body, deleted=deleted)
         if deleted:
             rt.telemetry.forget(key)
@@ -146,7 +147,7 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
             rt.telemetry.change_seen(key, annotations.get(INVENTORY_CHANGED_AT))
             rt.wakeups.wake(key, urgent=False)
         entry = rt.fleet.queue.get(key)
-        if entry is None or not entry.waiting:
+        if before is not None and before.waiting and (entry is None or not entry.waiting):
             # It left the line (started, blocked, gone): the next in line may take its place.
             _release_slots(rt)
 
@@ -157,12 +158,14 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
     async def job_changed(
         type: str | None, name: str, namespace: str | None, body: kopf.Body, **_: Any
     ) -> None:
-        rt.fleet.job_seen((namespace or "default", name), body, deleted=type == "DELETED")
+        key = (namespace or "default", name)
+        was_running = key in rt.fleet.running or key in rt.fleet.recent_starts
+        rt.fleet.job_seen(key, body, deleted=type == "DELETED")
         owner = owner_of(body)
         if owner:
             rt.wakeups.wake(owner)
-        if (namespace or "default", name) not in rt.fleet.running:
-            _release_slots(rt)  # a slot is free
+        if was_running and key not in rt.fleet.running:
+            _release_slots(rt)  # its slot is free
 
     @kopf.on.event(
         "", "v1", "pods", id="wake_on_pod", labels={MANAGED_BY_LABEL: MANAGED_BY},
