@@ -262,28 +262,24 @@ def rush(
         running += step
         peak = max(peak, running)
 
-    # Latency: Job created (watch) - the moment the channel may start: its debounce
-    # end, or, when the cap was full then, the completion that freed its slot.
+    # Latency: Job created (watch) - the moment the channel may start in a first-in,
+    # first-out line with `cap` slots, given the completions this run saw: channels
+    # in order of readiness (change + debounce); the k-th may start at its readiness
+    # or when the (k - cap)-th slot of the run freed, whichever is later. An operator
+    # slow to react to a freed slot or a deadline, or one that starts out of order,
+    # shows here; a backlog of capacity (slow Jobs) does not.
     completions = sorted(watcher.finished[job] for job in owners if job in watcher.finished)
-
-    def running_at(t: float) -> int:
-        return sum(1 for c in owners if creates.get(c, 1e18) <= t) - sum(
-            1 for f in completions if f <= t
-        )
-
-    latencies, inversions, close_inversions = [], 0, 0
     started = {owner: creates[job] for job, owner in owners.items() if job in creates}
-    for job, owner in owners.items():
-        created = creates.get(job)
-        if created is None:
-            continue
-        ready = changed[owner] + debounce
-        may_start = ready
-        if running_at(ready) >= cap:
-            before = [f for f in completions if ready <= f <= created]
-            may_start = max(ready, before[-1]) if before else ready
-        latencies.append(created - may_start)
     ordered = sorted(names, key=lambda n: changed[n])
+    latencies: list[float] = []
+    for k, owner in enumerate(ordered):
+        if owner not in started:
+            continue
+        may_start = changed[owner] + debounce
+        if k >= cap:
+            may_start = max(may_start, completions[k - cap])
+        latencies.append(started[owner] - may_start)
+    inversions = close_inversions = 0
     starts = [started.get(n, float("inf")) for n in ordered]
     for i in range(len(ordered)):
         for j in range(i + 1, len(ordered)):
@@ -515,8 +511,7 @@ moment within 60 s (`debounceSeconds: 5`), cap {args.rush_cap}.
 
 {rush_table(r, args.rush_cap, problems, base95)}
 
-"May start": the end of its debounce, or, when the cap was full then, the Job
-completion that freed the slot it took (seen by this script's Job watch).
+{may_start_note(args.rush_cap)}
 """
     write_section("operator_fleet", markdown)
 
@@ -539,6 +534,15 @@ def rush_table(
 | operator log errors | {len(problems)} |"""
 
 
+def may_start_note(cap: int) -> str:
+    return f""""May start": in a first-in, first-out line with {cap} slots, given this
+run's Job completions: channels in order of readiness (change + debounce), the
+k-th at its readiness or when the (k - {cap})-th slot freed, whichever is later.
+A slow reaction to a freed slot or a deadline, or a start out of order, shows as
+latency; slow Jobs (capacity) do not. Job creation and completion times from
+this script's Job watch."""
+
+
 def write_rush(args: argparse.Namespace, r: dict[str, Any], problems: list[str]) -> None:
     markdown = f"""
 ## Morning rush (`bench/operator_fleet.py --rush-only`, real control plane)
@@ -550,9 +554,7 @@ moment within 60 s (`debounceSeconds: 5`), cap {args.rush_cap}, the fake trainer
 
 {rush_table(r, args.rush_cap, problems)}
 
-"May start": the end of its debounce, or, when the cap was full then, the Job
-completion that freed the slot it took; Job creation and completion times from
-this script's Job watch.
+{may_start_note(args.rush_cap)}
 """
     write_section("operator_rush", markdown)
 

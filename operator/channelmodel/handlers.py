@@ -1,12 +1,13 @@
 """kopf handlers: gather observations (observe.py, fleet.py), call the planner,
 execute its plan, report it (reporting.py).
 
-Each ChannelModel has one kopf daemon (`reconcile`, like a controller-runtime
-Reconcile loop) that plans, carries the plan out, and sleeps until the deadline
-the plan named or until a watch event wakes it (wakeups.py): its object, its
-Job, its Pod, a freed training slot. A channel with nothing to do costs no CPU,
-no API request and no write. Jobs and the fleet's queue are seen through kopf
-indexes fed by the same watches. See docs/decisions/0014-event-driven-planning.md.
+kopf's watches feed the handlers below; they keep each ChannelModel's latest body
+and wake the channel (wakeups.py): its object, its Job, its Pod, a freed training
+slot. A few workers plan due channels from one deadline heap (workqueue.py), like
+a controller-runtime Reconcile loop, and put each back at the deadline its plan
+named. A channel with nothing to do costs no CPU, no API request and no write.
+Running Jobs, the queue and channelId claims live in the fleet index (fleet.py),
+fed by the same watches. See docs/decisions/0014-event-driven-planning.md.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from pydantic import ValidationError
@@ -51,6 +52,8 @@ from channelmodel.reporting import notify, record_telemetry
 from channelmodel.runtime import Runtime
 
 STALE_WRITE_TIMEOUT = 15.0
+# A stopping operator lets the plans under way finish for this long, then cancels them.
+WORKER_STOP_TIMEOUT = 10.0
 EVENT_COMPONENT = "channelmodel-operator"
 
 
@@ -61,6 +64,8 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         # A private registry has none of kopf's default login handlers.
         return kopf.login_via_client(**kwargs)
+
+    kopf_settings: list[kopf.OperatorSettings] = []  # the one kopf runs with, once started
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -91,35 +96,11 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         await rt.kube.list_fleet(
             rt.settings.namespaces, f"{MANAGED_BY_LABEL}={MANAGED_BY}", rt.fleet.seed
         )
+        kopf_settings.append(settings)
 
-    @kopf.daemon(
-        GROUP, VERSION, PLURAL, id="reconcile", backoff=5,
-        # Stopped (the object goes, the operator stops), the loop ends after its plan;
-        # kopf cancels it only if that plan takes longer than this.
-        cancellation_backoff=10, cancellation_timeout=10,
-        registry=registry,
-    )  # fmt: skip
-    async def reconcile(
-        body: kopf.Body,
-        name: str,
-        namespace: str | None,
-        logger: kopf.Logger,
-        stopped: kopf.DaemonStopped,
-        **kwargs: Any,  # the indexes arrive by their names
-    ) -> None:
-        key = (namespace or "default", name)
-        sleeper = rt.wakeups.register(key)
-        stopping = asyncio.ensure_future(stopped.wait())
-        stopping.add_done_callback(lambda _: sleeper.stop())
-        loop = asyncio.get_running_loop()
-        try:
-            while not sleeper.stopped:
-                wake_in = await reconcile_channel(rt, key, body, logger)
-                RECONCILES.inc()
-                await sleeper.sleep(wake_in, planned_at=loop.time())
-        finally:
-            stopping.cancel()
-            rt.wakeups.unregister(key, sleeper)
+    @kopf.on.cleanup(registry=registry)
+    async def stop_workers(**_: Any) -> None:
+        await rt.workers.stop(WORKER_STOP_TIMEOUT)
 
     # The watch handlers are async on purpose: kopf runs sync handlers in threads, and
     # the fleet index and the wake-ups belong to the event loop.
@@ -137,15 +118,23 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         before = rt.fleet.queue.get(key)
         rt.fleet.channel_seen(key, body, deleted=deleted)
         if deleted:
+            rt.channels.forget(key)
             rt.telemetry.forget(key)
             rt.pending_writes.pop(key, None)
             # A channelId it claimed may be free for another ChannelModel now.
             claimed_id = str((body.get("spec") or {}).get("channelId"))
             for _created, ns, other in rt.fleet.owners(claimed_id):
-                rt.wakeups.wake((ns, other))
+                rt.channels.wake((ns, other))
         else:
             rt.telemetry.change_seen(key, annotations.get(INVENTORY_CHANGED_AT))
-            rt.wakeups.wake(key, urgent=False)
+            rt.channels.seen(key, body)
+            if not rt.workers.started:
+                # Started here, not at start-up: tasks inherit the context kopf's Event
+                # posting needs, which its handlers have and its start-up activities lack.
+                settings = kopf_settings[-1]
+                rt.workers.start(
+                    rt.settings.api_concurrency, lambda key: _plan_channel(rt, key, settings)
+                )
         entry = rt.fleet.queue.get(key)
         if before is not None and before.waiting and (entry is None or not entry.waiting):
             # It left the line (started, blocked, gone): the next in line may take its place.
@@ -163,7 +152,7 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         rt.fleet.job_seen(key, body, deleted=type == "DELETED")
         owner = owner_of(body)
         if owner:
-            rt.wakeups.wake(owner)
+            rt.channels.wake(owner)
         if was_running and key not in rt.fleet.running:
             _release_slots(rt)  # its slot is free
 
@@ -175,7 +164,7 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         rt.fleet.pod_seen(body, deleted=type == "DELETED")
         owner = owner_of(body)
         if owner:  # the scheduler's word on it shows in the owner's Training condition
-            rt.wakeups.wake(owner)
+            rt.channels.wake(owner)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, id="cleanup", backoff=5, registry=registry)
     async def cleanup(
@@ -215,7 +204,22 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
 def _release_slots(rt: Runtime) -> None:
     """Wake the oldest ready channels that the free training slots can take."""
     for key in rt.fleet.next_in_line(rt.settings.max_concurrent_trainings, rt.clock()):
-        rt.wakeups.wake(key)
+        rt.channels.wake(key)
+
+
+async def _plan_channel(
+    rt: Runtime, key: tuple[str, str], settings: kopf.OperatorSettings
+) -> float | None:
+    """One plan of channel `key` from its latest body (a worker's job, workers.py)."""
+    raw = rt.channels.body(key)
+    if raw is None:
+        return None  # gone, or being deleted (the cleanup handler has it)
+    body = kopf.Body(cast(kopf.RawBody, raw))
+    wake_in = await reconcile_channel(
+        rt, key, body, kopf.ObjectLogger(body=body, settings=settings)
+    )
+    RECONCILES.inc()
+    return wake_in
 
 
 async def reconcile_channel(

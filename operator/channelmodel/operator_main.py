@@ -16,7 +16,7 @@ import prometheus_client
 from channelmodel.egress import EgressPolicy
 from channelmodel.handlers import register
 from channelmodel.kube import KubeApi, load_client_config, wait_for_api_server
-from channelmodel.leader import HealthServer, LeaderElector, loopback_url
+from channelmodel.leader import HealthServer, LeaderElector, exit_now, loopback_url
 from channelmodel.logs import configure_logging
 from channelmodel.notify import Notifier
 from channelmodel.runtime import Runtime
@@ -72,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         # kopf has stopped (SIGTERM, or it failed): nothing acts any more.
         elector.release()
-    return 0
+    # The election library's loop has no stop and is mid-request at any moment: leave
+    # now, before interpreter shutdown meets that daemon thread (it aborted: SIGABRT).
+    exit_now(0)
+    return 0  # pragma: no cover - exit_now does not return
 
 
 def run_kopf(

@@ -14,7 +14,7 @@ from channelmodel.metrics import ChannelTelemetry
 from channelmodel.notify import Notifier
 from channelmodel.settings import OperatorSettings
 from channelmodel.store import ArtifactStore
-from channelmodel.wakeups import Wakeups
+from channelmodel.wakeups import Channels, Workers
 
 Clock = Callable[[], datetime]
 
@@ -38,8 +38,9 @@ class Runtime:
     pending_writes: dict[tuple[str, str], tuple[dict[str, Any], float]] = field(
         default_factory=dict
     )
-    # Each channel's reconcile loop sleeps here between plans (wakeups.py).
-    wakeups: Wakeups = field(default_factory=Wakeups)
+    # The channels' latest bodies and when each plans next; the workers that plan them.
+    channels: Channels = field(default_factory=Channels)
+    workers: Workers = field(init=False)
     notifier: Notifier = field(default_factory=Notifier)
     telemetry: ChannelTelemetry = field(default_factory=ChannelTelemetry)
     # Secret checks are rate-limited per object (a cache, not state).
@@ -47,3 +48,6 @@ class Runtime:
     secret_checks: dict[tuple[str, str], tuple[float, str | None, list[str]]] = field(
         default_factory=dict
     )
+
+    def __post_init__(self) -> None:
+        self.workers = Workers(self.channels)

@@ -1,101 +1,148 @@
-"""Wake-ups: how a channel's reconcile loop learns that something changed.
+"""Wake-ups: when a channel plans, and who plans it.
 
-Every ChannelModel has one kopf daemon (handlers.reconcile) that plans, carries
-the plan out and then sleeps until the deadline its plan named (`Plan.wake_at`)
-or until something wakes it: a watch event of its object, its Job or its Pod, or
-a freed training slot (handlers.py says which). Sleeping costs no CPU and no API
-request, so an idle fleet is free; deadlines are kept to the event loop's
-precision, not to a tick. See docs/decisions/0014-event-driven-planning.md.
+The watch handlers (handlers.py) keep each ChannelModel's latest body here and
+wake the channel: at once for its Job, its Pod, a freed training slot; a moment
+later for a change of its own object (CHANGE_COALESCE_SECONDS, so an annotation
+storm or the echo of our own status write costs one plan). A few workers take
+due channels from one deadline heap (workqueue.py), plan each from its latest
+body and put it back at the deadline its plan named (`Plan.wake_at`). A channel
+with nothing to do costs one cached body: no task, no timer, no API request.
+See docs/decisions/0014-event-driven-planning.md.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from channelmodel.workqueue import ReconcileQueue
+
+logger = logging.getLogger(__name__)
+
+Key = tuple[str, str]
 
 # A channel's own object changing again and again (an annotation storm from its
 # backend, the echo of our status writes) replans it at most this often; a freed
 # slot, its Job and its deadlines are not held back.
 CHANGE_COALESCE_SECONDS = 1.0
+# A plan that raised is tried again after this long (kopf's handler backoff).
+ERROR_BACKOFF_SECONDS = 5.0
+
+# Parts of a body no plan reads that can be large: the server-side apply
+# bookkeeping, and copies of the object (kubectl's, kopf's diff base).
+_UNREAD_ANNOTATIONS = (
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "kopf.zalando.org/last-handled-configuration",
+)
 
 
-class Sleeper:
-    """Where one channel's loop sleeps between plans."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-        self._urgent = False
-        self.stopped = False
-
-    def wake(self, urgent: bool) -> None:
-        self._urgent = self._urgent or urgent
-        self._event.set()
-
-    def stop(self) -> None:
-        """The loop ends after its current plan (kopf stops it: the object went, or the
-        operator stops): it exits by itself, so kopf need not cancel it."""
-        self.stopped = True
-        self.wake(urgent=True)
-
-    async def sleep(self, seconds: float | None, planned_at: float) -> None:
-        """Until `seconds` after `planned_at` (a loop time) pass, or a wake-up.
-
-        A wake-up by a change of the object itself ends the sleep no sooner than
-        CHANGE_COALESCE_SECONDS after the last plan: further changes meanwhile join it.
-        """
-        deadline = None if seconds is None else planned_at + seconds
-        calm = planned_at + CHANGE_COALESCE_SECONDS
-        until = deadline
-        while not self._urgent:
-            if self._event.is_set():  # the object changed
-                if asyncio.get_running_loop().time() >= calm:
-                    break
-                self._event.clear()
-                until = calm if deadline is None else min(calm, deadline)
-            if not await self._wait(until):
-                break  # the deadline, or the end of the calm after a change
-        self._event.clear()
-        self._urgent = False
-
-    async def _wait(self, until: float | None) -> bool:
-        """True when woken before `until` (a loop time; None: no limit)."""
-        try:
-            if until is None:
-                await self._event.wait()
-            else:
-                async with asyncio.timeout_at(until):
-                    await self._event.wait()
-        except TimeoutError:
-            return False
-        return True
+def slim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What a plan reads of a ChannelModel: a fleet keeps 10,000 of these in memory."""
+    meta = dict(body.get("metadata") or {})
+    meta.pop("managedFields", None)
+    annotations = meta.get("annotations")
+    if annotations:
+        meta["annotations"] = {k: v for k, v in annotations.items() if k not in _UNREAD_ANNOTATIONS}
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": meta,
+        "spec": body.get("spec"),
+        "status": body.get("status"),
+    }
 
 
-class Wakeups:
-    """The sleeping channels: `wake` rouses one."""
+class Channels:
+    """The ChannelModels seen by the watch: their latest bodies, and when each plans."""
 
-    def __init__(self) -> None:
-        self._sleepers: dict[Hashable, Sleeper] = {}
+    def __init__(self, queue: ReconcileQueue[Key] | None = None) -> None:
+        self.queue: ReconcileQueue[Key] = ReconcileQueue() if queue is None else queue
+        self._bodies: dict[Key, dict[str, Any]] = {}
+        self._planned_at: dict[Key, float] = {}  # loop time of each channel's last plan
 
-    def register(self, key: Hashable) -> Sleeper:
-        sleeper = self._sleepers.get(key)
-        if sleeper is None:
-            sleeper = self._sleepers[key] = Sleeper()
-        return sleeper
+    def seen(self, key: Key, body: Mapping[str, Any]) -> None:
+        """Its object changed (or was listed): plan it, coalesced with further changes."""
+        if (body.get("metadata") or {}).get("deletionTimestamp"):
+            # Being deleted: the cleanup handler has it now; no plan may start a Job.
+            self.forget(key)
+            return
+        self._bodies[key] = slim(body)
+        planned_at = self._planned_at.get(key)
+        now = self.queue.now()
+        self.queue.add(
+            key, None if planned_at is None else max(now, planned_at + CHANGE_COALESCE_SECONDS)
+        )
 
-    def unregister(self, key: Hashable, sleeper: Sleeper) -> None:
-        if self._sleepers.get(key) is sleeper:
-            del self._sleepers[key]
+    def wake(self, key: Key) -> None:
+        """Plan it now (after the plan under way, if one is)."""
+        if key in self._bodies:
+            self.queue.add(key)
 
-    def wake(self, key: Hashable, *, urgent: bool = True) -> bool:
-        """Make `key` plan again now (after its current plan if one runs).
+    def wake_at(self, key: Key, seconds: float) -> None:
+        if key in self._bodies:
+            self.queue.add(key, self.queue.now() + seconds)
 
-        Not urgent: a change of the object itself, coalesced (CHANGE_COALESCE_SECONDS).
-        """
-        sleeper = self._sleepers.get(key)
-        if sleeper is None:
-            return False  # no loop (yet): its first plan is still to come
-        sleeper.wake(urgent)
-        return True
+    def forget(self, key: Key) -> None:
+        self._bodies.pop(key, None)
+        self._planned_at.pop(key, None)
+        self.queue.forget(key)
+
+    def body(self, key: Key) -> dict[str, Any] | None:
+        """Its latest body, for a plan starting now."""
+        return self._bodies.get(key)
+
+    def planning(self, key: Key) -> None:
+        self._planned_at[key] = self.queue.now()
 
     def __len__(self) -> int:
-        return len(self._sleepers)
+        return len(self._bodies)
+
+
+Planner = Callable[[Key], Awaitable[float | None]]
+
+
+class Workers:
+    """A few tasks that plan due channels, one plan per channel at a time."""
+
+    def __init__(self, channels: Channels) -> None:
+        self.channels = channels
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def started(self) -> bool:
+        return bool(self._tasks)
+
+    def start(self, count: int, plan: Planner) -> None:
+        self._tasks = [
+            asyncio.create_task(self._work(plan), name=f"reconcile-{i}") for i in range(count)
+        ]
+
+    async def stop(self, grace: float) -> None:
+        """No new plan starts; those under way get `grace` seconds, then are cancelled."""
+        self.channels.queue.close()
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(self._tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._tasks = []
+
+    async def _work(self, plan: Planner) -> None:
+        queue = self.channels.queue
+        while (key := await queue.get()) is not None:
+            try:
+                self.channels.planning(key)
+                wake_in = await plan(key)
+            except Exception:
+                logger.exception(
+                    "planning %s/%s failed; again in %s s", *key, ERROR_BACKOFF_SECONDS
+                )
+                wake_in = ERROR_BACKOFF_SECONDS
+            try:
+                if wake_in is not None:
+                    self.channels.wake_at(key, wake_in)
+            finally:
+                queue.done(key)

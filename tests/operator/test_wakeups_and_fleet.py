@@ -1,5 +1,6 @@
-"""The pieces of event-driven planning on their own: a channel's sleep and its
-wake-ups (wakeups.py), the fleet's queue and cap read from the indexes (fleet.py)."""
+"""The pieces of event-driven planning on their own: the deadline heap
+(workqueue.py), the channels' wake-ups and workers (wakeups.py), the fleet's
+queue and cap read from the indexes (fleet.py)."""
 
 from __future__ import annotations
 
@@ -11,76 +12,184 @@ from typing import Any
 import pytest
 
 from channelmodel.fleet import SEED_HORIZON, FleetIndex, QueueEntry, queue_entry
-from channelmodel.wakeups import CHANGE_COALESCE_SECONDS, Wakeups
+from channelmodel.wakeups import CHANGE_COALESCE_SECONDS, Channels, Workers
+from channelmodel.workqueue import ReconcileQueue
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
 
-async def _sleep_in_background(wakeups: Wakeups, seconds: float | None) -> asyncio.Task[float]:
-    loop = asyncio.get_running_loop()
-    sleeper = wakeups.register("shop-1")
-    planned = loop.time()
+class FakeTime:
+    """A loop clock the test moves: the queue's order and deadlines without sleeping."""
 
-    async def run() -> float:
-        await sleeper.sleep(seconds, planned_at=planned)
-        return loop.time() - planned
+    def __init__(self) -> None:
+        self.now = 1000.0
 
-    task = asyncio.create_task(run())
+    def __call__(self) -> float:
+        return self.now
+
+
+def _queue() -> tuple[ReconcileQueue[str], FakeTime]:
+    clock = FakeTime()
+    return ReconcileQueue(clock), clock
+
+
+async def _next(queue: ReconcileQueue[str]) -> str | None:
+    """The key due now, without waiting (None: nothing due)."""
+    try:
+        return await asyncio.wait_for(queue.get(), timeout=0.05)
+    except TimeoutError:
+        return None
+
+
+async def test_keys_come_out_when_due_in_deadline_order() -> None:
+    queue, clock = _queue()
+    queue.add("late", clock.now + 60)
+    queue.add("soon", clock.now + 5)
+    queue.add("now")
+    assert await _next(queue) == "now"
+    assert await _next(queue) is None  # nothing else is due yet
+    clock.now += 5
+    assert await _next(queue) == "soon"
+    clock.now += 3600
+    assert await _next(queue) == "late"
+
+
+async def test_the_earlier_time_wins_and_the_heap_stays_the_fleet_size() -> None:
+    queue, clock = _queue()
+    queue.add("shop-1", clock.now + 3600)  # a far deadline (the next cron fire)
+    for second in range(500):  # then a storm of changes, each due a moment later
+        queue.add("shop-1", clock.now + 1 + second / 1000)
+        queue.add("shop-1", clock.now + 3600)  # a later time does not postpone it
+    assert len(queue) == 1 and queue.due_at("shop-1") == clock.now + 1
+    assert len(queue._heap) <= 2 * len(queue) + 65  # outdated entries are compacted away
+    clock.now += 1
+    assert await _next(queue) == "shop-1"
+    queue.done("shop-1")
+    clock.now += 3600
+    assert await _next(queue) is None  # its outdated entries do not plan it again
+
+
+async def test_a_key_added_while_it_plans_plans_again_after_and_never_twice_at_once() -> None:
+    queue, clock = _queue()
+    queue.add("shop-1")
+    assert await _next(queue) == "shop-1"
+    queue.add("shop-1")  # its Job changed while it planned
+    queue.add("shop-1", clock.now + 60)
+    assert await _next(queue) is None  # not handed to a second worker meanwhile
+    queue.done("shop-1")
+    assert await _next(queue) == "shop-1"  # the earlier of the two
+
+
+async def test_a_far_deadline_wakes_a_waiting_worker_when_due_without_polling() -> None:
+    queue: ReconcileQueue[str] = ReconcileQueue()  # the real loop clock
+    getter = asyncio.create_task(queue.get())
     await asyncio.sleep(0.05)
-    return task
+    started = asyncio.get_running_loop().time()
+    queue.add("shop-1", started + 0.3)
+    assert await asyncio.wait_for(getter, timeout=5) == "shop-1"
+    waited = asyncio.get_running_loop().time() - started
+    assert 0.3 <= waited < 0.3 + CHANGE_COALESCE_SECONDS  # at the deadline, not a tick later
 
 
-async def test_sleep_ends_at_the_deadline_when_nothing_wakes_it() -> None:
-    loop = asyncio.get_running_loop()
-    sleeper = Wakeups().register("shop-1")
-    planned = loop.time()
-    await sleeper.sleep(0.3, planned_at=planned)
-    assert loop.time() - planned >= 0.3  # a timeout never fires early
+async def test_a_forgotten_key_and_a_closed_queue_hand_out_nothing() -> None:
+    queue, clock = _queue()
+    queue.add("gone")
+    queue.forget("gone")
+    assert await _next(queue) is None and len(queue) == 0
+    getter = asyncio.create_task(queue.get())
+    await asyncio.sleep(0.01)
+    queue.close()
+    assert await asyncio.wait_for(getter, timeout=5) is None
 
 
-async def test_an_urgent_wake_ends_a_long_sleep_at_once() -> None:
-    wakeups = Wakeups()
-    task = await _sleep_in_background(wakeups, 3600)
-    assert not task.done()
-    assert wakeups.wake("shop-1")
-    slept = await asyncio.wait_for(task, timeout=5)  # not an hour
-    assert slept < CHANGE_COALESCE_SECONDS  # not held back like a change of the object
+def _body(name: str, **metadata: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "channelmodel.io/v1alpha1",
+        "kind": "ChannelModel",
+        "metadata": {"name": name, "namespace": "shops", **metadata},
+        "spec": {"channelId": name},
+        "status": {},
+    }
 
 
 async def test_changes_of_the_object_are_coalesced_after_the_last_plan() -> None:
-    wakeups = Wakeups()
-    task = await _sleep_in_background(wakeups, None)
-    for _ in range(5):  # a storm of changes
-        wakeups.wake("shop-1", urgent=False)
-        await asyncio.sleep(0.05)
-    slept = await asyncio.wait_for(task, timeout=5)
-    assert slept >= CHANGE_COALESCE_SECONDS  # one plan for the storm, a second after the last
+    queue, clock = _queue()
+    channels = Channels(queue)
+    key = ("shops", "shop-1")
+    channels.seen(key, _body("shop-1"))  # first sight: planned at once
+    assert await _next(queue) == key
+    channels.planning(key)
+    queue.done(key)
+    for _ in range(5):  # a storm of changes (or the echo of our own status write)
+        clock.now += 0.1
+        channels.seen(key, _body("shop-1"))
+    assert await _next(queue) is None
+    clock.now += CHANGE_COALESCE_SECONDS
+    assert await _next(queue) == key  # one plan for the storm
+    channels.wake(key)  # a freed slot or its Job is never held back
+    queue.done(key)
+    assert await _next(queue) == key
 
 
-async def test_a_change_while_coalescing_does_not_hide_an_urgent_wake() -> None:
-    wakeups = Wakeups()
-    task = await _sleep_in_background(wakeups, None)
-    wakeups.wake("shop-1", urgent=False)
-    await asyncio.sleep(0.05)
-    wakeups.wake("shop-1")  # a freed slot
-    slept = await asyncio.wait_for(task, timeout=5)
-    assert slept < CHANGE_COALESCE_SECONDS
+async def test_the_cache_keeps_what_a_plan_reads_and_drops_the_bulk() -> None:
+    channels = Channels(_queue()[0])
+    key = ("shops", "shop-1")
+    body = _body(
+        "shop-1",
+        uid="u-1",
+        managedFields=[{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
+        annotations={
+            "channelmodel.io/inventory-changed-at": "2026-12-01T08:00:00Z",
+            "kubectl.kubernetes.io/last-applied-configuration": "{...a copy...}",
+            "kopf.zalando.org/last-handled-configuration": "{...a copy...}",
+        },
+    )
+    channels.seen(key, body)
+    cached = channels.body(key)
+    assert cached is not None
+    assert cached["metadata"]["uid"] == "u-1" and cached["spec"] == {"channelId": "shop-1"}
+    assert "managedFields" not in cached["metadata"]
+    assert cached["metadata"]["annotations"] == {
+        "channelmodel.io/inventory-changed-at": "2026-12-01T08:00:00Z"
+    }
+    assert "managedFields" in body["metadata"]  # kopf's body is not changed
 
 
-async def test_a_wake_during_the_plan_is_not_lost() -> None:
-    wakeups = Wakeups()
-    sleeper = wakeups.register("shop-1")
-    wakeups.wake("shop-1")  # arrives while the loop plans, before it sleeps
+async def test_a_channel_being_deleted_or_gone_is_never_planned() -> None:
+    queue, _ = _queue()
+    channels = Channels(queue)
+    key = ("shops", "shop-1")
+    channels.seen(key, _body("shop-1"))
+    channels.seen(key, _body("shop-1", deletionTimestamp="2026-12-01T08:00:00Z"))
+    assert channels.body(key) is None and await _next(queue) is None
+    channels.wake(key)  # its Job's deletion event arrives later
+    assert await _next(queue) is None and len(channels) == 0
+
+
+async def test_workers_plan_at_the_deadline_the_plan_named_and_retry_a_failed_plan() -> None:
+    channels = Channels()
+    workers = Workers(channels)
+    planned: list[tuple[str, float]] = []
     loop = asyncio.get_running_loop()
-    await asyncio.wait_for(sleeper.sleep(3600, planned_at=loop.time()), timeout=5)
 
+    async def plan(key: tuple[str, str]) -> float | None:
+        planned.append((key[1], loop.time()))
+        if key[1] == "boom" and len([p for p in planned if p[0] == "boom"]) == 1:
+            raise RuntimeError("the API server went away")
+        return 0.2 if len([p for p in planned if p[0] == key[1]]) == 1 else None
 
-def test_waking_a_channel_without_a_loop_is_a_no_op() -> None:
-    wakeups = Wakeups()
-    assert not wakeups.wake("gone")
-    sleeper = wakeups.register("shop-1")
-    wakeups.unregister("shop-1", sleeper)
-    assert not wakeups.wake("shop-1") and len(wakeups) == 0
+    channels.seen(("shops", "a"), _body("a"))
+    channels.seen(("shops", "boom"), _body("boom"))
+    workers.start(2, plan)
+    try:
+        await asyncio.sleep(0.6)
+        a_times = [t for name, t in planned if name == "a"]
+        assert len(a_times) == 2 and a_times[1] - a_times[0] >= 0.2  # its deadline, once
+        assert [name for name, _ in planned].count("boom") == 1  # retried only after backoff
+        assert channels.queue.due_at(("shops", "boom")) is not None
+    finally:
+        await workers.stop(grace=1)
+    assert all(task.done() for task in workers._tasks) and not workers._tasks
 
 
 # --- the fleet -----------------------------------------------------------------
