@@ -7,32 +7,25 @@ between the Vendure plugin's manifest endpoint and the trainer, and the labels a
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from channelmodel.store import open_store
 from channelmodel_trainer.errors import ManifestError
 from channelmodel_trainer.manifest import load_manifest
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # run as a script: `tests` is not importable otherwise
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.support.fake_trainer import parse_trainer_args  # noqa: E402
+
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("command")
-    for flag in (
-        "--manifest",
-        "--channel",
-        "--version",
-        "--store",
-        "--epochs",
-        "--base-model",
-        "--mode",
-        "--trigger",
-    ):
-        parser.add_argument(flag)
-    args = parser.parse_args()
+    args = parse_trainer_args()
     started = time.monotonic()
     result_path = os.environ.get("CHANNELMODEL_TERMINATION_LOG", "/dev/termination-log")
     try:

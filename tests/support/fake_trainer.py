@@ -12,25 +12,37 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 
 from channelmodel.store import open_store
 
+# The flags of `channelmodel train` that the operator's Jobs pass.
+TRAINER_FLAGS = (
+    "--manifest",
+    "--channel",
+    "--version",
+    "--store",
+    "--epochs",
+    "--base-model",
+    "--mode",
+    "--trigger",
+)
 
-def main() -> int:
+
+def parse_trainer_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """A Job's trainer command line (`train --manifest ...`), every flag a plain string.
+
+    Shared with the shop-integration stand-in (tests/integrations/manifest_trainer.py).
+    """
     parser = argparse.ArgumentParser()
     parser.add_argument("command")
-    for flag in (
-        "--manifest",
-        "--channel",
-        "--version",
-        "--store",
-        "--epochs",
-        "--base-model",
-        "--mode",
-        "--trigger",
-    ):
+    for flag in TRAINER_FLAGS:
         parser.add_argument(flag)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> int:
+    args = parse_trainer_args()
     started = time.monotonic()
     time.sleep(float(os.environ.get("FAKE_DELAY", "0.5")))
     result_path = os.environ.get("CHANNELMODEL_TERMINATION_LOG", "/dev/termination-log")

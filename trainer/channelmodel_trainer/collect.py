@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
-from collections import Counter
 from collections.abc import Awaitable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,12 +20,10 @@ import numpy as np
 from channelmodel_trainer.augment import SOURCE_MIN_SIDE, augmented_views
 from channelmodel_trainer.base_model import BaseModel
 from channelmodel_trainer.cache import EmbeddingCache
-from channelmodel_trainer.decode import DecodeError, centre_square, decode_image, open_upright
-from channelmodel_trainer.download import Downloaded
+from channelmodel_trainer.decode import centre_square, decode_image, open_upright
 from channelmodel_trainer.embed import Embedder
 from channelmodel_trainer.progress import Progress
-
-log = logging.getLogger(__name__)
+from channelmodel_trainer.sink import DownloadSink, PhotoTally
 
 if TYPE_CHECKING:
     from channelmodel.store.base import ArtifactStore
@@ -36,16 +32,12 @@ STAGE = "embedding"
 
 
 @dataclass
-class Collected:
+class Collected(PhotoTally):
     """Per product, the content hashes of its usable images; per hash, its embeddings."""
 
-    images: dict[str, list[str]] = field(default_factory=dict)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
-    skipped: Counter[str] = field(default_factory=Counter)  # per product
-    reasons: Counter[str] = field(default_factory=Counter)  # per reason
     embedded: int = 0  # images run through the base model
     cache_hits: int = 0
-    groups: dict[str, str] = field(default_factory=dict)  # per hash: hold-out group, if any
 
 
 def photo_and_views(data: bytes, views: int, sha256: str | None = None) -> np.ndarray:
@@ -64,7 +56,9 @@ class _Decoded:
     pixels: np.ndarray  # (1 + views, 224, 224, 3) uint8
 
 
-class EmbeddingStage:
+class EmbeddingStage(DownloadSink[Collected]):
+    """The fast path's sink: each new photo's embeddings, from the cache or the base."""
+
     def __init__(
         self,
         base: Awaitable[BaseModel],
@@ -77,7 +71,7 @@ class EmbeddingStage:
         decode_threads: int = 2,
         identity_hint: str | None = None,
     ) -> None:
-        self.result = Collected()
+        super().__init__(Collected(), stage=STAGE, progress=progress, decode_threads=decode_threads)
         self._base_awaitable = base
         self._base: BaseModel | None = None
         self._embedder: Embedder | None = None
@@ -85,9 +79,7 @@ class EmbeddingStage:
         self._cache_store = cache_store
         self._cache_suffix = cache_id_suffix
         self._views = views
-        self._progress = progress
         self._batch_size = batch_size
-        self._pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
         self._queue: asyncio.Queue[_Decoded | None] = asyncio.Queue(
             maxsize=max(4, 2 * batch_size // (1 + views))
         )
@@ -120,19 +112,11 @@ class EmbeddingStage:
             self._consumer = asyncio.create_task(self._consume())
         return self._cache, self._embedder
 
-    async def add(self, item: Downloaded) -> None:
-        """Download sink: account for one image, embedding it unless cached."""
-        product = item.image.product_id
-        if item.data is None:
-            self._skip(product, item.reason or "unavailable")
-            return
-        sha256 = hashlib.sha256(item.data).hexdigest()
-        if item.image.group is not None:
-            self.result.groups.setdefault(sha256, item.image.group)
-        if sha256 in self.result.embeddings or sha256 in self._in_flight:
-            self.result.images.setdefault(product, []).append(sha256)  # same photo twice
-            self._progress.advance(STAGE)
-            return
+    def _has(self, sha256: str) -> bool:
+        return sha256 in self.result.embeddings or sha256 in self._in_flight
+
+    async def _add_new(self, product: str, sha256: str, data: bytes) -> None:
+        """Embed a new photo unless the cache has it."""
         early = self._lookup_cache() if self._embedder is None else None
         cache = early if early is not None else (await self._ready())[0]
         cached = None
@@ -145,15 +129,10 @@ class EmbeddingStage:
             self._progress.advance(STAGE)
             return
         await self._ready()  # a miss is embedded: the base is needed now
-        loop = asyncio.get_running_loop()
-        try:
-            pixels = await loop.run_in_executor(self._pool, self._decode, item.data, sha256)
-        except DecodeError as error:
-            self._skip(product, str(error))
-            return
-        except Exception as exc:  # whatever a decoder raises ends this image, not the run
-            log.warning("decoding an image of %s failed unexpectedly", product, exc_info=True)
-            self._skip(product, f"decode failed: {exc.__class__.__name__}")
+        pixels = await self._decode_off_loop(
+            product, partial(photo_and_views, data, self._views, sha256)
+        )
+        if pixels is None:
             return
         self._in_flight.add(sha256)
         self.result.images.setdefault(product, []).append(sha256)
@@ -173,19 +152,10 @@ class EmbeddingStage:
             raise self._failure
         return self.result
 
-    def _decode(self, data: bytes, sha256: str) -> np.ndarray:
-        return photo_and_views(data, self._views, sha256)
-
     @staticmethod
     def _store_all(cache: EmbeddingCache, computed: list[tuple[str, np.ndarray]]) -> None:
         for sha256, rows in computed:
             cache.put(sha256, rows)
-
-    def _skip(self, product: str, reason: str) -> None:
-        log.info("skipped an image of %s: %s", product, reason)
-        self.result.skipped[product] += 1
-        self.result.reasons[reason] += 1
-        self._progress.advance(STAGE)
 
     async def _consume(self) -> None:
         try:

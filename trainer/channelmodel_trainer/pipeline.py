@@ -16,7 +16,7 @@ from channelmodel_trainer import augment, export
 from channelmodel_trainer.base_model import BaseModel, load_base_model
 from channelmodel_trainer.collect import STAGE as EMBEDDING_STAGE
 from channelmodel_trainer.collect import Collected, EmbeddingStage
-from channelmodel_trainer.download import DownloadPolicy, download_images
+from channelmodel_trainer.download import DownloadPolicy
 from channelmodel_trainer.errors import ManifestError, NotEnoughData
 from channelmodel_trainer.finetune import FineTuned, FineTuneRecipe
 from channelmodel_trainer.manifest import LoadedManifest, load_manifest
@@ -262,8 +262,6 @@ async def _collect(
     served: ServedModel | None = None,
     use_hint: bool = True,
 ) -> tuple[Collected, BaseModel]:
-    refs, rejected = loaded.image_refs()
-
     async def load_base() -> BaseModel:
         if preloaded is not None:
             return preloaded
@@ -292,20 +290,7 @@ async def _collect(
         batch_size=request.batch_size,
         identity_hint=hint,
     )
-    for product_id, count in rejected.items():
-        stage.result.skipped[product_id] += count
-        stage.result.reasons["unsupported location"] += count
-    progress.start(EMBEDDING_STAGE, len(refs))
-    try:
-        await download_images(
-            refs,
-            stage.add,
-            policy=request.download,
-            token=request.token,
-            token_origin=loaded.token_origin,
-        )
-    finally:
-        collected = await stage.finish()
+    collected = await stage.download(loaded, policy=request.download, token=request.token)
     base = await base_task
     if stage.hint_mismatch:
         log.warning("the base is not the one its identity was recorded for; collecting again")

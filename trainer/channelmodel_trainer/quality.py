@@ -13,13 +13,11 @@ the channel's base in the store, and the embedding cache warmed for the fast pat
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import tempfile
 import time
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +26,7 @@ import numpy as np
 from channelmodel_trainer import augment
 from channelmodel_trainer.base_model import BaseModel, load_base_model
 from channelmodel_trainer.collect import EmbeddingStage
-from channelmodel_trainer.decode import DecodeError
-from channelmodel_trainer.download import Downloaded, download_images
+from channelmodel_trainer.download import Downloaded
 from channelmodel_trainer.finetune import (
     base_weights_blob,
     fine_tune,
@@ -40,6 +37,7 @@ from channelmodel_trainer.finetune import (
 from channelmodel_trainer.manifest import ImageRef, LoadedManifest
 from channelmodel_trainer.progress import Progress
 from channelmodel_trainer.served import ServedModel, accuracy_on_pixels, base_blob_key
+from channelmodel_trainer.sink import DownloadSink, PhotoTally
 from channelmodel_trainer.train import split_per_class
 
 if TYPE_CHECKING:
@@ -51,59 +49,35 @@ STAGE = "photos"
 
 
 @dataclass
-class _Photos:
-    images: dict[str, list[str]] = field(default_factory=dict)  # product -> hashes
+class _Photos(PhotoTally):
     pixels: dict[str, np.ndarray] = field(default_factory=dict)  # hash -> centre square
-    groups: dict[str, str] = field(default_factory=dict)
-    skipped: Counter[str] = field(default_factory=Counter)
-    reasons: Counter[str] = field(default_factory=Counter)
 
 
-class _PhotoSink:
+class _PhotoSink(DownloadSink[_Photos]):
+    """The quality path's sink: each new photo's centre square, its bytes to `scratch`."""
+
     def __init__(self, scratch: Path, progress: Progress) -> None:
-        self.result = _Photos()
+        super().__init__(_Photos(), stage=STAGE, progress=progress)
         self._scratch = scratch
-        self._progress = progress
-        self._pool = ThreadPoolExecutor(2, thread_name_prefix="decode")
         self._seen: set[str] = set()
 
-    async def add(self, item: Downloaded) -> None:
-        product = item.image.product_id
-        if item.data is None:
-            self._skip(product, item.reason or "unavailable")
-            return
-        sha256 = hashlib.sha256(item.data).hexdigest()
-        if item.image.group is not None:
-            self.result.groups.setdefault(sha256, item.image.group)
-        if sha256 in self._seen:
-            self.result.images.setdefault(product, []).append(sha256)
-            self._progress.advance(STAGE)
-            return
+    def _has(self, sha256: str) -> bool:
+        return sha256 in self._seen
+
+    async def _add_new(self, product: str, sha256: str, data: bytes) -> None:
         self._seen.add(sha256)
-        loop = asyncio.get_running_loop()
-        try:
-            pixels = await loop.run_in_executor(self._pool, prepare_photo, item.data)
-        except DecodeError as error:
+        pixels = await self._decode_off_loop(product, partial(prepare_photo, data))
+        if pixels is None:
             self._seen.discard(sha256)
-            self._skip(product, str(error))
             return
-        except Exception as exc:
-            self._seen.discard(sha256)
-            self._skip(product, f"decode failed: {exc.__class__.__name__}")
-            return
-        (self._scratch / sha256).write_bytes(item.data)
+        (self._scratch / sha256).write_bytes(data)
         self.result.pixels[sha256] = pixels
         self.result.images.setdefault(product, []).append(sha256)
         self._progress.advance(STAGE)
 
-    def close(self) -> None:
+    async def finish(self) -> _Photos:
         self._pool.shutdown(wait=True)
-
-    def _skip(self, product: str, reason: str) -> None:
-        log.info("skipped an image of %s: %s", product, reason)
-        self.result.skipped[product] += 1
-        self.result.reasons[reason] += 1
-        self._progress.advance(STAGE)
+        return self.result
 
 
 def run_quality_path(
@@ -216,8 +190,6 @@ async def _collect_photos(
     timer: _Timer,
     preloaded: BaseModel | None,
 ) -> tuple[_Photos, BaseModel]:
-    refs, rejected = loaded.image_refs()
-
     async def load_base() -> BaseModel:
         if preloaded is not None:
             return preloaded
@@ -227,21 +199,8 @@ async def _collect_photos(
 
     base_task = asyncio.create_task(load_base())
     sink = _PhotoSink(scratch, progress)
-    for product_id, count in rejected.items():
-        sink.result.skipped[product_id] += count
-        sink.result.reasons["unsupported location"] += count
-    progress.start(STAGE, len(refs))
-    try:
-        await download_images(
-            refs,
-            sink.add,
-            policy=request.download,
-            token=request.token,
-            token_origin=loaded.token_origin,
-        )
-    finally:
-        sink.close()
-    return sink.result, await base_task
+    photos = await sink.download(loaded, policy=request.download, token=request.token)
+    return photos, await base_task
 
 
 async def _warm_cache(
