@@ -190,6 +190,7 @@ class JobWatch:
     namespace: str
     created: dict[str, tuple[float, str]] = field(default_factory=dict)  # job -> (t, owner)
     finished: dict[str, float] = field(default_factory=dict)
+    echoes: dict[str, float] = field(default_factory=dict)  # this script's echo Jobs, seen
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
@@ -206,6 +207,9 @@ class JobWatch:
             job = event["object"]
             name = job.metadata.name
             owner = (job.metadata.labels or {}).get(JOB_OWNER, "")
+            if name.startswith(ECHO_PREFIX):
+                self.echoes.setdefault(name, now)
+                continue
             if name not in self.created and not name.startswith("baseline-"):
                 self.created[name] = (now, owner)
             done = any(
@@ -218,12 +222,36 @@ class JobWatch:
                 watch.stop()
 
 
+ECHO_PREFIX = "echo-"
+
+
+def echo(env: FleetEnv, watcher: JobWatch, sent: dict[str, float]) -> None:
+    """The baseline under the rush's load: this script creates a (suspended, unowned)
+    Job every second and its own Job watch sees it; request to sight, like a
+    controller's reaction without the controller."""
+    i = 0
+    while not watcher.stop.is_set():
+        name = f"{ECHO_PREFIX}{i}"
+        job = {
+            "metadata": {"name": name},
+            "spec": {"suspend": True, "template": {"spec": {"restartPolicy": "Never",
+                     "containers": [{"name": "c", "image": "none", "command": ["true"]}]}}},
+        }  # fmt: skip
+        sent[name] = time.time()
+        with contextlib.suppress(kubernetes.client.ApiException):
+            env.cluster.batch.create_namespaced_job(env.namespace, job)
+        i += 1
+        watcher.stop.wait(1.0)
+
+
 def rush(
     env: FleetEnv, names: list[str], spread: float, debounce: float, cap: int
 ) -> dict[str, Any]:
     watcher = JobWatch(env.cluster.batch, env.namespace)
     thread = threading.Thread(target=watcher.run, daemon=True)
     thread.start()
+    echo_sent: dict[str, float] = {}
+    threading.Thread(target=echo, args=(env, watcher, echo_sent), daemon=True).start()
     time.sleep(1)
     env.audit.read()
     began = time.time()
@@ -279,6 +307,7 @@ def rush(
         if k >= cap:
             may_start = max(may_start, completions[k - cap])
         latencies.append(started[owner] - may_start)
+    echo_times = [watcher.echoes[n] - t for n, t in echo_sent.items() if n in watcher.echoes]
     inversions = close_inversions = 0
     starts = [started.get(n, float("inf")) for n in ordered]
     for i in range(len(ordered)):
@@ -303,12 +332,19 @@ def rush(
         "lost": len(lost),
         "latency_p50": percentile(latencies, 50),
         "latency_p95": percentile(latencies, 95),
+        "echo_p50": percentile(echo_times, 50),
+        "echo_p95": percentile(echo_times, 95),
         "latency_max": max(latencies),
         "inversions": inversions,
         "close_inversions": close_inversions,
         "duration": max(watcher.finished.values()) - began,
         "requests": len([e for e in events if e.by_operator]),
         "writes": len([e for e in events if e.by_operator and e.is_write]),
+        "writes_by_kind": Counter(
+            f"{e.verb} {e.resource}{'/' + e.subresource if e.subresource else ''}"
+            for e in events
+            if e.by_operator and e.is_write
+        ).most_common(),
     }
 
 
@@ -529,6 +565,7 @@ def rush_table(
 | peak Jobs running (cap {cap}) | **{r["peak"]}** |
 | started out of queue order (ready >= 1 s apart) | **{r["inversions"]}** ({r["close_inversions"]} more within 1 s of each other) |
 | Job created after the channel may start: p50 / **p95** / max | {r["latency_p50"]:.3f} s / **{r["latency_p95"]:.3f} s** (target <= 1 s{versus}) / {r["latency_max"]:.3f} s |
+| baseline under the same load: a Job create until its watch event, p50 / p95 | {r["echo_p50"]:.3f} s / {r["echo_p95"]:.3f} s (the operator's p95 is {r["latency_p95"] / r["echo_p95"]:.1f}x) |
 | first change to last Job finished | {r["duration"]:.0f} s |
 | operator requests / writes | {r["requests"]:,} / {r["writes"]:,} |
 | operator log errors | {len(problems)} |"""

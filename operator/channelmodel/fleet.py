@@ -41,13 +41,28 @@ RECENT_START_HORIZON = 30.0
 SEED_HORIZON = 60.0
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class QueueEntry:
-    """A queued channel (ordered: oldest first)."""
+    """A queued channel."""
 
     queued_at: datetime
     ready_at: datetime
     waiting: bool  # False while blocked or suspended: it holds no place in line
+
+    @property
+    def place(self) -> datetime:
+        return place_in_line(self.queued_at, self.ready_at)
+
+
+def place_in_line(queued_at: datetime, ready_at: datetime) -> datetime:
+    """Where a ready channel stands in the fleet's line: first ready, first served.
+
+    Readiness comes from the backend's change time (plus debounce), so the line
+    follows the order of the changes, not the order the operator happened to plan
+    them in under load; never earlier than the operator first queued it, so a
+    backdated change annotation cannot jump the line of other channels.
+    """
+    return max(queued_at, ready_at)
 
 
 def queue_entry(status: Mapping[str, Any]) -> QueueEntry | None:
@@ -141,8 +156,13 @@ class FleetIndex:
             self.unschedulable.pop(key, None)
 
     def started(self, key: Key) -> None:
-        """This process created Job `key`: count it until the watch shows it."""
+        """This process starts Job `key`: count it until the watch shows it."""
         self.recent_starts[key] = time.monotonic()
+
+    def start_failed(self, key: Key) -> bool:
+        """Job `key` was not started after all (unless the watch has shown it): True when
+        that freed its slot."""
+        return self.recent_starts.pop(key, None) is not None and key not in self.running
 
     def _unclaim(self, channel_id: str, key: Key) -> None:
         owners = self.claims.get(channel_id)
@@ -182,7 +202,14 @@ class FleetIndex:
             (created, ns, name) for (ns, name), created in self.claims.get(channel_id, {}).items()
         ]
 
-    def fleet_view(self, cap: int, key: Key, queued_at: datetime | None, now: datetime) -> Fleet:
+    def fleet_view(
+        self,
+        cap: int,
+        key: Key,
+        queued_at: datetime | None,
+        ready_at: datetime | None,
+        now: datetime,
+    ) -> Fleet:
         """The cap as seen by channel `key`: Jobs running, and ready channels ahead of it."""
         running = self.running_trainings()
         TRAININGS_RUNNING.set(running)
@@ -190,14 +217,14 @@ class FleetIndex:
         free = cap - running
         if free <= 0:
             return Fleet(cap=cap, running=running)  # no slot: who is ahead does not matter
-        mine = (queued_at or now, key)
+        mine = (place_in_line(queued_at or now, ready_at or queued_at or now), key)
         ahead = 0
         for other, entry in self.queue.items():
             if (
                 other != key
                 and entry.waiting
                 and entry.ready_at <= now
-                and (entry.queued_at, other) < mine
+                and (entry.place, other) < mine
             ):
                 ahead += 1
                 if ahead >= free:
@@ -210,7 +237,7 @@ class FleetIndex:
         if free <= 0 or not self.queue:
             return []
         ready = (
-            (entry.queued_at, key)
+            (entry.place, key)
             for key, entry in self.queue.items()
             if entry.waiting and entry.ready_at <= now
         )

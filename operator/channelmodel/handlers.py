@@ -43,6 +43,7 @@ from channelmodel.jobs import (
     VERSION_LABEL,
     build_job,
 )
+from channelmodel.kube import LIST_PAGE_SIZE
 from channelmodel.metrics import RECONCILES
 from channelmodel.observe import SECRET_RECHECK_SECONDS, observe_job, secret_problem
 from channelmodel.plan_types import Fleet, Plan, PlanInput, StartJob
@@ -86,6 +87,9 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         # Watches resume from their last resourceVersion (bookmarks keep it fresh):
         # a reconnect every few minutes re-lists nothing.
         settings.watching.server_timeout = 300
+        # The initial list in pages: 10,000 objects at once are ~80 MB of JSON and several
+        # times that parsed, a high-water mark the process would keep for good.
+        settings.watching.chunk_size = LIST_PAGE_SIZE
         # About two minutes of retries before kopf gives up on a request: an API server
         # restart or a control-plane upgrade must not need an operator restart.
         settings.networking.error_backoffs = [1, 2, 5, 10, 20, 30, 60]
@@ -172,7 +176,7 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
         name: str,
         namespace: str | None,
         logger: kopf.Logger,
-        **kwargs: Any,  # the indexes arrive by their names
+        **_: Any,
     ) -> None:
         deleted = await rt.kube.delete_jobs(namespace or "default", f"{CHANNEL_MODEL_LABEL}={name}")
         if deleted:
@@ -210,7 +214,7 @@ def _release_slots(rt: Runtime) -> None:
 async def _plan_channel(
     rt: Runtime, key: tuple[str, str], settings: kopf.OperatorSettings
 ) -> float | None:
-    """One plan of channel `key` from its latest body (a worker's job, workers.py)."""
+    """One plan of channel `key` from its latest body (a job for wakeups.Workers)."""
     raw = rt.channels.body(key)
     if raw is None:
         return None  # gone, or being deleted (the cleanup handler has it)
@@ -262,28 +266,41 @@ async def reconcile_channel(
         # A spec asking for more than the operator's policy allows is never trained.
         blocked=spec_problem(spec, rt.settings) or claimed,
     )
+    # The cap check and the slot it grants are one step with no await in between:
+    # atomic on the event loop, so concurrent plans never grant more slots than free.
+    inp = replace(
+        inp,
+        fleet=rt.fleet.fleet_view(
+            rt.settings.max_concurrent_trainings, key, status.queuedAt, status.trainAfter, now
+        ),
+    )
+    decision = _plan(inp, claimed)
     facts: dict[str, Any] = {}
-    # Starts are serialised, so the concurrency cap sees every Job created before.
-    async with rt.start_lock:
-        inp = replace(
-            inp,
-            fleet=rt.fleet.fleet_view(
-                rt.settings.max_concurrent_trainings, key, status.queuedAt, now
-            ),
-        )
-        decision = _plan(inp, claimed)
-        if decision.start_job is not None:
+    if decision.start_job is None:
+        await _side_effects(rt, decision, body, key, spec, logger)
+    else:
+        slot = (namespace, decision.start_job.name)  # the Job's name holds the slot
+        rt.fleet.started(slot)
+        try:
             # Facts only a start needs, read only then (one more plan when they matter).
             facts = await _start_facts(rt, namespace, name, spec, status, decision.start_job)
             if facts:
                 decision = _plan(replace(inp, **facts), claimed)
-        if decision.start_job is not None:
-            await _execute(rt, decision, body, key, spec, raw_status, logger)
-            return _seconds_until(rt, decision.wake_at)
-    await _execute(rt, decision, body, key, spec, raw_status, logger)
+            await _side_effects(rt, decision, body, key, spec, logger)
+        except BaseException:
+            _give_back(rt, slot)  # no Job was created
+            raise
+        if decision.start_job is None:
+            _give_back(rt, slot)  # blocked after all: the next in line may have it
+    await _report(rt, decision, body, key, spec, raw_status, logger)
     if "blocked" in facts:
         return SECRET_RECHECK_SECONDS  # Secrets are not watched: look again a little later
     return _seconds_until(rt, decision.wake_at)
+
+
+def _give_back(rt: Runtime, slot: tuple[str, str]) -> None:
+    if rt.fleet.start_failed(slot):
+        _release_slots(rt)
 
 
 async def _start_facts(
@@ -321,18 +338,20 @@ def _plan(inp: PlanInput, claimed: str | None) -> Plan:
     return decision
 
 
-async def _execute(
+async def _side_effects(
     rt: Runtime,
     decision: Plan,
     body: kopf.Body,
     key: tuple[str, str],
     spec: ChannelModelSpec,
-    raw_status: Mapping[str, Any],
     logger: kopf.Logger,
 ) -> None:
+    """What the plan changes outside the object: Jobs and the store.
+
+    Order matters for crash safety: side effects first, status last (`_report`), so
+    a crash in between re-plans the same decision and the effects are idempotent.
+    """
     namespace, name = key
-    # Order matters for crash safety: side effects first, status last, so a
-    # crash in between re-plans the same decision and the effects are idempotent.
     if decision.cancel_job:
         selector = f"{CHANNEL_MODEL_LABEL}={name},{VERSION_LABEL}={decision.cancel_job.version}"
         deleted = await rt.kube.delete_jobs(namespace, selector)
@@ -369,6 +388,19 @@ async def _execute(
             decision.start_job.name,
             decision.start_job.version,
         )
+
+
+async def _report(
+    rt: Runtime,
+    decision: Plan,
+    body: kopf.Body,
+    key: tuple[str, str],
+    spec: ChannelModelSpec,
+    raw_status: Mapping[str, Any],
+    logger: kopf.Logger,
+) -> None:
+    """Events, status, metrics and webhooks: what the plan says happened."""
+    namespace, name = key
     for event in decision.events:  # queued for kopf's poster: posted as status is written
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
     await _write_status(rt, key, _changed_status(raw_status, decision.status))

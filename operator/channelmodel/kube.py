@@ -43,6 +43,8 @@ USER_AGENT = "channelmodel-operator"
 
 # Seconds between attempts to reach an API server that is down (the last one repeats).
 API_WAIT_BACKOFF = (1.0, 2.0, 5.0, 10.0)
+# Objects per list request (the start-up lists, kopf's initial list): memory, not speed.
+LIST_PAGE_SIZE = 500
 
 
 def wait_for_api_server(
@@ -168,7 +170,7 @@ class KubeApi:
             token = None
             while True:
                 response = list_call(
-                    *args, limit=500, _continue=token, _preload_content=False, **kwargs
+                    *args, limit=LIST_PAGE_SIZE, _continue=token, _preload_content=False, **kwargs
                 )
                 page = json.loads(response.data)
                 consume(kind, page.get("items") or [])

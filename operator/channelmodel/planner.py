@@ -372,7 +372,15 @@ def _decide_training(inp: PlanInput, result: Plan) -> None:
             Event("Normal", Reason.QUEUED, f"{want.trigger} retrain after {_iso(want.ready_at)}")
         )
     status.trainingStatus = TrainingStatus.QUEUED
-    status.trainAfter = want.ready_at
+    if not (
+        status.trainAfter is not None
+        and status.queuedTrigger == want.trigger.value
+        and status.trainAfter <= inp.now
+        and want.ready_at <= inp.now
+    ):
+        # Ready since trainAfter: a wait for a slot keeps it (each re-plan of a waiting
+        # channel would otherwise write "ready now" again, and its own echo re-plan it).
+        status.trainAfter = want.ready_at
     status.queuedTrigger = want.trigger.value
 
     if inp.spec.suspend or inp.blocked or want.ready_at > inp.now or not inp.fleet.may_start:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +32,6 @@ class Runtime:
     clock: Clock = utc_now
     # Running Jobs, the queue, channelId claims: listed at start, then kept by watches.
     fleet: FleetIndex = field(default_factory=FleetIndex)
-    start_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Status fields written last, per object, until the watch shows them back.
     pending_writes: dict[tuple[str, str], tuple[dict[str, Any], float]] = field(
         default_factory=dict

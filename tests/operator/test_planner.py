@@ -253,6 +253,31 @@ def test_concurrency_cap_blocks_start_until_slot_and_turn() -> None:
     assert len(sim.started) == 1
 
 
+def test_waiting_for_a_slot_changes_nothing_in_status() -> None:
+    # A ready channel is re-planned whenever a slot frees and someone else takes it (and
+    # by the echo of its own writes): those plans must not write, or it loops on itself.
+    sim = Sim(spec=make_spec(debounceSeconds=5, cooldownSeconds=0))
+    sim.trained_once()
+    sim.finish()
+    sim.now += timedelta(seconds=60)
+    sim.change()
+    sim.fleet = Fleet(cap=1, running=1)
+    sim.tick()
+    ready_at = sim.now + timedelta(seconds=5)
+    assert sim.status.trainAfter == ready_at
+    sim.now = ready_at + timedelta(seconds=1)
+    sim.tick()  # its debounce ended, no slot: now waiting for capacity
+    waiting = sim.status.model_copy(deep=True)
+    for _ in range(5):
+        sim.now += timedelta(seconds=1.5)
+        p = sim.tick()
+        assert sim.status == waiting and not p.events and not sim.started[1:]
+    assert sim.status.trainAfter == ready_at  # ready since then: its place in line
+    sim.fleet = Fleet(cap=1)
+    sim.tick()
+    assert len(sim.started) == 2
+
+
 def test_quality_gate_rejects_and_keeps_served_model() -> None:
     sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=0, minAccuracy=0.5))
     sim.trained_once()

@@ -92,7 +92,7 @@ async def test_a_far_deadline_wakes_a_waiting_worker_when_due_without_polling() 
 
 
 async def test_a_forgotten_key_and_a_closed_queue_hand_out_nothing() -> None:
-    queue, clock = _queue()
+    queue, _ = _queue()
     queue.add("gone")
     queue.forget("gone")
     assert await _next(queue) is None and len(queue) == 0
@@ -271,7 +271,8 @@ def test_a_channel_starts_only_when_the_ready_channels_ahead_leave_a_slot(
     for i in range(running):
         fleet.job_seen(("ns", f"job-{i}"), _job(f"job-{i}"))
     now = T0 + timedelta(seconds=10)
-    view = fleet.fleet_view(cap, ("ns", "mine"), T0 + timedelta(seconds=2), now)
+    mine = T0 + timedelta(seconds=2)
+    view = fleet.fleet_view(cap, ("ns", "mine"), mine, mine, now)
     assert view.running == running
     assert view.may_start is may_start
 
@@ -290,6 +291,35 @@ def test_a_freed_slot_goes_to_the_oldest_ready_waiting_channels() -> None:
     assert fleet.next_in_line(3, now) == [("ns", "a")]
     fleet.channel_seen(("ns", "a"), _channel("a", {"trainingStatus": "Training"}))  # it started
     assert fleet.next_in_line(3, now) == [("ns", "b")]
+
+
+def test_the_line_follows_readiness_not_the_order_the_operator_queued_in() -> None:
+    # Planned late under load, queued first: `late` changed later (ready at 9 s) than
+    # `early` (ready at 6 s), whose first plan came after it.
+    fleet = _fleet(late=(1, 9, True), early=(3, 6, True))
+    assert fleet.next_in_line(1, T0 + timedelta(seconds=10)) == [("ns", "early")]
+    view = fleet.fleet_view(1, ("ns", "late"), T0 + timedelta(seconds=1), T0 + timedelta(seconds=9), T0 + timedelta(seconds=10))  # fmt: skip
+    assert not view.may_start and view.queued_ahead == 1
+
+
+def test_a_backdated_change_does_not_jump_the_line() -> None:
+    # `sly`'s backend wrote a change time an hour old: ready "before" everyone, but it
+    # stands where the operator first queued it.
+    fleet = _fleet(honest=(1, 2, True), sly=(5, -3600, True))
+    assert fleet.next_in_line(1, T0 + timedelta(seconds=10)) == [("ns", "honest")]
+
+
+def test_a_start_that_did_not_happen_gives_its_slot_back() -> None:
+    fleet = _fleet(a=(1, 1, True), b=(2, 2, True))
+    now = T0 + timedelta(seconds=10)
+    fleet.started(("ns", "a-train-1"))  # granted while its Secret is checked
+    assert fleet.next_in_line(1, now) == []
+    assert fleet.start_failed(("ns", "a-train-1"))  # blocked after all
+    assert fleet.next_in_line(1, now) == [("ns", "a")] and fleet.running_trainings() == 0
+    fleet.started(("ns", "b-train-1"))
+    fleet.job_seen(("ns", "b-train-1"), _job("b-train-1"))  # created, and seen
+    assert not fleet.start_failed(("ns", "b-train-1"))  # a running Job keeps its slot
+    assert fleet.running_trainings() == 1
 
 
 def test_a_job_created_a_moment_ago_holds_its_slot_until_the_watch_shows_it() -> None:
