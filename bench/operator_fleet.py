@@ -300,12 +300,13 @@ def rush(
     started = {owner: creates[job] for job, owner in owners.items() if job in creates}
     ordered = sorted(names, key=lambda n: changed[n])
     latencies: list[float] = []
+    may_starts: dict[str, float] = {}
     for k, owner in enumerate(ordered):
         if owner not in started:
             continue
-        may_start = changed[owner] + debounce
+        may_start = may_starts[owner] = changed[owner] + debounce
         if k >= cap:
-            may_start = max(may_start, completions[k - cap])
+            may_start = may_starts[owner] = max(may_start, completions[k - cap])
         latencies.append(started[owner] - may_start)
     echo_times = [watcher.echoes[n] - t for n, t in echo_sent.items() if n in watcher.echoes]
     inversions = close_inversions = 0
@@ -340,6 +341,8 @@ def rush(
         "duration": max(watcher.finished.values()) - began,
         "requests": len([e for e in events if e.by_operator]),
         "writes": len([e for e in events if e.by_operator and e.is_write]),
+        "may_start": may_starts,  # per channel, for a closer look
+        "job_of": {owner: job for job, owner in owners.items()},
         "writes_by_kind": Counter(
             f"{e.verb} {e.resource}{'/' + e.subresource if e.subresource else ''}"
             for e in events
@@ -374,7 +377,9 @@ def main() -> int:
             env.seed_trained(names)
             operator, _ = start_and_settle(env, len(names), extra)
             result = rush(env, names, spread=60.0, debounce=5.0, cap=args.rush_cap)
-            print("  " + ", ".join(f"{k} {v}" for k, v in result.items()))
+            print(
+                "  " + ", ".join(f"{k} {v}" for k, v in result.items() if not isinstance(v, dict))
+            )
             problems = [
                 line for line in operator.process.log_text().splitlines()
                 if " ERROR " in line or "Traceback" in line
@@ -444,7 +449,9 @@ def main() -> int:
         print(
             "  "
             + ", ".join(
-                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                for k, v in result.items()
+                if not isinstance(v, dict)
             )
         )
         problems = [
@@ -519,9 +526,10 @@ operator has run before (the objects carry its finalizer). The very first
 sight of objects no operator has handled yet is heavier: kopf adds its
 finalizer to each object (two writes per channel, once in the life of an
 object), and the peak memory of its per-object workers stays with the process
-until the next restart (measured separately at 1,000 channels: 60-84 s and
-~470 MB; at 10,000 it was still going after 5 minutes at 3.3 GB, so an install
-over an existing large fleet should expect that once):
+until the next restart (measured separately, with the earlier daemon per
+channel: 60-84 s and ~470 MB at 1,000 channels; at 10,000 still going after 5
+minutes at 3.3 GB; an install over an existing large fleet should expect a
+heavy first start once):
 
 | channels | first start settled after | writes | peak RSS |
 |---|---|---|---|
@@ -557,6 +565,7 @@ def rush_table(
 ) -> str:
     """The rush's figures as a markdown table (one home for both sections)."""
     versus = f"; baseline create round trip {baseline:.3f} s" if baseline is not None else ""
+    by_kind = ", ".join(f"{kind} {n / r['channels']:.1f}" for kind, n in r["writes_by_kind"])
     return f"""| figure | value |
 |---|---|
 | channels trained exactly once | **{r["exactly_once"]:,} / {r["channels"]:,}** |
@@ -568,6 +577,7 @@ def rush_table(
 | baseline under the same load: a Job create until its watch event, p50 / p95 | {r["echo_p50"]:.3f} s / {r["echo_p95"]:.3f} s (the operator's p95 is {r["latency_p95"] / r["echo_p95"]:.1f}x) |
 | first change to last Job finished | {r["duration"]:.0f} s |
 | operator requests / writes | {r["requests"]:,} / {r["writes"]:,} |
+| writes per training, by kind | {r["writes"] / r["channels"]:.1f}: {by_kind} |
 | operator log errors | {len(problems)} |"""
 
 

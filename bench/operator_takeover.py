@@ -129,7 +129,8 @@ def main() -> int:
         thread.join()
         takeover = result["takeover"]
         print(
-            f"  lease moved after {takeover.lease_moved:.1f} s, acting after {takeover.acting:.1f} s; {outcome}"
+            f"  lease moved after {takeover.lease_moved:.1f} s, acting after {takeover.acting:.1f} s; "
+            + ", ".join(f"{k} {v}" for k, v in outcome.items() if not isinstance(v, dict))
         )
 
     markdown = f"""
