@@ -53,6 +53,9 @@ class _Photos(PhotoTally):
     pixels: dict[str, np.ndarray] = field(default_factory=dict)  # hash -> centre square
 
 
+UNDECODABLE_REPEAT = "the same bytes as an image that did not decode"
+
+
 class _PhotoSink(DownloadSink[_Photos]):
     """The quality path's sink: each new photo's centre square, its bytes to `scratch`."""
 
@@ -69,6 +72,13 @@ class _PhotoSink(DownloadSink[_Photos]):
         pixels = await self._decode_off_loop(product, partial(prepare_photo, data))
         if pixels is None:
             self._seen.discard(sha256)
+            # Repeats of these bytes that arrived while they decoded share their fate.
+            for other, hashes in self.result.images.items():
+                repeats = hashes.count(sha256)
+                if repeats:
+                    hashes[:] = [h for h in hashes if h != sha256]
+                    self.result.skipped[other] += repeats
+                    self.result.reasons[UNDECODABLE_REPEAT] += repeats
             return
         (self._scratch / sha256).write_bytes(data)
         self.result.pixels[sha256] = pixels
