@@ -104,7 +104,8 @@ class OperatorSettings(BaseSettings):
         ge=1,
         le=256,
         description="Kubernetes API requests the handlers make at once (worker threads and "
-        "pooled connections): the morning rush of a large fleet, not an idle one, needs them.",
+        "pooled connections), and channels planned at once: the morning rush of a large "
+        "fleet, not an idle one, needs them.",
     )
     quality_margin: float = Field(
         default=0.02,

@@ -93,7 +93,7 @@ def test_a_change_during_a_wait_replans_at_once(
     time.sleep(1.5)  # asleep until its deadline, ten minutes away
 
     _annotate(k8s, "shop-1", retrain_requested_at=_rfc3339(datetime.now(UTC)))
-    # A manual request skips the debounce: the sleeping loop is woken, not a tick later.
+    # A manual request skips the debounce: the channel is planned at once, not a tick later.
     wait_for(lambda: _trained(k8s, "shop-1", "1.0.1"), timeout=30, message="1.0.1 at once")
     assert _status(k8s, "shop-1")["versions"][0]["version"] == "1.0.1"
 
