@@ -139,21 +139,25 @@ def start_and_settle(
 # --- latency ----------------------------------------------------------------------------
 
 
+def suspended_job(name: str) -> dict[str, Any]:
+    """A Job nothing runs and the operator ignores (no labels): for baselines."""
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "suspend": True,
+            "template": {"spec": {"restartPolicy": "Never", "containers": [
+                {"name": "c", "image": "none", "command": ["true"]}]}},
+        },
+    }  # fmt: skip
+
+
 def api_create_round_trip(env: FleetEnv, runs: int) -> list[float]:
     """The baseline: this script creating (suspended) Jobs, create to response."""
     batch = env.cluster.batch
     times = []
     for i in range(runs):
-        job = {
-            "metadata": {"name": f"baseline-{i}"},
-            "spec": {
-                "suspend": True,
-                "template": {"spec": {"restartPolicy": "Never", "containers": [
-                    {"name": "c", "image": "none", "command": ["true"]}]}},
-            },
-        }  # fmt: skip
         began = time.monotonic()
-        batch.create_namespaced_job("fleet-baseline", job)
+        batch.create_namespaced_job("fleet-baseline", suspended_job(f"baseline-{i}"))
         times.append(time.monotonic() - began)
     return times
 
@@ -232,14 +236,9 @@ def echo(env: FleetEnv, watcher: JobWatch, sent: dict[str, float]) -> None:
     i = 0
     while not watcher.stop.is_set():
         name = f"{ECHO_PREFIX}{i}"
-        job = {
-            "metadata": {"name": name},
-            "spec": {"suspend": True, "template": {"spec": {"restartPolicy": "Never",
-                     "containers": [{"name": "c", "image": "none", "command": ["true"]}]}}},
-        }  # fmt: skip
         sent[name] = time.time()
         with contextlib.suppress(kubernetes.client.ApiException):
-            env.cluster.batch.create_namespaced_job(env.namespace, job)
+            env.cluster.batch.create_namespaced_job(env.namespace, suspended_job(name))
         i += 1
         watcher.stop.wait(1.0)
 

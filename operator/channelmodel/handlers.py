@@ -378,8 +378,7 @@ async def _side_effects(
             name=name, namespace=namespace, uid=body.get("metadata", {}).get("uid", ""),
             spec=spec, start=decision.start_job, settings=rt.settings,
         )  # fmt: skip
-        created = await rt.kube.create_job(namespace, job)
-        rt.fleet.started((namespace, decision.start_job.name))
+        created = await rt.kube.create_job(namespace, job)  # its slot: granted with the plan
         if not created:
             await _adopt_version(rt, namespace, decision, logger)
         logger.info(

@@ -31,7 +31,7 @@ import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NoReturn
 
 import urllib3
 from kubernetes import client
@@ -50,7 +50,7 @@ LEADER = Gauge("channelmodel_leader", "1 while this replica holds the Lease and 
 KOPF_STARTUP_GRACE_SECONDS = 60.0
 
 
-def exit_now(code: int) -> None:  # pragma: no cover - replaced in tests
+def exit_now(code: int) -> NoReturn:  # pragma: no cover - replaced in tests
     """Leave at once: no cleanup handler, no kopf shutdown that could still act."""
     logging.shutdown()
     os._exit(code)

@@ -80,10 +80,6 @@ class ReconcileQueue(Generic[Key]):
         """Keys scheduled (due now or later), not counting those being processed."""
         return len(self._due)
 
-    @property
-    def processing(self) -> int:
-        return len(self._processing)
-
     async def get(self) -> Key | None:
         """The next due key, marked processing until `done`; None once closed."""
         while not self._closed:
