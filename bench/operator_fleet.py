@@ -244,7 +244,12 @@ def echo(env: FleetEnv, watcher: JobWatch, sent: dict[str, float]) -> None:
 
 
 def rush(
-    env: FleetEnv, names: list[str], spread: float, debounce: float, cap: int
+    env: FleetEnv,
+    names: list[str],
+    spread: float,
+    debounce: float,
+    cap: int,
+    operator_pid: int | None = None,
 ) -> dict[str, Any]:
     watcher = JobWatch(env.cluster.batch, env.namespace)
     thread = threading.Thread(target=watcher.run, daemon=True)
@@ -254,6 +259,7 @@ def rush(
     time.sleep(1)
     env.audit.read()
     began = time.time()
+    cpu_before = cpu_seconds(operator_pid) if operator_pid else 0.0
     offsets = sorted(random.uniform(0, spread) for _ in names)
     order = list(names)
     random.shuffle(order)
@@ -273,6 +279,12 @@ def rush(
     )  # fmt: skip
     time.sleep(5)  # any extra Job would show now
     watcher.stop.set()
+    # The operator's share of a core over the rush: a saturated event loop queues every start.
+    operator_cpu = (
+        100 * (cpu_seconds(operator_pid) - cpu_before) / (time.time() - began)
+        if operator_pid
+        else float("nan")
+    )
     events = env.audit.read()
     # When each Job was created: its first watch event (the audit log's create names no object).
     creates = {job: t for job, (t, _) in watcher.created.items()}
@@ -338,6 +350,7 @@ def rush(
         "inversions": inversions,
         "close_inversions": close_inversions,
         "duration": max(watcher.finished.values()) - began,
+        "operator_cpu_percent": operator_cpu,
         "requests": len([e for e in events if e.by_operator]),
         "writes": len([e for e in events if e.by_operator and e.is_write]),
         "may_start": may_starts,  # per channel, for a closer look
@@ -375,7 +388,9 @@ def main() -> int:
             names = [f"shop-{i:05d}" for i in range(args.rush)]
             env.seed_trained(names)
             operator, _ = start_and_settle(env, len(names), extra)
-            result = rush(env, names, spread=60.0, debounce=5.0, cap=args.rush_cap)
+            result = rush(
+                env, names, spread=60.0, debounce=5.0, cap=args.rush_cap, operator_pid=operator.pid
+            )
             print(
                 "  " + ", ".join(f"{k} {v}" for k, v in result.items() if not isinstance(v, dict))
             )
@@ -444,7 +459,9 @@ def main() -> int:
             f"shop-{i:05d}" for i in random.sample(range(sizes[-1]), min(args.rush, sizes[-1]))
         ]
         print(f"rush: {len(rushed)} channels, cap {args.rush_cap}")
-        result = rush(env, rushed, spread=60.0, debounce=5.0, cap=args.rush_cap)
+        result = rush(
+            env, rushed, spread=60.0, debounce=5.0, cap=args.rush_cap, operator_pid=operator.pid
+        )
         print(
             "  "
             + ", ".join(
@@ -575,6 +592,7 @@ def rush_table(
 | Job created after the channel may start: p50 / **p95** / max | {r["latency_p50"]:.3f} s / **{r["latency_p95"]:.3f} s** (target <= 1 s{versus}) / {r["latency_max"]:.3f} s |
 | baseline under the same load: a Job create until its watch event, p50 / p95 | {r["echo_p50"]:.3f} s / {r["echo_p95"]:.3f} s (the operator's p95 is {r["latency_p95"] / r["echo_p95"]:.1f}x) |
 | first change to last Job finished | {r["duration"]:.0f} s |
+| operator CPU over the rush | {r["operator_cpu_percent"]:.0f}% of a core |
 | operator requests / writes | {r["requests"]:,} / {r["writes"]:,} |
 | writes per training, by kind | {r["writes"] / r["channels"]:.1f}: {by_kind} |
 | operator log errors | {len(problems)} |"""

@@ -32,6 +32,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -131,7 +132,7 @@ def quality_path(args: argparse.Namespace) -> None:
     plain_cache: dict[int, np.ndarray] = {}
     for shots in args.shots:
         tm_scores, ft_scores, ft_top5, ft_seconds, ft_rates = [], [], [], [], []
-        fast_scores: list[float] = []
+        fast_scores: dict[str, list[float]] = {}
         for seed in range(args.seeds):
             chosen = sample(train_labels, shots, seed)
             for i in chosen:
@@ -168,14 +169,25 @@ def quality_path(args: argparse.Namespace) -> None:
             ft_rates.append(tuned.images_per_second)
             probs = tuned.head.predict(Embedder(tuned.base, 64).embed(val_pixels), verbose=0)
             ft_scores.append(float(np.mean(probs.argmax(axis=1) == val_labels)))
+            if args.fast_after:
+                print(
+                    f"  full quality run: {split_score(probs.argmax(axis=1), val_labels, classes)}"
+                )
+            if args.head_on_views:  # the quality run's head trained again on views of its base
+                for variant, score in head_on_views(tuned, chosen, train_rows, labels, classes,
+                                                    seed, val_pixels, val_labels).items():  # fmt: skip
+                    fast_scores.setdefault(f"quality, then {variant}", []).append(score)
+                    print(f"  quality, then {variant}: {100 * score:.1f}", flush=True)
             ft_top5.append(top_k_accuracy(probs, val_labels, 5))
             if args.fast_after:  # quality run without the last product, then +1 on the fast path
                 fast = fast_after_one_product(
                     base, photos, labels, classes, chosen, train_rows, recipe, seed,
                     val_pixels, val_labels,
                 )  # fmt: skip
-                fast_scores.append(fast)
-                print(f"  fast path +1 product on a fine-tuned base: {100 * fast:.1f}", flush=True)
+                for variant, score in fast.items():
+                    fast_scores.setdefault(variant, []).append(score)
+                    print(f"  fast path +1 product on a fine-tuned base, {variant}: "
+                          f"{100 * score:.1f}", flush=True)  # fmt: skip
             print(
                 f"  shots {shots or 'all'} seed {seed}: tm {100 * tm_scores[-1]:.1f} "
                 f"quality {100 * ft_scores[-1]:.1f} (top-5 {100 * ft_top5[-1]:.1f}; "
@@ -191,15 +203,25 @@ def quality_path(args: argparse.Namespace) -> None:
             f"{np.mean(ft_seconds):.0f} s, {np.mean(ft_rates):.1f} images/s)",
             flush=True,
         )
-        if fast_scores:
-            diffs = 100 * (np.array(fast_scores) - np.array(ft_scores))
+        for variant, scores in fast_scores.items():
+            diffs = 100 * (np.array(scores) - np.array(ft_scores))
             print(
-                f"      fast path +1 product: {100 * np.mean(fast_scores):.1f}±"
-                f"{100 * np.std(fast_scores):.1f} (vs the full quality run "
+                f"      fast path +1 product, {variant}: {100 * np.mean(scores):.1f}±"
+                f"{100 * np.std(scores):.1f} (vs the full quality run "
                 f"{np.mean(diffs):+.1f}±{np.std(diffs):.1f})",
                 flush=True,
             )
     print(f"total {time.perf_counter() - started:.0f} s")
+
+
+# The fast path's head after a nightly: from random weights (as before the warm
+# start), or from the nightly's head (what the trainer does when the served model
+# shares the base), with the fast recipe or gentler.
+FAST_AFTER_VARIANTS: dict[str, tuple[bool, HeadRecipe]] = {
+    "cold": (False, HeadRecipe()),
+    "warm, 20 epochs at 1e-3": (True, HeadRecipe(warm_epochs=20, warm_learning_rate=1e-3)),
+    "warm, 10 epochs at 3e-4 (the trainer's)": (True, HeadRecipe()),
+}
 
 
 def fast_after_one_product(
@@ -213,12 +235,12 @@ def fast_after_one_product(
     seed: int,
     val_pixels: np.ndarray,
     val_labels: np.ndarray,
-) -> float:
+) -> dict[str, float]:
     """Top-1 of the fast path (views, head only) on the base of a quality run that
     had not seen the last product, after that product is added: the nightly base
-    plus one product during the day."""
+    plus one product during the day. One figure per FAST_AFTER_VARIANTS entry."""
     from channelmodel_trainer.finetune import fine_tune
-    from channelmodel_trainer.train import split_per_class
+    from channelmodel_trainer.train import WarmStart, split_per_class
 
     newest = classes - 1
     old = np.flatnonzero(labels != newest)
@@ -227,9 +249,58 @@ def fast_after_one_product(
                         replace(recipe, seed=seed))  # type: ignore[type-var]  # fmt: skip
     embedder = Embedder(nightly.base, batch_size=64)
     embeddings = embed_split([train_rows[i] for i in chosen], embedder, DEFAULT_VIEWS)
-    head = train_head(list(embeddings), labels, classes, replace(HeadRecipe(), seed=seed))
-    predicted = head.model.predict(embedder.embed(val_pixels), verbose=0).argmax(axis=1)
-    return float(np.mean(predicted == val_labels))
+    val_embeddings = embedder.embed(val_pixels)
+    names = [str(label) for label in range(classes)]
+    warm = WarmStart.from_head(nightly.head.get_weights(), names[:newest], names)
+    scores = {}
+    nightly_alone = nightly.head.predict(val_embeddings, verbose=0).argmax(axis=1)
+    print(f"  the nightly alone (never saw the new product): "
+          f"{split_score(nightly_alone, val_labels, classes)}")  # fmt: skip
+    for variant, (warm_started, head_recipe) in FAST_AFTER_VARIANTS.items():
+        head = train_head(list(embeddings), labels, classes, replace(head_recipe, seed=seed),
+                          warm_start=warm if warm_started else None)  # fmt: skip
+        predicted = head.model.predict(val_embeddings, verbose=0).argmax(axis=1)
+        scores[variant] = float(np.mean(predicted == val_labels))
+        print(f"  {variant}: {split_score(predicted, val_labels, classes)}")
+    return scores
+
+
+def head_on_views(
+    tuned: Any,
+    chosen: np.ndarray,
+    train_rows: list[tuple[Path, int]],
+    labels: np.ndarray,
+    classes: int,
+    seed: int,
+    val_pixels: np.ndarray,
+    val_labels: np.ndarray,
+) -> dict[str, float]:
+    """Top-1 of the quality run's base with a head trained on its embeddings of the
+    photos and their views (the fast path's head), from its own head or from scratch."""
+    from channelmodel_trainer.train import WarmStart
+
+    embedder = Embedder(tuned.base, batch_size=64)
+    embeddings = embed_split([train_rows[i] for i in chosen], embedder, DEFAULT_VIEWS)
+    val_embeddings = embedder.embed(val_pixels)
+    names = [str(label) for label in range(classes)]
+    warm = WarmStart.from_head(tuned.head.get_weights(), names, names)
+    scores = {}
+    for variant, (warm_started, head_recipe) in FAST_AFTER_VARIANTS.items():
+        head = train_head(list(embeddings), labels, classes, replace(head_recipe, seed=seed),
+                          warm_start=warm if warm_started else None)  # fmt: skip
+        predicted = head.model.predict(val_embeddings, verbose=0).argmax(axis=1)
+        scores[f"head on views, {variant}"] = float(np.mean(predicted == val_labels))
+    return scores
+
+
+def split_score(predicted: np.ndarray, truth: np.ndarray, classes: int) -> str:
+    """Top-1 on the products the nightly knew and on the one added after it."""
+    new = truth == classes - 1
+    return (
+        f"old products {100 * np.mean(predicted[~new] == truth[~new]):.1f}% "
+        f"({int(np.sum(~new))} photos), new product {int(np.sum(predicted[new] == truth[new]))}"
+        f"/{int(np.sum(new))}"
+    )
 
 
 def main() -> None:
@@ -238,6 +309,10 @@ def main() -> None:
         "--quality-path", action="store_true", help="fine-tuning (quality path) vs the TM recipe"
     )
     parser.add_argument("--curve", action="store_true", help="print val top-1 per epoch")
+    parser.add_argument(
+        "--head-on-views", action="store_true",
+        help="also train the quality run's head again on views of its base",
+    )  # fmt: skip
     parser.add_argument(
         "--fast-after",
         action="store_true",

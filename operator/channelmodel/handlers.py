@@ -208,7 +208,7 @@ def register(registry: kopf.OperatorRegistry, rt: Runtime) -> None:
 def _release_slots(rt: Runtime) -> None:
     """Wake the oldest ready channels that the free training slots can take."""
     for key in rt.fleet.next_in_line(rt.settings.max_concurrent_trainings, rt.clock()):
-        rt.channels.wake(key)
+        rt.channels.wake(key, first=True)
 
 
 async def _plan_channel(

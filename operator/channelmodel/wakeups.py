@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from channelmodel.workqueue import ReconcileQueue
+from channelmodel.workqueue import FIRST, ReconcileQueue
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +75,11 @@ class Channels:
             key, None if planned_at is None else max(now, planned_at + CHANGE_COALESCE_SECONDS)
         )
 
-    def wake(self, key: Key) -> None:
-        """Plan it now (after the plan under way, if one is)."""
+    def wake(self, key: Key, *, first: bool = False) -> None:
+        """Plan it now (after the plan under way, if one is); `first`: ahead of every
+        channel already due (a start into a freed slot)."""
         if key in self._bodies:
-            self.queue.add(key)
+            self.queue.add(key, FIRST if first else None)
 
     def wake_at(self, key: Key, seconds: float) -> None:
         if key in self._bodies:

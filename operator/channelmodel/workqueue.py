@@ -19,6 +19,11 @@ from typing import Generic, TypeVar
 
 Key = TypeVar("Key", bound=Hashable)
 
+# Due before every deadline: a key added at FIRST is handed out ahead of keys that
+# were due earlier but still wait for a worker (a start into a freed training slot
+# must not queue behind a backlog of status echoes). Among themselves, first in, first out.
+FIRST = float("-inf")
+
 
 class ReconcileQueue(Generic[Key]):
     """Keys due at a time (a loop time); `get` hands out the next due key.
@@ -41,7 +46,8 @@ class ReconcileQueue(Generic[Key]):
         return self._time() if self._time else asyncio.get_running_loop().time()
 
     def add(self, key: Key, at: float | None = None) -> None:
-        """Plan `key` at loop time `at` (None: now), or sooner if it is due sooner."""
+        """Plan `key` at loop time `at` (None: now; FIRST: before all others), or sooner
+        if it is due sooner."""
         when = self.now() if at is None else at
         if key in self._processing:
             self._again[key] = min(when, self._again.get(key, when))

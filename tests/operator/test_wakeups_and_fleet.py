@@ -13,7 +13,7 @@ import pytest
 
 from channelmodel.fleet import SEED_HORIZON, FleetIndex, QueueEntry, queue_entry
 from channelmodel.wakeups import CHANGE_COALESCE_SECONDS, Channels, Workers
-from channelmodel.workqueue import ReconcileQueue
+from channelmodel.workqueue import FIRST, ReconcileQueue
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
@@ -67,6 +67,17 @@ async def test_the_earlier_time_wins_and_the_heap_stays_the_fleet_size() -> None
     queue.done("shop-1")
     clock.now += 3600
     assert await _next(queue) is None  # its outdated entries do not plan it again
+
+
+async def test_a_first_key_goes_ahead_of_a_backlog_of_due_keys_in_the_order_added() -> None:
+    queue, clock = _queue()
+    for i in range(3):  # a backlog: due a while ago, no worker free yet
+        queue.add(f"echo-{i}", clock.now - 2 + i)
+    queue.add("freed-slot-a", FIRST)
+    queue.add("freed-slot-b", FIRST)
+    queue.add("echo-0", clock.now)  # a later time does not move a due key back
+    order = [await _next(queue) for _ in range(5)]
+    assert order == ["freed-slot-a", "freed-slot-b", "echo-0", "echo-1", "echo-2"]
 
 
 async def test_a_key_added_while_it_plans_plans_again_after_and_never_twice_at_once() -> None:

@@ -445,7 +445,9 @@ def bind_claim_to_folder(cluster: RealCluster, namespace: str, claim: str, folde
     storage provisioner would do); the process kubelet mounts the claim as that folder."""
     folder.mkdir(parents=True, exist_ok=True)
     cluster.ensure_namespace(namespace)
-    volume = f"{namespace}-{claim}"[:63]
+    # A PersistentVolume's name is a DNS subdomain (253 characters): no cut, which
+    # could end in "-" or make two namespaces' volumes collide.
+    volume = f"{namespace}-{claim}"
     cluster.core.create_persistent_volume(
         {
             "metadata": {"name": volume},

@@ -207,3 +207,45 @@ def test_split_by_content_hash_is_stable_when_products_come_and_go() -> None:
     unchanged = {key for key in before if not key.startswith("2-")}
     assert unchanged <= after  # the served model never trained on the next run's held-out photos
     assert len(before) == 5 and len([k for k in after if k.startswith("new-")]) == 1
+
+
+@pytest.mark.slow
+def test_the_fast_path_starts_from_the_served_head_on_the_same_base(
+    tmp_path: Path, base_model: Any
+) -> None:
+    store = open_store((tmp_path / "store").as_uri())
+    manifest = _catalog(tmp_path, {"a": [1, 2, 3], "b": [4, 5, 6]})
+
+    def fast(version: str, recipe: HeadRecipe) -> Any:
+        request = TrainingRequest(manifest=str(manifest), channel_id="q", version=version,
+                                  recipe=recipe, views=1)  # fmt: skip
+        return run_training(request, store, base=base_model)
+
+    first = fast("1.0.0", QUICK_HEAD)
+    store.set_pointer("q", {"version": "1.0.0"})
+    # A product is added, and the manifest lists the products in another order.
+    _catalog(tmp_path, {"c": [7, 8, 9], "b": [4, 5, 6], "a": [1, 2, 3]})
+    # A learning rate of 0 keeps the starting weights: they are the served head's.
+    second = fast("1.0.1", HeadRecipe(warm_epochs=1, warm_learning_rate=0.0))
+    (w1, b1, w2), (v1, c1, v2) = first.head.model.get_weights(), second.head.model.get_weights()
+    np.testing.assert_array_equal(v1, w1)
+    np.testing.assert_array_equal(c1, b1)
+    for product in ("a", "b"):  # each known product keeps its own column
+        np.testing.assert_array_equal(
+            v2[:, second.labels.index(product)], w2[:, first.labels.index(product)]
+        )
+    new_column = v2[:, second.labels.index("c")]
+    assert not any(np.array_equal(new_column, w2[:, j]) for j in range(w2.shape[1]))
+
+
+def test_no_warm_start_from_a_head_on_another_base_or_an_unreadable_one() -> None:
+    from channelmodel_trainer.served import ServedModel, warm_start
+
+    class Unreadable:
+        def read_file(self, *_: object) -> bytes:
+            raise OSError("gone")
+
+    other = ServedModel(version="1.0.0", labels=["a"], base_identity="base-1", store=Unreadable())
+    assert warm_start(other, "base-2", ["a"]) is None  # its columns mean nothing on this base
+    assert warm_start(other, "base-1", ["a"]) is None  # cannot be read: start from scratch
+    assert warm_start(None, "base-1", ["a"]) is None

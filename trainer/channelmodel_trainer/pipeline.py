@@ -22,7 +22,7 @@ from channelmodel_trainer.finetune import FineTuned, FineTuneRecipe
 from channelmodel_trainer.manifest import LoadedManifest, load_manifest
 from channelmodel_trainer.progress import LogProgress, Progress
 from channelmodel_trainer.publish import publish
-from channelmodel_trainer.served import ServedModel, find_served
+from channelmodel_trainer.served import ServedModel, find_served, warm_start
 from channelmodel_trainer.train import HeadRecipe, TrainedHead, train_head
 
 if TYPE_CHECKING:
@@ -133,8 +133,10 @@ def run_training(
     )
     check_products(labels, empty)
 
+    warm = warm_start(served, base.identity, labels)
     with timer.stage("train"):
-        progress.start("epochs", request.recipe.epochs * (2 if request.recipe.refit_on_all else 1))
+        epochs = request.recipe.warm_epochs if warm else request.recipe.epochs
+        progress.start("epochs", epochs * (2 if request.recipe.refit_on_all else 1))
         head = train_head(
             embeddings,
             targets,
@@ -143,6 +145,7 @@ def run_training(
             on_epoch=lambda *_: progress.advance("epochs"),
             groups=_groups(loaded, collected, labels),
             keys=[sha for label in labels for sha in collected.images[label]],
+            warm_start=warm,
         )
     accuracy = None if head.accuracy is None else round(head.accuracy, 4)
     progress.finish("epochs", f"validation accuracy {accuracy} on {head.validation_images} photos")

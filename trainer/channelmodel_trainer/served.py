@@ -28,7 +28,7 @@ import numpy as np
 
 from channelmodel_trainer import tfcompat
 from channelmodel_trainer.base_model import EMBEDDING_SIZE
-from channelmodel_trainer.train import HIDDEN_UNITS
+from channelmodel_trainer.train import HIDDEN_UNITS, WarmStart
 
 if TYPE_CHECKING:
     from channelmodel.store.base import ArtifactStore
@@ -47,12 +47,16 @@ class ServedModel:
     base_identity: str | None  # None: trained before bases were recorded, or imported
     store: Any = field(repr=False)
     channel_id: str = ""
+    _files: dict[str, bytes] | None = field(default=None, repr=False)
 
     def files(self) -> dict[str, bytes]:
-        return {
-            name: self.store.read_file(self.channel_id, self.version, name)
-            for name in ("model.json", "weights.bin")
-        }
+        """Its model.json and weights.bin (read once: the warm start and the score use both)."""
+        if self._files is None:
+            self._files = {
+                name: self.store.read_file(self.channel_id, self.version, name)
+                for name in ("model.json", "weights.bin")
+            }
+        return self._files
 
 
 def find_served(store: ArtifactStore | None, channel_id: str) -> ServedModel | None:
@@ -102,6 +106,23 @@ def head_weights(model_json: bytes, weights_bin: bytes, classes: int) -> list[np
     if bias not in arrays:
         raise ValueError("the hidden layer has no bias")
     return [arrays[hidden[0]], arrays[bias], arrays[output[0]]]
+
+
+def warm_start(
+    served: ServedModel | None, base_identity: str, labels: list[str]
+) -> WarmStart | None:
+    """The served head as the start of the new one, when it was trained on the same
+    base (the fast path during the day, after a nightly): its products keep what
+    the nightly's fine-tuning taught their columns. None otherwise, or unreadable."""
+    if served is None or served.base_identity != base_identity:
+        return None
+    try:
+        files = served.files()
+        weights = head_weights(files["model.json"], files["weights.bin"], len(served.labels))
+    except Exception as exc:  # a head start, not a requirement: train from scratch
+        log.warning("cannot start from the served head %s: %s", served.version, exc)
+        return None
+    return WarmStart.from_head(weights, served.labels, labels)
 
 
 def accuracy_on_embeddings(
