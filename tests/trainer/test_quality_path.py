@@ -118,6 +118,14 @@ def test_quality_path_then_fast_path_on_its_base(tmp_path: Path, base_model: Any
     metadata = json.loads(first.files["metadata.json"])
     assert metadata["userMetadata"]["baseIdentity"] == first.base.identity
     assert first.embedded == 18  # the cache is warmed with the new base
+    # The exported head is the fine-tuned head trained again on the new base's views.
+    from channelmodel_trainer.served import head_weights
+
+    exported = head_weights(first.files["model.json"], first.files["weights.bin"], 3)
+    assert first.fine_tuned is not None and "headOnViews" in first.timings
+    tuned = first.fine_tuned.head.get_weights()
+    assert not np.allclose(exported[2], tuned[2])
+    assert np.corrcoef(exported[2].ravel(), tuned[2].ravel())[0, 1] > 0.5  # from it, not anew
     store.set_pointer("q", {"version": "1.0.0"})
 
     # Nightly is served; a product is added during the day: the fast path runs

@@ -80,6 +80,13 @@ class WarmStart:
             },
         )
 
+    @classmethod
+    def from_model(cls, head: Any) -> WarmStart:
+        """From a tf_keras head over the same products in the same order."""
+        kernel, bias, output = head.get_weights()
+        columns = {index: output[:, index].copy() for index in range(output.shape[1])}
+        return cls(hidden_kernel=kernel, hidden_bias=bias, columns=columns)
+
     def apply(self, head: Any) -> None:
         hidden, output = head.layers
         hidden.set_weights([self.hidden_kernel, self.hidden_bias])
