@@ -74,7 +74,9 @@ class TrainingOutcome:
     embedded: int
     cache_hits: int
     timings: dict[str, float]
-    head: TrainedHead | None  # the fast path's
+    # The exported head: the fast path's, or the quality path's trained again on the
+    # views (None when that step failed and the fine-tuned head was exported).
+    head: TrainedHead | None
     base: BaseModel
     mode: str = FAST
     fine_tuned: FineTuned | None = None  # the quality path's

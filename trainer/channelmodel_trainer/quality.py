@@ -174,13 +174,12 @@ def run_quality_path(
                     log.warning("cannot store the fine-tuned base: %s", exc)
         with timer.stage("embedViews"):
             collected = asyncio.run(_embed_all(request, tuned.base, store, photos, scratch))
-        head = tuned.head
+        retrained = None
         if collected is not None and all(sha in collected.embeddings for _, sha in order):
             with timer.stage("headOnViews"):
                 retrained = _head_on_views(
                     request, tuned, collected, order, targets, len(labels), groups
                 )
-            head = retrained.model
             accuracy = None if retrained.accuracy is None else round(retrained.accuracy, 4)
             metrics["accuracy"] = accuracy
             log.info("head trained again on the new base's views: held-out accuracy %s", accuracy)
@@ -196,11 +195,12 @@ def run_quality_path(
         embedded=0 if collected is None else collected.embedded,
         cache_hits=0,
         timings=timer.timings,
-        head=None,
+        head=retrained,
         base=tuned.base,
         mode=FINE_TUNE,
         fine_tuned=tuned,
     )
+    head = tuned.head if retrained is None else retrained.model
     return finish_outcome(outcome, request, store, timer, started, head)
 
 
