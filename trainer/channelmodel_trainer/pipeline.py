@@ -137,7 +137,7 @@ def run_training(
 
     warm = warm_start(served, base.identity, labels)
     with timer.stage("train"):
-        epochs = request.recipe.warm_epochs if warm else request.recipe.epochs
+        epochs = request.recipe.starting(warm=warm is not None).epochs
         progress.start("epochs", epochs * (2 if request.recipe.refit_on_all else 1))
         head = train_head(
             embeddings,

@@ -42,8 +42,10 @@ class HeadRecipe:
     warm_learning_rate: float = 3e-4
     seed: int = 0
 
-    def warm(self) -> HeadRecipe:
-        """The schedule of a head that starts from the served one."""
+    def starting(self, warm: bool) -> HeadRecipe:
+        """The schedule of a head from random weights, or (`warm`) from the served one."""
+        if not warm:
+            return self
         return replace(self, epochs=self.warm_epochs, learning_rate=self.warm_learning_rate)
 
 
@@ -83,9 +85,9 @@ class WarmStart:
     @classmethod
     def from_model(cls, head: Any) -> WarmStart:
         """From a tf_keras head over the same products in the same order."""
-        kernel, bias, output = head.get_weights()
-        columns = {index: output[:, index].copy() for index in range(output.shape[1])}
-        return cls(hidden_kernel=kernel, hidden_bias=bias, columns=columns)
+        weights = head.get_weights()
+        same = [str(index) for index in range(weights[2].shape[1])]
+        return cls.from_head(weights, same, same)
 
     def apply(self, head: Any) -> None:
         hidden, output = head.layers
@@ -221,9 +223,9 @@ def _fit(
     keras.utils.set_random_seed(recipe.seed)
     features, targets = _training_rows(embeddings, labels, indices, recipe.use_views)
     head = build_head(num_classes, recipe.seed)
+    recipe = recipe.starting(warm=warm_start is not None)
     if warm_start is not None:
         warm_start.apply(head)
-        recipe = recipe.warm()
     rows_per_photo = len(features) // max(len(indices), 1)
     head.compile(
         optimizer=keras.optimizers.Adam(recipe.learning_rate),
