@@ -1,5 +1,3 @@
-import sys
+from channelmodel.cli import entry
 
-from channelmodel.cli import main
-
-sys.exit(main())
+entry()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -61,3 +62,36 @@ def test_baked_imagenet_weights_are_taken_from_the_environment(
     monkeypatch.setenv(IMAGENET_WEIGHTS_ENV, str(tmp_path / "missing.h5"))
     with pytest.raises(BaseModelError, match="does not exist"):
         imagenet_weights()
+
+
+@pytest.mark.slow
+def test_weights_read_from_the_shards_equal_tensorflowjs_loader(
+    base_model: Any, reference_export: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from channelmodel_trainer import base_model as module
+
+    def refuse(*_: object) -> None:
+        raise ValueError("quantised, say")
+
+    monkeypatch.setattr(module, "_set_weights_from_shards", refuse)
+    through_loader = load_base_model(str(reference_export))
+
+    assert through_loader.identity == base_model.identity
+    for direct, loaded in zip(base_model.model.weights, through_loader.model.weights, strict=True):
+        np.testing.assert_array_equal(direct.numpy(), loaded.numpy())
+
+
+@pytest.mark.slow
+def test_a_shard_path_outside_the_export_folder_is_refused(
+    reference_export: Path, tmp_path: Path
+) -> None:
+    export = tmp_path / "export"
+    export.mkdir()
+    with zipfile.ZipFile(reference_export) as archive:
+        model_json = json.loads(archive.read("model.json"))
+        (tmp_path / "weights.bin").write_bytes(archive.read("weights.bin"))
+    model_json["weightsManifest"][0]["paths"] = ["../weights.bin"]
+    (export / "model.json").write_text(json.dumps(model_json))
+
+    with pytest.raises(BaseModelError, match="not a plain file name"):
+        load_base_model(str(export))

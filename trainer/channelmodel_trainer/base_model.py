@@ -5,12 +5,16 @@ Two sources give the same architecture (built by `tf_keras.applications`):
 - `imagenet`: Keras's own ImageNet weights (downloaded once, or baked into the
   trainer image under ~/.keras/models);
 - a Teachable Machine / TF.js layers export (zip, folder or model.json): its
-  MobileNetV2 weights are read by tensorflowjs's loader and copied layer by layer.
+  MobileNetV2 weights are read straight from its shards (tfjs_weights.py) and
+  matched by layer and name; exports that cannot be read so (quantised
+  weights) go through tensorflowjs's loader and are copied layer by layer.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import tempfile
 import zipfile
@@ -18,13 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from channelmodel_trainer import tfcompat
+import numpy as np
+
+from channelmodel_trainer import tfcompat, tfjs_weights
 from channelmodel_trainer.errors import BaseModelError
 
 ALPHA = 0.35
 IMAGE_SIZE = 224
 EMBEDDING_SIZE = 1280
 IMAGENET_WEIGHTS_ENV = "CHANNELMODEL_IMAGENET_WEIGHTS"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,12 @@ def _mobilenet(keras: Any, weights: str | None) -> Any:
 def _copy_weights_from_tfjs(path: Path, target: Any) -> None:
     with tempfile.TemporaryDirectory(prefix="channelmodel-base-") as tmp:
         model_json = _model_json_path(path, Path(tmp))
+        try:
+            _set_weights_from_shards(model_json, target)
+            return
+        except (ValueError, KeyError, OSError) as exc:
+            # Quantised or otherwise unusual exports: the loader reads what it can.
+            log.info("reading %s through tensorflowjs's loader: %s", path, exc)
         tfjs = tfcompat.tensorflowjs()
         try:
             source = tfjs.converters.load_keras_model(str(model_json))
@@ -106,6 +120,31 @@ def _copy_weights_from_tfjs(path: Path, target: Any) -> None:
                 raise BaseModelError(
                     f"{path}: layer {layer.name} does not match MobileNetV2 {ALPHA}: {exc}"
                 ) from exc
+
+
+def _set_weights_from_shards(model_json: Path, target: Any) -> None:
+    """Set every weight of `target` from the export's shards, matched by layer and name."""
+
+    def read_shard(name: str) -> bytes:
+        # Shards sit beside model.json: a path that leaves the folder is refused
+        # (an error, not a reason to try the loader, which would follow it).
+        if "/" in name or "\\" in name or name in ("", ".", ".."):
+            raise BaseModelError(f"{model_json}: shard path {name!r} is not a plain file name")
+        return (model_json.parent / name).read_bytes()
+
+    arrays = tfjs_weights.by_layer_and_weight(
+        tfjs_weights.read_weights(json.loads(model_json.read_bytes()), read_shard)
+    )
+    updates: list[tuple[Any, np.ndarray]] = []
+    for layer in target.layers:
+        for weight in layer.weights:
+            key = f"{layer.name}/{weight.name.split('/')[-1].split(':')[0]}"
+            array = arrays[key]
+            if tuple(array.shape) != tuple(weight.shape):
+                raise ValueError(f"{key} has shape {array.shape}, not {tuple(weight.shape)}")
+            updates.append((weight, array))
+    for weight, array in updates:  # all found and shaped: only then change the model
+        weight.assign(array)
 
 
 def _model_json_path(path: Path, scratch: Path) -> Path:

@@ -28,6 +28,8 @@ import numpy as np
 
 from channelmodel_trainer import tfcompat
 from channelmodel_trainer.base_model import EMBEDDING_SIZE
+from channelmodel_trainer.export import WEIGHTS_FILE
+from channelmodel_trainer.tfjs_weights import read_weights
 from channelmodel_trainer.train import HIDDEN_UNITS, WarmStart
 
 if TYPE_CHECKING:
@@ -86,18 +88,13 @@ def find_served(store: ArtifactStore | None, channel_id: str) -> ServedModel | N
 
 def head_weights(model_json: bytes, weights_bin: bytes, classes: int) -> list[np.ndarray]:
     """[W1 (1280, 100), b1 (100,), W2 (100, classes)] of a TM-shaped export, by shape."""
-    manifest = json.loads(model_json)["weightsManifest"]
-    arrays: dict[str, np.ndarray] = {}
-    offset = 0
-    for group in manifest:
-        for spec in group["weights"]:
-            if spec.get("dtype", "float32") != "float32" or "quantization" in spec:
-                raise ValueError(f"unsupported weight encoding for {spec['name']}")
-            count = int(np.prod(spec["shape"])) if spec["shape"] else 1
-            arrays[spec["name"]] = np.frombuffer(
-                weights_bin, dtype="<f4", count=count, offset=offset
-            ).reshape(spec["shape"])
-            offset += 4 * count
+
+    def only_weights_bin(path: str) -> bytes:
+        if path != WEIGHTS_FILE:
+            raise ValueError(f"a served model's weights are in {WEIGHTS_FILE}, not {path}")
+        return weights_bin
+
+    arrays = read_weights(json.loads(model_json), only_weights_bin)
     hidden = [n for n, a in arrays.items() if a.shape == (EMBEDDING_SIZE, HIDDEN_UNITS)]
     output = [n for n, a in arrays.items() if a.shape == (HIDDEN_UNITS, classes)]
     if len(hidden) != 1 or len(output) != 1:
