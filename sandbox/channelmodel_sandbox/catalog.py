@@ -8,6 +8,8 @@ copying a folder of photos into the catalog directory.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import random
 from dataclasses import dataclass
@@ -120,18 +122,30 @@ def ensure_sample_catalog(catalog: Path, extra: Path, photos: int = 12, seed: in
         write_product(extra, EXTRA_PRODUCT, photos, seed)
 
 
+@functools.lru_cache(maxsize=100_000)
+def _sha256(path: Path, size: int, mtime_ns: int) -> str:
+    """A photo's content hash; size and mtime in the key: a replaced file is hashed again."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def build_manifest(catalog: Path, channel_id: str, base_url: str) -> dict[str, object]:
+    """Every photo with its SHA-256, as a backend that knows its assets' hashes lists
+    them: the trainer then downloads only photos it has no embeddings for."""
     products = []
     for folder in sorted(p for p in catalog.iterdir() if p.is_dir()):
         images = sorted(
-            f.name for f in folder.iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png")
+            f for f in folder.iterdir() if f.suffix.lower() in (".jpg", ".jpeg", ".png")
         )
-        products.append(
-            {
-                "id": folder.name,
-                "images": [f"{base_url}/images/{folder.name}/{name}" for name in images],
-            }
-        )
+        entries = []
+        for image in images:
+            stat = image.stat()
+            entries.append(
+                {
+                    "url": f"{base_url}/images/{folder.name}/{image.name}",
+                    "sha256": _sha256(image, stat.st_size, stat.st_mtime_ns),
+                }
+            )
+        products.append({"id": folder.name, "images": entries})
     return {"channelId": channel_id, "products": products}
 
 

@@ -105,6 +105,12 @@ def test_dev_sandbox_trains_serves_retrains_and_reports(
         served = dev.wait_for("/v1.0.1/model.json", timeout=300)
         new_base = served.split("served: ", 1)[1].removesuffix("model.json")
         assert "prod-lemon" in httpx.get(new_base + "metadata.json").json()["labels"]
+        # The sandbox's manifest states each photo's sha256: the retrain downloaded
+        # only the new product's photos, the others' embeddings came from the cache.
+        (retrain_log,) = (work / "jobs").glob("*demo-train-2-*/output.log")
+        assert "48 of 60 photos taken from the embedding cache by the sha256" in (
+            retrain_log.read_text()
+        )
 
         def transitions() -> list[str]:
             return [e["type"] for e in webhook.events(exclude="training.progress")]

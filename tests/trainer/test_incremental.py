@@ -123,3 +123,54 @@ def test_s3_store_holds_the_version_and_the_cache(
         assert (first.embedded, again.embedded, again.cache_hits) == (4, 0, 4)
         assert store.list_versions("inc") == ["1.0.0", "1.0.1"]
         assert store.read_file("inc", "1.0.0", "weights.bin") == first.files["weights.bin"]
+
+
+def test_photos_the_manifest_names_by_hash_are_not_read_again_when_cached(
+    tmp_path: Path, base_model: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import hashlib
+
+    store = open_store((tmp_path / "store").as_uri())
+
+    def write(photos: dict[str, list[int]], stated: dict[int, int] | None = None) -> Path:
+        """Photos named by seed; each entry states the hash of seed `stated.get(s, s)`."""
+        stated = stated or {}
+        for seeds in photos.values():
+            for seed in seeds:
+                if not (tmp_path / f"{seed}.jpg").exists():
+                    (tmp_path / f"{seed}.jpg").write_bytes(patterned_jpeg(seed))
+
+        def entry(seed: int) -> dict[str, str]:
+            digest = hashlib.sha256(patterned_jpeg(stated.get(seed, seed))).hexdigest()
+            return {"url": f"{seed}.jpg", "sha256": digest}
+
+        manifest = {
+            "channelId": "inc",
+            "products": [
+                {"id": p, "images": [entry(s) for s in seeds]} for p, seeds in photos.items()
+            ],
+        }
+        (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+        return tmp_path / "manifest.json"
+
+    first = train(write({"a": [1, 2, 3], "b": [4, 5, 6]}), store, "1.0.0", base_model)
+    assert (first.embedded, first.cache_hits) == (6, 0)
+
+    # The cached photos' files now hold other bytes: were they read, their hashes
+    # would miss the cache and the bytes fail to decode (skipped).
+    for seed in range(1, 7):
+        (tmp_path / f"{seed}.jpg").write_bytes(b"not read again")
+    # Product c is new; product d's entry states a stale hash (of a photo never seen).
+    second = train(
+        write({"a": [1, 2, 3], "b": [4, 5, 6], "c": [7, 8], "d": [9]}, stated={9: 99}),
+        store,
+        "1.0.1",
+        base_model,
+    )
+
+    assert (second.embedded, second.cache_hits, sum(second.skipped.values())) == (3, 6, 0)
+    assert second.labels == ["a", "b", "c", "d"]
+    assert "1 photos did not match the sha256 the manifest states" in caplog.text
+    # The stale entry was embedded under its own hash: the next run finds it cached.
+    third = train(write({"c": [7, 8], "d": [9]}, stated={9: 99}), store, "1.0.2", base_model)
+    assert (third.embedded, third.cache_hits) == (0, 3)

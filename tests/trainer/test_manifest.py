@@ -51,6 +51,33 @@ def test_numeric_ids_become_text_labels(tmp_path: Path) -> None:
     assert [p.id for p in manifest.products] == ["1", "2"]
 
 
+def test_a_stated_hash_is_kept_in_lower_case_with_the_group(tmp_path: Path) -> None:
+    digest = "AB" * 32
+    path = write_manifest(
+        tmp_path,
+        {
+            "channelId": "c1",
+            "products": [
+                {"id": "a", "images": [{"url": "a.jpg", "sha256": digest, "group": "g"}]},
+                {"id": "b", "images": ["b.jpg"]},
+            ],
+        },
+    )
+
+    refs, _ = load_manifest(str(path)).image_refs()
+
+    assert [(ref.sha256, ref.group) for ref in refs] == [("ab" * 32, "group:g"), (None, None)]
+
+
+@pytest.mark.parametrize("digest", ["abc", "g" * 64, "a" * 65, 12])
+def test_a_stated_hash_that_is_not_64_hex_digits_is_refused(tmp_path: Path, digest: object) -> None:
+    data = {"channelId": "c1", "products": products("a", "b")}
+    data["products"][0]["images"] = [{"url": "a.jpg", "sha256": digest}]  # type: ignore[index]
+    path = write_manifest(tmp_path, data)
+    with pytest.raises(ManifestError, match=r"products\.0\.images\.0\..*sha256"):
+        load_manifest(str(path))
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [

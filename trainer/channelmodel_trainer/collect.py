@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,8 +28,11 @@ from channelmodel_trainer.sink import DownloadSink, PhotoTally
 
 if TYPE_CHECKING:
     from channelmodel.store.base import ArtifactStore
+    from channelmodel_trainer.manifest import ImageRef
 
 STAGE = "embedding"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -111,6 +115,38 @@ class EmbeddingStage(DownloadSink[Collected]):
             self._embedder = Embedder(self._base, self._batch_size)
             self._consumer = asyncio.create_task(self._consume())
         return self._cache, self._embedder
+
+    async def _take_known(self, refs: list[ImageRef]) -> list[ImageRef]:
+        """Photos the manifest names by hash and the cache holds are taken without a
+        download (one look-up pass in a thread); the rest are downloaded."""
+        cache = self._lookup_cache()
+        stated = {ref.sha256 for ref in refs if ref.sha256}
+        if cache is None or not stated:
+            return refs
+        rows = 1 + self._views
+        found = await asyncio.to_thread(
+            lambda: {sha: v for sha in stated if (v := cache.get(sha, rows)) is not None}
+        )
+        rest: list[ImageRef] = []
+        for ref in refs:
+            vectors = found.get(ref.sha256) if ref.sha256 else None
+            if ref.sha256 is None or vectors is None:
+                rest.append(ref)
+                continue
+            if ref.group is not None:
+                self.result.groups.setdefault(ref.sha256, ref.group)
+            if ref.sha256 not in self.result.embeddings:
+                self.result.embeddings[ref.sha256] = vectors
+                self.result.cache_hits += 1
+            self.result.images.setdefault(ref.product_id, []).append(ref.sha256)
+            self._progress.advance(STAGE)
+        log.info(
+            "%d of %d photos taken from the embedding cache by the sha256 the manifest "
+            "states, without a download",
+            len(refs) - len(rest),
+            len(refs),
+        )
+        return rest
 
     def _has(self, sha256: str) -> bool:
         return sha256 in self.result.embeddings or sha256 in self._in_flight

@@ -60,6 +60,9 @@ class FineTuneRecipe:
     warmup_epochs: float = 1.0  # learning rates rise linearly over these epochs
     label_smoothing: float = 0.1
     mixup_alpha: float = 0.0  # 0: off; else lambda ~ Beta(a, a) per batch
+    # 0: off; else the exported (and scored) weights are an exponential moving
+    # average of the fine-tuned ones with this decay (tf.train.ExponentialMovingAverage).
+    ema_decay: float = 0.0
     min_area: float = 0.35  # random resized crop: fraction of the photo's area
     jitter: float = 0.2  # brightness, contrast, saturation factors in [1 - j, 1 + j]
     patience: int = 4  # epochs without a better held-out accuracy before stopping
@@ -168,6 +171,12 @@ def fine_tune(
     class_weight = tf.constant(weights, tf.float32)
     smoothing = recipe.label_smoothing
 
+    trained_vars = base_vars + head_vars
+    ema = None
+    if recipe.ema_decay:
+        ema = tf.train.ExponentialMovingAverage(recipe.ema_decay, num_updates=base_opt.iterations)
+        ema.apply(trained_vars)  # the averages start at the probe's weights
+
     # No Python control flow on tensors inside: autograph has nothing to convert.
     @tf.function(reduce_retracing=True, autograph=False)  # type: ignore[untyped-decorator]
     def step(images: Any, boxes: Any, colour: Any, targets: Any, mix: Any, perm: Any) -> Any:
@@ -187,7 +196,22 @@ def fine_tune(
         grads = tape.gradient(loss, base_vars + head_vars)
         base_opt.apply_gradients(zip(grads[: len(base_vars)], base_vars, strict=True))
         head_opt.apply_gradients(zip(grads[len(base_vars) :], head_vars, strict=True))
+        if ema is not None:
+            ema.apply(trained_vars)
         return loss
+
+    def averaged() -> list[np.ndarray] | None:
+        """Put the moving averages in the model; the raw weights, to put back."""
+        if ema is None:
+            return None
+        raw = [variable.numpy() for variable in trained_vars]
+        for variable in trained_vars:
+            variable.assign(ema.average(variable))
+        return raw
+
+    def put_back(raw: list[np.ndarray] | None) -> None:
+        for variable, value in zip(trained_vars, raw or [], strict=False):
+            variable.assign(value)
 
     def score() -> float | None:
         if not len(val_idx):
@@ -228,21 +252,23 @@ def fine_tune(
             trained_images += n
         train_seconds += time.perf_counter() - started
         epochs_run = epoch
+        raw = averaged()
         accuracy = score() if epoch >= first_candidate or on_epoch is not None else None
         if on_epoch is not None:
             on_epoch(epoch, accuracy)
         if epoch < first_candidate:
-            continue
-        if accuracy is None:
+            pass
+        elif accuracy is None:
             best_epoch = epoch  # nothing held out: the last epoch is kept
-            continue
-        if best is None or accuracy > best:
+        elif best is None or accuracy > best:
             best, best_epoch, since_best = accuracy, epoch, 0
             best_weights = (mobilenet.get_weights(), head.get_weights())
         else:
             since_best += 1
-            if since_best >= recipe.patience:
-                break
+        if epoch < epochs and since_best < recipe.patience:
+            put_back(raw)  # training goes on from the raw weights
+        else:
+            break
     if best_weights is not None:
         mobilenet.set_weights(best_weights[0])
         head.set_weights(best_weights[1])

@@ -3,10 +3,11 @@
     {"channelId": "123", "products": [{"id": "prod-1", "images": ["https://shop/img/1.jpg"]}]}
 
 An image entry may also be an object, `{"url": "...", "group": "shelf-2",
-"capturedAt": "2026-11-30T10:12:00Z"}` (both optional): photos of one group
-(or, without a group, of one capture day) are held out for validation
-together, so the reported accuracy is measured on photos taken apart from
-the training ones (docs/trainer.md).
+"capturedAt": "2026-11-30T10:12:00Z", "sha256": "<64 hex>"}` (all but `url`
+optional): photos of one group (or, without a group, of one capture day) are
+held out for validation together, so the reported accuracy is measured on
+photos taken apart from the training ones (docs/trainer.md); a photo whose
+stated `sha256` has cached embeddings is not downloaded on the fast path.
 
 Over http(s) the bearer token (from the Job's secret) is sent with the manifest
 request and, later, only with image requests to the manifest's own origin. A
@@ -47,6 +48,10 @@ CHANNEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$"
 HTTP_SCHEMES = ("http", "https")
 
 
+def _lower_text(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _id_as_text(value: object) -> object:
     # Shop backends often serialise numeric IDs as numbers; labels are text.
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
@@ -69,6 +74,12 @@ class ImageEntry(BaseModel):
         default=None, min_length=1, max_length=200
     )
     capturedAt: AwareDatetime | None = None
+    # The photo's SHA-256 as the backend knows it: a photo whose embeddings are
+    # cached is then not downloaded again (a downloaded photo is hashed anyway,
+    # and its own hash wins).
+    sha256: Annotated[str, BeforeValidator(_lower_text)] | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$"
+    )
 
     def holdout_group(self) -> str | None:
         """Photos with the same value are held out together: the group, else the capture day."""
@@ -118,6 +129,7 @@ class ImageRef:
     location: str
     is_url: bool
     group: str | None = None  # hold-out group (ImageEntry.holdout_group)
+    sha256: str | None = None  # the content hash the manifest states, if it does
 
 
 @dataclass(frozen=True)
@@ -135,9 +147,8 @@ class LoadedManifest:
             for entry in product.images:
                 if isinstance(entry, ImageEntry):
                     ref = self._resolve(product.id, entry.url)
-                    group = entry.holdout_group()
-                    if ref is not None and group is not None:
-                        ref = replace(ref, group=group)
+                    if ref is not None:
+                        ref = replace(ref, group=entry.holdout_group(), sha256=entry.sha256)
                 else:
                     ref = self._resolve(product.id, entry)
                 if ref is None:

@@ -23,7 +23,7 @@ from channelmodel_trainer.download import Downloaded, DownloadPolicy, download_i
 from channelmodel_trainer.progress import Progress
 
 if TYPE_CHECKING:
-    from channelmodel_trainer.manifest import LoadedManifest
+    from channelmodel_trainer.manifest import ImageRef, LoadedManifest
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class DownloadSink(ABC, Generic[TallyT]):
         self._stage = stage
         self._progress = progress
         self._pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
+        self._wrong_hashes = 0  # downloads whose hash is not the one the manifest states
 
     async def download(
         self, loaded: LoadedManifest, *, policy: DownloadPolicy | None, token: str | None
@@ -66,12 +67,23 @@ class DownloadSink(ABC, Generic[TallyT]):
             self.result.reasons[UNSUPPORTED] += count
         self._progress.start(self._stage, len(refs))
         try:
+            refs = await self._take_known(refs)
             await download_images(
                 refs, self.add, policy=policy, token=token, token_origin=loaded.token_origin
             )
         finally:
             result = await self.finish()
+        if self._wrong_hashes:
+            log.warning(
+                "%d photos did not match the sha256 the manifest states: their own hashes "
+                "were used (the backend's hashes are stale or wrong)",
+                self._wrong_hashes,
+            )
         return result
+
+    async def _take_known(self, refs: list[ImageRef]) -> list[ImageRef]:
+        """Take what needs no download (photos the manifest names by hash); the rest."""
+        return refs
 
     async def add(self, item: Downloaded) -> None:
         """Download sink: account for one image; a new photo goes to `_add_new`."""
@@ -80,6 +92,8 @@ class DownloadSink(ABC, Generic[TallyT]):
             self._skip(product, item.reason or "unavailable")
             return
         sha256 = hashlib.sha256(item.data).hexdigest()
+        if item.image.sha256 is not None and item.image.sha256 != sha256:
+            self._wrong_hashes += 1
         if item.image.group is not None:
             self.result.groups.setdefault(sha256, item.image.group)
         if self._has(sha256):
