@@ -28,7 +28,7 @@ kubeconfig) and the model server every POLL seconds and notes when each
 transition is first seen (API timestamps have 1 s resolution; they are
 printed as a cross-check). Inside the trainer process the stages come from the
 trainer's result JSON (the Pod's termination message) and the wall-clock time
-of its first log line. Target: total <= debounceSeconds + 30 s.
+of its first log line. Target: total <= debounceSeconds + 6 s (#14).
 """
 
 from __future__ import annotations
@@ -61,7 +61,10 @@ if str(REPO_ROOT) not in sys.path:
 from tests.support.processes import DevProcess, WaitFailed, free_port  # noqa: E402
 
 POLL = 0.2  # seconds between polls of the emulator and the model server
-TARGET_SLACK = 30.0  # seconds allowed on top of the debounce
+# Once the trainer has exited only the model server is polled, this often: the
+# clock stops there, and a 0.2 s poll of everything would add ~0.1 s on average.
+SERVED_POLL = 0.02
+TARGET_SLACK = 6.0  # seconds allowed on top of the debounce (#14)
 NAMESPACE = "default"
 NAME = "headline"
 CHANNEL = "headline"
@@ -209,6 +212,10 @@ class Observer:
             done = {"served", "status"} <= timeline.seen.keys() and timeline.result
             if done or timeline.failure:
                 return timeline
+            if timeline.result and "served" not in timeline.seen:
+                time.sleep(SERVED_POLL)
+                self._poll_server(timeline)
+                continue
             time.sleep(POLL)
         sys.exit(f"timed out after {timeout}s; seen so far: {sorted(timeline.seen)}")
 
@@ -351,7 +358,7 @@ def breakdown(label: str, t: Timeline, work: Path, debounce: float) -> Breakdown
          f"{t.result.get('cacheHits')} from cache"),
         ("embed (after the last download)", images - download,
          f"{t.result.get('embedded')} photos embedded in all"),
-        ("train", timings.get("train", 0.0), "head, 20 epochs"),
+        ("train", timings.get("train", 0.0), "head (from the served head when it can)"),
         ("export", timings.get("export", 0.0), "TF.js layers model"),
         ("publish", timings.get("publish", 0.0), "store"),
         ("other pipeline work", timings["total"] - staged, "dataset assembly etc."),
@@ -379,7 +386,7 @@ def print_breakdown(b: Breakdown, debounce: float) -> None:
         print(f"  {stage:<54} {seconds:7.2f} s   {note}")
     target = debounce + TARGET_SLACK
     print(f"  {'TOTAL (change -> served)':<54} {b.total:7.2f} s   "
-          f"ratio total/(debounce + 30 s) = {b.total / target:.2f}")  # fmt: skip
+          f"ratio total/(debounce + {TARGET_SLACK:g} s) = {b.total / target:.2f}")  # fmt: skip
     print(f"  {b.extra}")
 
 
@@ -408,7 +415,7 @@ def markdown(cold: Breakdown, added: list[Breakdown], debounce: float) -> str:
     )
     ratios = " | ".join(f"{v / target:.2f}" for v in totals)
     lines.append(
-        f"| total / (debounce + 30 s) | {ratios} | {statistics.median(totals) / target:.2f} | |"
+        f"| total / (debounce + {TARGET_SLACK:g} s) | {ratios} | {statistics.median(totals) / target:.2f} | |"
     )
     return "\n".join(lines)
 
@@ -543,7 +550,7 @@ def main() -> None:
         target = args.debounce + TARGET_SLACK
         print(
             f"\nheadline: median {statistics.median(totals):.1f} s over {len(totals)} added products "
-            f"({', '.join(f'{v:.1f}' for v in totals)}); target debounce + 30 s = {target:g} s; "
+            f"({', '.join(f'{v:.1f}' for v in totals)}); target debounce + {TARGET_SLACK:g} s = {target:g} s; "
             f"ratio {statistics.median(totals) / target:.2f}\n"
         )
         table = markdown(cold_b, breakdowns, args.debounce)
@@ -553,7 +560,7 @@ def main() -> None:
                 f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine}; "
                 f"load average {load_before} before, {load_average()} after.\n\n"
                 f"**Median {statistics.median(totals):.1f} s** from the change to the new "
-                f"version served, target debounce + 30 s = {target:g} s: "
+                f"version served, target debounce + {TARGET_SLACK:g} s = {target:g} s: "
                 f"**ratio {statistics.median(totals) / target:.2f}**. "
                 f"Cold 1.0.0 (1000 photos embedded): {cold_b.total:.1f} s.\n\n"
                 + table

@@ -35,7 +35,7 @@ STAGE = "embedding"
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(repr=False)
 class Collected(PhotoTally):
     """Per product, the content hashes of its usable images; per hash, its embeddings."""
 

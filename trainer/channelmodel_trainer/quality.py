@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 STAGE = "photos"
 
 
-@dataclass
+@dataclass(repr=False)
 class _Photos(PhotoTally):
     pixels: dict[str, np.ndarray] = field(default_factory=dict)  # hash -> centre square
 

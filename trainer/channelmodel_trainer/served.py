@@ -30,7 +30,7 @@ from channelmodel_trainer import tfcompat
 from channelmodel_trainer.base_model import EMBEDDING_SIZE
 from channelmodel_trainer.export import WEIGHTS_FILE
 from channelmodel_trainer.tfjs_weights import read_weights
-from channelmodel_trainer.train import HIDDEN_UNITS, WarmStart
+from channelmodel_trainer.train import HIDDEN_UNITS, WarmStart, top_classes
 
 if TYPE_CHECKING:
     from channelmodel.store.base import ArtifactStore
@@ -129,10 +129,8 @@ def accuracy_on_embeddings(
     if not len(truth):
         return None
     files = served.files()
-    w1, b1, w2 = head_weights(files["model.json"], files["weights.bin"], len(served.labels))
-    hidden = np.maximum(embeddings.astype(np.float32) @ w1 + b1, 0.0)
-    predicted = (hidden @ w2).argmax(axis=1)  # softmax keeps the order
-    return _score(served.labels, predicted, truth)
+    weights = head_weights(files["model.json"], files["weights.bin"], len(served.labels))
+    return _score(served.labels, top_classes(weights, embeddings), truth)
 
 
 def accuracy_on_pixels(served: ServedModel, pixels: Any, truth: list[str]) -> float | None:

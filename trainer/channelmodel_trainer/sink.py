@@ -32,7 +32,7 @@ UNSUPPORTED = "unsupported location"  # the reason for an entry no image can com
 DecodedT = TypeVar("DecodedT")
 
 
-@dataclass
+@dataclass(repr=False)  # subclasses too: see __repr__
 class PhotoTally:
     """Per product, the content hashes of its usable photos, and what was skipped."""
 
@@ -40,6 +40,17 @@ class PhotoTally:
     skipped: Counter[str] = field(default_factory=Counter)  # per product
     reasons: Counter[str] = field(default_factory=Counter)  # per reason
     groups: dict[str, str] = field(default_factory=dict)  # per hash: hold-out group, if any
+
+    def __repr__(self) -> str:
+        # Counts, never the arrays a subclass holds: asyncio.run formats its main
+        # task's repr, result included, when it restores the SIGINT handler
+        # (signal.getsignal's enum lookup builds its error message eagerly); the
+        # dataclass repr of 1,000 photos' embeddings cost 0.27 s per training.
+        photos = sum(len(hashes) for hashes in self.images.values())
+        return (
+            f"{type(self).__name__}({len(self.images)} products, {photos} photos, "
+            f"{sum(self.skipped.values())} skipped)"
+        )
 
 
 TallyT = TypeVar("TallyT", bound=PhotoTally)

@@ -201,13 +201,22 @@ def train_head(
     accuracy: float | None = None
     if len(val_idx):
         plain = np.stack([embeddings[i][0] for i in val_idx])
-        predicted = head.predict(plain, verbose=0, batch_size=256).argmax(axis=1)
+        predicted = top_classes(head.get_weights(), plain)
         accuracy = float(np.mean(predicted == labels[val_idx]))
     if recipe.refit_on_all and len(val_idx):
         head = _fit(
             embeddings, labels, np.arange(len(labels)), num_classes, recipe, on_epoch, warm_start
         )
     return TrainedHead(head, accuracy, len(train_idx), len(val_idx), val_idx)
+
+
+def top_classes(weights: Sequence[np.ndarray], embeddings: np.ndarray) -> np.ndarray:
+    """The head's top class per (n, 1280) embedding, from [W1, b1, W2], in NumPy: a
+    Keras predict() traces a function first, longer than this takes."""
+    kernel, bias, output = weights
+    hidden = np.maximum(embeddings.astype(np.float32, copy=False) @ kernel + bias, 0.0)
+    result: np.ndarray = (hidden @ output).argmax(axis=1)  # softmax keeps the order
+    return result
 
 
 def _fit(
@@ -233,6 +242,8 @@ def _fit(
         # Many tiny steps per call: Keras's per-step overhead dominates this small model.
         steps_per_execution=STEPS_PER_EXECUTION,
     )
+    # Slots made now, not in the first step: else fit() traces its step function twice.
+    head.optimizer.build(head.trainable_variables)
     callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=on_epoch)] if on_epoch else []
     head.fit(
         features,
