@@ -136,7 +136,9 @@ class WatchHub:
         if name:
             field_selector = ",".join(filter(None, [field_selector, f"metadata.name={name}"]))
         matcher = object_matcher(query.get("labelSelector"), field_selector)
-        timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else None
+        # As kube-apiserver: 0 (or none) is no client timeout, the server's own default
+        # (here: the stream stays open); the python client sends timeout_seconds=0.
+        timeout = float(query.get("timeoutSeconds") or 0) or None
         # Snapshot and subscription happen without an await in between: no event is lost.
         backlog = self.backlog(
             rtype,

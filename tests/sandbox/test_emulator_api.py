@@ -467,6 +467,18 @@ def test_watch_without_resource_version_starts_with_current_objects(k8s: Cluster
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in stream] == [("ADDED", "a")]
 
 
+def test_a_watch_with_timeout_seconds_zero_stays_open_for_later_events(k8s: Cluster) -> None:
+    """kube-apiserver reads timeoutSeconds=0 as "no client timeout": the stream must
+    not end after the current objects (a client would relist in a busy loop)."""
+    create(k8s, chm("first"))
+    url = f"{k8s.url}/apis/{GROUP}/{VERSION}/namespaces/{NS}/{PLURAL}?watch=true&timeoutSeconds=0"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert json.loads(response.readline())["object"]["metadata"]["name"] == "first"
+        create(k8s, chm("later"))
+        event = json.loads(response.readline())
+    assert (event["type"], event["object"]["metadata"]["name"]) == ("ADDED", "later")
+
+
 def test_watch_from_a_forgotten_resource_version_is_410(k8s: Cluster) -> None:
     for index in range(5):
         create(k8s, chm(f"n{index}"))

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 
 def run_entry(main_body: str) -> subprocess.CompletedProcess[str]:
     """Run `channelmodel.cli.entry()` in a fresh interpreter with `main` replaced."""
@@ -56,3 +58,25 @@ def test_a_process_without_tensorflow_exits_normally_and_runs_its_exit_handlers(
     assert done.returncode == 0
     assert done.stdout.split() == ["result", "exit", "handler", "ran"]
     assert "tensorflow" not in done.stderr
+
+
+def test_a_failed_early_tensorflow_import_is_left_to_the_base_models_load(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The import started ahead runs in a thread: its failure must not escape there
+    (the base model's load imports again, and fails the run with the reason)."""
+    import threading
+
+    from channelmodel_trainer import cli, tfcompat
+
+    def broken() -> None:
+        raise ImportError("libtensorflow_framework.so.2: cannot open shared object file")
+
+    monkeypatch.setattr(tfcompat, "tf_keras", broken)
+    started = set(threading.enumerate())
+    with caplog.at_level("DEBUG", logger="channelmodel_trainer"):
+        cli._start_importing_tensorflow()
+        for thread in set(threading.enumerate()) - started:
+            assert thread.name == "import-tensorflow"
+            thread.join(timeout=10)
+    assert "importing TensorFlow ahead failed: libtensorflow_framework.so.2" in caplog.text
