@@ -276,7 +276,6 @@ class Observer:
             conditions = (job.status and job.status.conditions) or []
             if any(c.type in ("Complete", "Failed") and c.status == "True" for c in conditions):
                 t.note("jobDone")
-                t.api["job.completionTime"] = api_time(job.status.completion_time)
 
     def _watch_pods(self) -> None:
         for t, pod in self._events(self.core.list_namespaced_pod, NAMESPACE):
@@ -284,15 +283,12 @@ class Observer:
             if t.job is None or labels.get("batch.kubernetes.io/job-name") != t.job:
                 continue
             t.pod = pod.metadata.name
-            t.note("pod")
             if pod.status and pod.status.start_time:
                 t.note("podRunning")
                 t.api["pod.startTime"] = api_time(pod.status.start_time)
             statuses = (pod.status and pod.status.container_statuses) or []
             state = statuses[0].state if statuses else None
             if state is not None and state.terminated is not None and not t.result:
-                t.note("podDone")
-                t.api["container.finishedAt"] = api_time(state.terminated.finished_at)
                 t.result = json.loads(state.terminated.message or "{}")
 
     def _watch_channel(self) -> None:
@@ -311,7 +307,6 @@ class Observer:
                 t.api["currentJob.startedAt"] = api_time(current.get("startedAt"))
             if t.version and status.get("modelVersion") == t.version:
                 t.note("status")
-                t.api["lastTrained"] = api_time(status.get("lastTrained"))
             elif "jobDone" in t.seen and status.get("trainingStatus") == "Failed" and not current:
                 t.failure = str(status.get("lastError"))  # e.g. rejected by the quality gate
 
