@@ -352,22 +352,33 @@ def breakdown(label: str, t: Timeline, work: Path, debounce: float) -> Breakdown
     # for timings.total before that.
     termination_log = work / "jobs" / f"{NAMESPACE}.{t.pod}" / "termination-log"
     pipeline_end = termination_log.stat().st_mtime
-    pipeline_start = pipeline_end - timings["total"]
+    # A Job started ahead of the debounce's end (--not-before) looks up the served
+    # model, then waits; its total counts from the wait's end. Otherwise the total
+    # holds the look-up too.
+    waited = "wait" in timings
+    served_lookup, wait = timings.get("served", 0.0), timings.get("wait", 0.0)
+    run_start = pipeline_end - timings["total"] - (served_lookup + wait if waited else 0.0)
     staged = sum(timings.get(k, 0.0) for k in ("manifest", "images", "train", "export", "publish"))
     rows = [
         ("debounce wait (change -> Job created)", seen["job"] - t.change,
-         f"debounceSeconds {debounce:g}"),
+         f"debounceSeconds {debounce:g}, less the Job's lead"),
         ("Job start (Job -> Pod running)", seen["podRunning"] - seen["job"], "job runner"),
-        ("trainer process start-up (imports)", pipeline_start - seen["podRunning"],
+        ("trainer process start-up (imports)", run_start - seen["podRunning"],
          "Python, the CLI; TensorFlow's import starts here"),
+        ("served model look-up", served_lookup, "store: the served version's metadata"),
+        ("trainer waits for the debounce's end", wait,
+         f"base model load {timings.get('baseModel', 0.0):.1f} s meanwhile" if waited
+         else "started at the end: no wait"),
         ("manifest", timings.get("manifest", 0.0), "GET manifest.json"),
         ("photos: cache look-ups, downloads, embedding", timings.get("images", 0.0),
-         f"base model load {timings.get('baseModel', 0.0):.1f} s overlapped; "
+         f"base model load {timings.get('baseModel', 0.0):.1f} s "
+         f"{'before (during the wait)' if waited else 'overlapped'}; "
          f"{t.result.get('cacheHits')} from cache, {t.result.get('embedded')} embedded"),
         ("train", timings.get("train", 0.0), "head (from the served head when it can)"),
         ("export", timings.get("export", 0.0), "TF.js layers model"),
         ("publish", timings.get("publish", 0.0), "store"),
-        ("other pipeline work", timings["total"] - staged, "dataset assembly etc."),
+        ("other pipeline work",
+         timings["total"] - staged - (0.0 if waited else served_lookup), "dataset assembly etc."),
         ("trainer exit -> Job Complete", seen["jobDone"] - pipeline_end,
          "interpreter exit, job runner"),
         ("status update (Job Complete -> status.modelVersion)", seen["status"] - seen["jobDone"],
@@ -410,7 +421,7 @@ def markdown(cold: Breakdown, added: list[Breakdown], debounce: float) -> str:
             loads = [b.base_model for b in added]
             cells = " | ".join(f"*{v:.1f}*" for v in loads)
             lines.append(
-                f"| *of which base-model load (not added to the total)* | {cells} "
+                f"| *base-model load, during the wait or the photos (not added to the total)* | {cells} "
                 f"| *{statistics.median(loads):.1f}* | *{cold.base_model:.1f}* |"
             )
     totals = [b.total for b in added]

@@ -16,7 +16,7 @@ Recipes (train.HeadRecipe):
 - ours+refit: the same, then the head trained again on every photo (held-out ones too).
 
     .venv/bin/python bench/trainer_quality.py --quality-path [--seeds 3] [--shots 5]
-        [--recipe epochs=15 base_learning_rate=0.0003] [--curve] [--fast-after]
+        [--recipe epochs=15 base_learning_rate=0.0003] [--curve] [--fast-after] [--first-seed 3]
 
 --quality-path: the quality path (finetune.py, fine-tuning the base) against
 TM's recipe on the same draws, with top-5, seconds and training images/s;
@@ -133,7 +133,7 @@ def quality_path(args: argparse.Namespace) -> None:
         tm_scores, ft_scores, ft_top5, ft_seconds, ft_rates = [], [], [], [], []
         tuned_scores: list[float] = []  # the fine-tuned head itself, before the views
         fast_scores: dict[str, list[float]] = {}
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             chosen = sample(train_labels, shots, seed)
             for i in chosen:
                 if i not in photos_cache:
@@ -227,6 +227,16 @@ FAST_AFTER_VARIANTS: dict[str, tuple[bool, HeadRecipe]] = {
     "cold": (False, HeadRecipe()),
     "warm, 20 epochs at 1e-3": (True, HeadRecipe(warm_epochs=20, warm_learning_rate=1e-3)),
     "warm, 10 epochs at 3e-4 (the trainer's)": (True, HeadRecipe()),
+    "warm, hidden layer frozen, 10 epochs at 3e-4": (True, HeadRecipe(warm_freeze_hidden=True)),
+    "warm, hidden layer frozen, 20 epochs at 1e-3": (
+        True,
+        HeadRecipe(warm_epochs=20, warm_learning_rate=1e-3, warm_freeze_hidden=True),
+    ),
+    "warm, new column imprinted, 10 epochs at 3e-4": (True, HeadRecipe(warm_imprint=True)),
+    "warm, imprinted, hidden layer frozen, 10 epochs at 3e-4": (
+        True,
+        HeadRecipe(warm_imprint=True, warm_freeze_hidden=True),
+    ),
 }
 
 
@@ -299,6 +309,9 @@ def main() -> None:
         "--recipe", nargs="*", default=[], help="FineTuneRecipe overrides, e.g. epochs=8"
     )
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1"
+    )
     parser.add_argument("--shots", type=int, nargs="+", default=[5, 10, 0])
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument(

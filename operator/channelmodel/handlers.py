@@ -263,6 +263,7 @@ async def reconcile_channel(
         generation=meta.get("generation"),
         job=job_obs,
         quality_margin=rt.settings.quality_margin,
+        job_lead=rt.settings.job_lead,
         # A spec asking for more than the operator's policy allows is never trained.
         blocked=spec_problem(spec, rt.settings) or claimed,
     )
@@ -355,7 +356,8 @@ async def _side_effects(
     if decision.cancel_job:
         selector = f"{CHANNEL_MODEL_LABEL}={name},{VERSION_LABEL}={decision.cancel_job.version}"
         deleted = await rt.kube.delete_jobs(namespace, selector)
-        logger.info("spec.suspend: deleted training Job(s) %s", ", ".join(deleted) or "-")
+        why = "spec.suspend" if spec.suspend else "a change during the Job's wait"
+        logger.info("%s: deleted training Job(s) %s", why, ", ".join(deleted) or "-")
     if decision.serve_version:
         pointer = {
             "version": decision.serve_version,

@@ -15,6 +15,7 @@ from channelmodel.api.models import GROUP, KIND, VERSION, ChannelModelSpec
 from channelmodel.egress import ALLOW_ENV as EGRESS_ALLOW_ENV
 from channelmodel.plan_types import JobObservation, JobPhase, StartJob, Trigger
 from channelmodel.policy import default_memory_limit
+from channelmodel.rfc3339 import format_time
 from channelmodel.settings import OperatorSettings
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -155,6 +156,9 @@ def _args(spec: ChannelModelSpec, start: StartJob, settings: OperatorSettings) -
         # The trainer resolves Auto (the quality path or the fast one) by the trigger.
         "--mode", spec.training.mode.value,
         "--trigger", start.trigger.value,
+        # Started ahead of the debounce's end: the manifest is read from then on.
+        *(["--not-before", format_time(start.not_before, "microseconds")]
+          if start.not_before else []),
     ]  # fmt: skip
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -75,6 +75,9 @@ class PlanInput:
     store_latest: str | None = None  # newest version in the store (a re-created object)
     # The channel's committed versions, when some are missing from status (a re-created object).
     store_versions: tuple[str, ...] = ()
+    # A retrain waiting for its debounce or cooldown starts its Job this much earlier;
+    # the Job waits for the end itself (settings.job_lead_seconds).
+    job_lead: timedelta = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class StartJob:
     name: str
     version: str
     trigger: Trigger
+    not_before: datetime | None = None  # the trainer reads the manifest from then on
 
 
 class Reason(StrEnum):
@@ -93,6 +97,7 @@ class Reason(StrEnum):
     TRAINING_FAILED = "TrainingFailed"
     MODEL_REJECTED = "ModelRejected"
     TRAINING_CANCELLED = "TrainingCancelled"
+    TRAINING_RESTARTED = "TrainingRestarted"  # a change came before the Job's wait ended
     VERSION_IMPORTED = "VersionImported"
     VERSIONS_FOUND = "VersionsFound"
     VERSION_SERVED = "VersionServed"
@@ -123,7 +128,8 @@ class Plan:
     serve_version: str | None = None  # write the store's serving pointer
     finished_job: JobRef | None = None  # the Job this plan saw finish
     outcome: Outcome | None = None  # how finished_job's run ended
-    cancel_job: JobRef | None = None  # delete this Job: its run is discarded (spec.suspend)
+    # Delete this Job: its run is discarded (spec.suspend, or a change before its wait ended).
+    cancel_job: JobRef | None = None
     events: list[Event] = field(default_factory=list)
     # The next time this channel must be planned again (a debounce, cooldown or
     # schedule deadline), None when only a change to the object can matter.

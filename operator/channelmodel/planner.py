@@ -48,6 +48,10 @@ from channelmodel.versions import is_version, newest_first, next_version
 from channelmodel.versions import parse as parse_version
 
 MAX_JOB_NAME = 63  # Job names become label values (job-name), which stop at 63
+# A Job started ahead of its debounce's end is restarted by a later change only while
+# its wait has this much left: its trainer, on a clock a little ahead, must not have
+# read the manifest yet (the restarted run publishes the same version).
+RESTART_MARGIN = timedelta(seconds=1)
 
 
 # What shapes the model: a change retrains at once, whatever the last run did.
@@ -91,7 +95,13 @@ def job_name(name: str, attempt: int) -> str:
 @dataclass(frozen=True)
 class _Want:
     trigger: Trigger
-    ready_at: datetime
+    ready_at: datetime  # when its debounce and cooldown end
+    # When its Job may start: a job_lead early, the trainer waiting for ready_at.
+    starts_at: datetime | None = None
+
+    @property
+    def job_at(self) -> datetime:
+        return self.starts_at or self.ready_at
 
 
 def plan(inp: PlanInput) -> Plan:
@@ -101,8 +111,11 @@ def plan(inp: PlanInput) -> Plan:
 
     if status.currentJob is not None and inp.spec.suspend:
         _cancel_for_suspend(result, status.currentJob)
-    elif status.currentJob is not None and inp.job is not None:
-        _follow_job(inp, result, status.currentJob, inp.job)
+    else:
+        if status.currentJob is not None:
+            _change_during_wait(inp, result, status.currentJob)
+        if status.currentJob is not None and inp.job is not None:
+            _follow_job(inp, result, status.currentJob, inp.job)
     if status.attemptedRunHash is None and status.attempts and status.currentJob is None:
         # Status written before run hashes existed: adopt the current spec as attempted.
         status.attemptedRunHash = run_hash(inp.spec)
@@ -111,11 +124,10 @@ def plan(inp: PlanInput) -> Plan:
     _list_stored_versions(inp, result)
     _serve(inp, result)
 
-    if status.currentJob is None:
-        _decide_training(inp, result)
+    want = _decide_training(inp, result) if status.currentJob is None else None
 
     _set_conditions(inp, result)
-    result.wake_at = _next_deadline(inp, result.status)
+    result.wake_at = _next_deadline(inp, result.status, want)
     return result
 
 
@@ -142,6 +154,39 @@ def _cancel_for_suspend(result: Plan, job: JobRef) -> None:
             Reason.TRAINING_CANCELLED,
             f"Job {job.name} ({job.version}) stopped: spec.suspend is true; "
             "the run is queued again when suspend is lifted",
+        )
+    )
+
+
+def _change_during_wait(inp: PlanInput, result: Plan, job: JobRef) -> None:
+    """A change while the Job of an event run waits to read the manifest: as without
+    the early start, the change moves the debounce (the Job is deleted and the run
+    queued again), unless the wait outlasts the change's debounce anyway (a cooldown):
+    then the run covers it."""
+    changed_at = parse_time_or_none(inp.annotations.get(ann.INVENTORY_CHANGED_AT))
+    if not (
+        job.trigger == Trigger.EVENT.value
+        and job.notBefore is not None
+        and inp.now < job.notBefore - RESTART_MARGIN
+        and (inp.job is None or inp.job.phase == JobPhase.RUNNING)
+        and changed_at is not None
+        and (job.changeAt is None or changed_at > job.changeAt)
+    ):
+        return
+    status = result.status
+    if changed_at + timedelta(seconds=inp.spec.debounceSeconds) <= job.notBefore:
+        status.currentJob = job.model_copy(update={"changeAt": changed_at})
+        return
+    status.currentJob = None
+    # Queued for the event again, so that a disabled change kind keeps it queued.
+    status.queuedTrigger = Trigger.EVENT.value
+    result.cancel_job = job
+    result.events.append(
+        Event(
+            "Normal",
+            Reason.TRAINING_RESTARTED,
+            f"Job {job.name} ({job.version}) deleted before it read the manifest: "
+            "the inventory changed again, the debounce starts over",
         )
     )
 
@@ -355,7 +400,8 @@ def _serve(inp: PlanInput, result: Plan) -> None:
 # --- deciding whether to train -----------------------------------------------
 
 
-def _decide_training(inp: PlanInput, result: Plan) -> None:
+def _decide_training(inp: PlanInput, result: Plan) -> _Want | None:
+    """Queue, start or forget a run; the reason to train it decided on, if any."""
     status = result.status
     want = _wanted_run(inp, status)
     if want is None:
@@ -364,7 +410,7 @@ def _decide_training(inp: PlanInput, result: Plan) -> None:
                 TrainingStatus.SUCCEEDED if status.modelVersion else TrainingStatus.IDLE
             )
         status.queuedAt = status.trainAfter = status.queuedTrigger = None
-        return
+        return None
 
     if status.queuedAt is None:
         status.queuedAt = inp.now
@@ -383,14 +429,21 @@ def _decide_training(inp: PlanInput, result: Plan) -> None:
         status.trainAfter = want.ready_at
     status.queuedTrigger = want.trigger.value
 
-    if inp.spec.suspend or inp.blocked or want.ready_at > inp.now or not inp.fleet.may_start:
-        return
+    # The Job may start early: its trainer starts up while the wait ends.
+    if inp.spec.suspend or inp.blocked or want.job_at > inp.now or not inp.fleet.may_start:
+        return want
+    not_before = want.ready_at if want.ready_at > inp.now else None
 
     attempt = status.attempts + 1
     known = [v for v in (status.latestVersion, inp.store_latest) if v]
     # A re-created ChannelModel finds its channel's old versions in the store: never reuse one.
     version = next_version(max(known, key=parse_version) if known else None)
-    start = StartJob(name=job_name(inp.name, attempt), version=version, trigger=want.trigger)
+    start = StartJob(
+        name=job_name(inp.name, attempt),
+        version=version,
+        trigger=want.trigger,
+        not_before=not_before,
+    )
     result.start_job = start
     status.attempts = attempt
     status.attemptedSpecHash = spec_hash(inp.spec)  # an import covers the spec too
@@ -403,6 +456,7 @@ def _decide_training(inp: PlanInput, result: Plan) -> None:
         trigger=want.trigger.value,
         startedAt=inp.now,
         changeAt=parse_time_or_none(inp.annotations.get(ann.INVENTORY_CHANGED_AT)),
+        notBefore=not_before,
     )
     requested = parse_time_or_none(inp.annotations.get(ann.RETRAIN_REQUESTED_AT))
     if requested is not None:
@@ -413,9 +467,10 @@ def _decide_training(inp: PlanInput, result: Plan) -> None:
         Event(
             "Normal",
             Reason.TRAINING_STARTED,
-            f"{want.trigger} training of {version} in Job {start.name}",
+            f"{want.trigger} training of {version} in Job {start.name}{_waits(not_before)}",
         )
     )
+    return want
 
 
 def _wanted_run(inp: PlanInput, status: ChannelModelStatus) -> _Want | None:
@@ -463,7 +518,16 @@ def _wanted_run(inp: PlanInput, status: ChannelModelStatus) -> _Want | None:
         and (seen is None or changed_at > seen)
     ):
         debounce_end = changed_at + timedelta(seconds=spec.debounceSeconds)
-        wants.append(_Want(Trigger.EVENT, max(debounce_end, cooldown_end, now)))
+        # A Job's lead is at most half the debounce: a burst of changes less than that
+        # apart creates no Job (a change during a Job's wait restarts it).
+        debounce_lead = min(inp.job_lead, timedelta(seconds=spec.debounceSeconds / 2))
+        wants.append(
+            _Want(
+                Trigger.EVENT,
+                max(debounce_end, cooldown_end, now),
+                max(debounce_end - debounce_lead, cooldown_end - inp.job_lead, now),
+            )
+        )
 
     schedule_want = _scheduled_run(inp, status, changed_at, cooldown_end)
     if schedule_want:
@@ -483,7 +547,7 @@ def _scheduled_run(
     """
     spec = inp.spec
     if status.queuedTrigger == Trigger.SCHEDULE.value:  # a fired schedule stays queued
-        return _Want(Trigger.SCHEDULE, max(cooldown_end, inp.now))
+        return _schedule_want(inp, cooldown_end)
     enabled = spec.autoRetrain and ann.TriggerKind.SCHEDULE in spec.retrainTriggers
     if not enabled or changed_at is None or not _uncovered(status, changed_at):
         return None
@@ -499,10 +563,20 @@ def _scheduled_run(
         return None  # no fire since the change (or the DST fall-back repeat of the last one)
     # However many fires were missed while the operator was down, this is one decision.
     status.lastScheduleAt = fired
-    return _Want(Trigger.SCHEDULE, max(cooldown_end, inp.now))
+    return _schedule_want(inp, cooldown_end)
 
 
-def _next_deadline(inp: PlanInput, status: ChannelModelStatus) -> datetime | None:
+def _schedule_want(inp: PlanInput, cooldown_end: datetime) -> _Want:
+    return _Want(
+        Trigger.SCHEDULE,
+        max(cooldown_end, inp.now),
+        max(cooldown_end - inp.job_lead, inp.now),
+    )
+
+
+def _next_deadline(
+    inp: PlanInput, status: ChannelModelStatus, want: _Want | None
+) -> datetime | None:
     """The next time only the clock can change this plan: nothing else wakes it then.
 
     A Job's progress, a freed training slot, an edit or an annotation arrive as
@@ -512,9 +586,11 @@ def _next_deadline(inp: PlanInput, status: ChannelModelStatus) -> datetime | Non
     if status.currentJob is not None:
         return None
     if status.trainingStatus == TrainingStatus.QUEUED:
-        # Waiting for its debounce or cooldown to end; once ready, for a slot (an event).
-        ready_at = status.trainAfter
-        return ready_at if ready_at is not None and ready_at > inp.now else None
+        # Waiting for its Job's start (a lead before the debounce or cooldown ends),
+        # then for the end: from then on the fleet counts it ready, and a freed slot
+        # wakes it (an event), not the clock.
+        times = (want.job_at, want.ready_at) if want is not None else (status.trainAfter,)
+        return next((t for t in times if t is not None and t > inp.now), None)
     spec = inp.spec
     changed_at = parse_time_or_none(inp.annotations.get(ann.INVENTORY_CHANGED_AT))
     if not (
@@ -596,7 +672,8 @@ def _set_conditions(inp: PlanInput, result: Plan) -> None:
             cond.TRAINING,
             True,
             "JobRunning",
-            f"Job {status.currentJob.name} trains {status.currentJob.version}",
+            f"Job {status.currentJob.name} trains {status.currentJob.version}"
+            + _waits(status.currentJob.notBefore),
             now,
             gen,
         )
@@ -658,6 +735,10 @@ def _schedule_problem(spec: ChannelModelSpec) -> str | None:
     except cron.ScheduleError as exc:
         return f"spec.schedule: {exc}"
     return None
+
+
+def _waits(not_before: datetime | None) -> str:
+    return f" (reads the manifest from {_iso(not_before)})" if not_before else ""
 
 
 def _iso(value: datetime | None) -> str:

@@ -6,6 +6,7 @@ rendered Deployment's env parses here), so chart and code cannot drift apart.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from kubernetes.utils import parse_quantity
@@ -98,6 +99,15 @@ class OperatorSettings(BaseSettings):
     )
     job_ttl_seconds: int = Field(
         default=86400, ge=0, description="ttlSecondsAfterFinished of training Jobs."
+    )
+    job_lead_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="A retrain waiting for its debounce or cooldown starts its Job this long "
+        "before the wait ends; the trainer starts up and loads its base meanwhile and reads "
+        "the manifest only when the wait is over. A change before then restarts the wait. "
+        "0: the Job starts when the wait ends (docs/decisions/0020-job-lead.md).",
     )
     api_concurrency: int = Field(
         default=16,
@@ -242,6 +252,10 @@ class OperatorSettings(BaseSettings):
                 f"got {lease} s, {renew} s and {retry} s"
             )
         return self
+
+    @property
+    def job_lead(self) -> timedelta:
+        return timedelta(seconds=self.job_lead_seconds)
 
     @property
     def lease_namespace(self) -> str:

@@ -43,6 +43,7 @@ class Sim:
     fleet: Fleet = field(default_factory=lambda: Fleet(cap=10))
     started: list[tuple[datetime, StartJob]] = field(default_factory=list)
     plans: list[Plan] = field(default_factory=list)
+    job_lead: timedelta = timedelta(0)
 
     def tick(self, blocked: str | None = None) -> Plan:
         job = None
@@ -65,6 +66,7 @@ class Sim:
                 generation=1,
                 job=job,
                 blocked=blocked,
+                job_lead=self.job_lead,
             )
         )
         self.status = p.status

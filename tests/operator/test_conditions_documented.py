@@ -74,3 +74,12 @@ def test_the_conditions_table_matches_the_code() -> None:
     assert len(code) >= 15, code
     assert code - docs == set(), "set by the code, missing from docs/architecture.md"
     assert docs - code == set(), "documented, never set by the code"
+
+
+def test_the_events_table_lists_every_event_reason() -> None:
+    from channelmodel.plan_types import Reason
+
+    text = (REPO_ROOT / "docs" / "operations.md").read_text()
+    table = text[text.index("| type | reason | message |") :].split("\n\n")[0]
+    documented = set(re.findall(r"`([A-Z][A-Za-z]+)`", table))
+    assert documented >= {reason.value for reason in Reason}, "undocumented Event reasons"

@@ -283,3 +283,28 @@ def test_training_mode_defaults_to_auto_and_rejects_others() -> None:
     assert Training().mode == TrainingMode.AUTO
     with pytest.raises(ValidationError):
         Training.model_validate({"mode": "Slow"})
+
+
+def test_a_job_started_ahead_passes_its_not_before_as_the_trainer_parses_it() -> None:
+    import argparse
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from channelmodel_trainer.cli import add_arguments
+
+    not_before = datetime(2026, 12, 3, 8, 0, 5, 123456, tzinfo=UTC)
+    job = build_job(
+        name="shop-1",
+        namespace="shops",
+        uid="uid-123",
+        spec=make_spec(),
+        start=replace(START, not_before=not_before),
+        settings=OperatorSettings(),
+    )
+    args = _container(job)["args"]
+    assert args[0] == "train"
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    parsed = parser.parse_args(args[1:])  # what `channelmodel train` reads, to the microsecond
+    assert parsed.not_before == not_before
+    assert "--not-before" not in _container(_job())["args"]  # a Job started at the end waits not

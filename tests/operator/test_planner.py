@@ -803,3 +803,156 @@ def test_gate_falls_back_when_the_served_figure_is_for_another_version() -> None
     _finish_with(sim, accuracy=0.8, servedAccuracy=0.79, servedVersion="0.9.0",
                  validationImages=200)  # fmt: skip
     assert sim.status.modelVersion == "1.0.0"  # 0.8 vs the served 0.9 of its own run
+
+
+# --- a Job started ahead of its debounce's end (settings.job_lead_seconds) ---------
+
+
+def test_a_job_starts_its_lead_before_the_debounce_ends_and_waits_for_the_end() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=60, cooldownSeconds=0), job_lead=timedelta(seconds=5))
+    sim.trained_once()
+    changed = sim.now
+    sim.change()
+    p = sim.tick()
+    assert p.start_job is None and sim.status.trainAfter == changed + timedelta(seconds=60)
+    assert p.wake_at == changed + timedelta(seconds=55)  # woken at the lead, not the end
+    sim.advance(70)
+    started_at, job = sim.started[-1]
+    assert started_at == changed + timedelta(seconds=55)
+    assert job.trigger == Trigger.EVENT and job.not_before == changed + timedelta(seconds=60)
+    assert sim.status.currentJob is not None
+    assert sim.status.currentJob.notBefore == changed + timedelta(seconds=60)
+    assert sim.status.currentJob.changeAt == changed
+    started = [e for p in sim.plans for e in p.events if e.reason == Reason.TRAINING_STARTED]
+    assert "reads the manifest from 2026-11-20T12:01:10Z" in started[-1].message
+    training = get_condition(sim.status.conditions, "Training")
+    assert training is not None and "reads the manifest from" in training.message
+
+
+def test_without_a_lead_or_a_wait_the_job_gets_no_not_before() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=60, cooldownSeconds=0))
+    sim.trained_once()
+    sim.change()
+    sim.advance(70)
+    assert sim.started[-1][1].not_before is None  # lead 0: started at the end itself
+    sim.finish()
+    sim.job_lead = timedelta(seconds=5)
+    sim.request_retrain()  # ready at once: nothing to wait for
+    sim.tick()
+    assert sim.started[-1][1].trigger == Trigger.MANUAL
+    assert sim.started[-1][1].not_before is None
+    assert sim.status.currentJob is not None and sim.status.currentJob.notBefore is None
+
+
+def test_a_change_during_the_jobs_wait_restarts_the_debounce() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=10, cooldownSeconds=0), job_lead=timedelta(seconds=5))
+    sim.trained_once()
+    first = sim.now
+    sim.change()
+    sim.advance(6)  # started at +5, waits until +10
+    waiting = sim.status.currentJob
+    assert waiting is not None and waiting.notBefore == first + timedelta(seconds=10)
+    sim.change("imageChanged")  # +6: before the trainer reads the manifest
+    p = sim.tick()
+    assert p.cancel_job == waiting
+    assert [e.reason for e in p.events] == [Reason.TRAINING_RESTARTED, Reason.QUEUED]
+    assert sim.status.currentJob is None and sim.status.trainingStatus == TrainingStatus.QUEUED
+    assert sim.status.trainAfter == sim.now + timedelta(seconds=10)
+    assert sim.status.modelVersion == "1.0.0" and sim.status.attemptedChangeAt is None
+    sim.advance(30)
+    assert len(sim.started) == 3  # the initial run, the restarted one, the one that counts
+    started_at, job = sim.started[-1]
+    assert started_at == first + timedelta(seconds=6 + 10 - 5)
+    assert job.version == waiting.version and job.name != waiting.name
+
+
+def test_a_disabled_kind_during_the_wait_restarts_it_and_keeps_the_run() -> None:
+    sim = Sim(
+        spec=make_spec(debounceSeconds=10, cooldownSeconds=0, retrainTriggers=["productAdded"]),
+        job_lead=timedelta(seconds=5),
+    )
+    sim.trained_once()
+    sim.change("productAdded")
+    sim.advance(6)
+    assert sim.status.currentJob is not None
+    sim.change("imageChanged")  # not a trigger, but it moves the debounce as before
+    assert sim.tick().cancel_job is not None
+    sim.advance(30)
+    assert len(sim.started) == 3 and sim.started[-1][1].trigger == Trigger.EVENT
+
+
+def test_a_change_at_the_end_of_the_wait_is_left_to_the_next_run() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=10, cooldownSeconds=0), job_lead=timedelta(seconds=5))
+    sim.trained_once()
+    sim.change()
+    sim.advance(9.5)  # the trainer may already read the manifest: no restart
+    job = sim.status.currentJob
+    second = sim.now
+    sim.change()
+    p = sim.tick()
+    assert p.cancel_job is None and sim.status.currentJob == job
+    sim.now += timedelta(seconds=2)
+    sim.finish()  # it covered the first change only: the second queues a run
+    assert sim.status.trainingStatus == TrainingStatus.QUEUED
+    assert sim.status.trainAfter == second + timedelta(seconds=10)
+    sim.advance(30)
+    assert len(sim.started) == 3
+    assert sim.status.currentJob is not None and sim.status.currentJob.changeAt == second
+
+
+def test_a_finished_job_is_followed_not_restarted_whatever_the_clock_says() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=10, cooldownSeconds=0), job_lead=timedelta(seconds=5))
+    sim.trained_once()
+    sim.change()
+    sim.advance(6)
+    sim.change()
+    sim.job_phase = JobPhase.FAILED  # a trainer on a fast clock, failed early
+    sim.job_result = {"ok": False, "error": "manifest: 503"}
+    p = sim.tick()
+    assert p.cancel_job is None and p.outcome == Outcome.FAILED
+
+
+def test_a_channel_waiting_for_its_cooldown_starts_its_lead_early_too() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=0, cooldownSeconds=30), job_lead=timedelta(seconds=5))
+    sim.trained_once()
+    end = sim.status.lastTrained + timedelta(seconds=30)  # type: ignore[operator]
+    sim.now += timedelta(seconds=1)
+    sim.change()
+    sim.advance(60)
+    started_at, job = sim.started[-1]
+    assert started_at == end - timedelta(seconds=5) and job.not_before == end
+
+
+def test_a_change_during_a_cooldown_wait_is_covered_by_the_waiting_job() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=2, cooldownSeconds=30), job_lead=timedelta(seconds=5))
+    sim.trained_once()
+    sim.now += timedelta(seconds=1)
+    sim.change()
+    sim.advance(25.5)  # the Job started at the cooldown's end less 5 s
+    job = sim.status.currentJob
+    assert job is not None and job.notBefore is not None
+    later = sim.now
+    sim.change()  # its debounce ends before the Job reads the manifest
+    p = sim.tick()
+    assert p.cancel_job is None and sim.status.currentJob is not None
+    assert sim.status.currentJob.changeAt == later and sim.status.currentJob.name == job.name
+    sim.now = job.notBefore + timedelta(seconds=3)
+    sim.finish()
+    assert sim.status.coveredChangeAt == later
+    sim.advance(3600)
+    assert len(sim.started) == 2  # nothing left to train
+
+
+def test_a_burst_closer_than_half_the_debounce_creates_no_job() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=4, cooldownSeconds=0), job_lead=timedelta(seconds=5))
+    sim.trained_once()
+    for _ in range(20):
+        sim.change()
+        sim.advance(1.9)
+    assert len(sim.started) == 1 and not any(p.cancel_job for p in sim.plans)
+    last = sim.now - timedelta(seconds=1.9)
+    sim.advance(10)
+    started_at, job = sim.started[-1]
+    assert started_at == last + timedelta(seconds=2) and job.not_before == last + timedelta(
+        seconds=4
+    )

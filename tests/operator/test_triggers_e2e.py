@@ -1,15 +1,19 @@
 """Retraining triggers end to end: the operator process on the test API, short
 real durations. Exact timings are the planner tests' job (fake clock); here the
 properties are "exactly one Job", "never before the window ends" and "survives
-a restart"."""
+a restart". The operator starts a Job up to 5 s (at most half the debounce)
+before the window ends (CHANNELMODEL_JOB_LEAD_SECONDS); the Job's trainer then
+waits for the end (`--not-before`, status.currentJob.notBefore)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +21,7 @@ import pytest
 from tests.support.k8s import Cluster, wait_for
 
 pytestmark = pytest.mark.e2e
+MS = timedelta(milliseconds=1)  # status times are written to the millisecond
 
 
 def _spec(**overrides: Any) -> dict[str, Any]:
@@ -47,14 +52,26 @@ def _change(k8s: Cluster, at: datetime, name: str = "shop-1", kind: str = "produ
     }}})  # fmt: skip
 
 
-def _job_started_at(k8s: Cluster, version: str, name: str = "shop-1") -> datetime:
-    """When the operator started the Job for `version` (its own clock, in status)."""
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _job_times(k8s: Cluster, version: str, name: str = "shop-1") -> tuple[datetime, datetime]:
+    """When the operator started the Job for `version` (its own clock, in status), and
+    when its trainer's run begins (notBefore; the start itself when it has none)."""
     status = wait_for(
         lambda: (s := _status(k8s, name)).get("currentJob", {}).get("version") == version and s,
         timeout=60,
         message=f"the Job for {version}",
     )
-    return datetime.fromisoformat(status["currentJob"]["startedAt"].replace("Z", "+00:00"))
+    job = status["currentJob"]
+    return _time(job["startedAt"]), _time(job.get("notBefore") or job["startedAt"])
+
+
+def _run_began(store_dir: Path, version: str) -> datetime:
+    """When the stand-in trainer of `version` began its run (after its wait)."""
+    model = json.loads((store_dir / "shop-1" / f"v{version}" / "model.json").read_text())
+    return _time(model["readManifestAt"])
 
 
 def _start(
@@ -65,7 +82,7 @@ def _start(
 
 
 def test_burst_of_50_changes_gives_one_job_after_the_debounce(
-    k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
+    k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any, tmp_path: Path
 ) -> None:
     _start(start_job_runner, operator_process, fake_trainer)
     k8s.create_channelmodel("shop-1", _spec(debounceSeconds=3))
@@ -78,19 +95,65 @@ def test_burst_of_50_changes_gives_one_job_after_the_debounce(
         last = datetime.now(UTC)
         _change(k8s, last)
         assert len(k8s.jobs()) == 1, f"a Job started during the burst, at change {i}"
-    started = _job_started_at(k8s, "1.0.1")
-    assert started >= last + timedelta(seconds=3), "started before the debounce window ended"
+    started, run_from = _job_times(k8s, "1.0.1")
+    # Half the debounce ahead at most (1.5 s), and the run waits for the window's end.
+    assert started >= last + timedelta(seconds=1.5), "started before the last half of the window"
+    assert run_from >= last + timedelta(seconds=3) - MS, "reads the manifest in the window"
     assert started <= last + timedelta(seconds=10)
     wait_for(lambda: _at_version(k8s, "1.0.1"), timeout=60, message="1.0.1")
+    assert _run_began(tmp_path / "store", "1.0.1") >= last + timedelta(seconds=3)
     time.sleep(2)
     assert len(k8s.jobs()) == 2
+
+
+def test_a_change_during_the_jobs_wait_restarts_it_and_one_run_covers_both(
+    k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any, tmp_path: Path
+) -> None:
+    _start(start_job_runner, operator_process, fake_trainer)
+    k8s.create_channelmodel("shop-1", _spec(debounceSeconds=8))
+    wait_for(lambda: _at_version(k8s, "1.0.0"), timeout=60, message="1.0.0")
+
+    first = datetime.now(UTC)
+    _change(k8s, first)
+    started, run_from = _job_times(k8s, "1.0.1")  # 4 s ahead (half the debounce)
+    assert first + timedelta(seconds=4) - MS <= started < run_from
+    assert abs(run_from - (first + timedelta(seconds=8))) <= MS
+    job = k8s.jobs()[-1]
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert _time(args[args.index("--not-before") + 1]) - run_from < MS
+    assert datetime.now(UTC) < run_from - timedelta(seconds=1), "too slow to change in the wait"
+    second = datetime.now(UTC)
+    _change(k8s, second, kind="imageChanged")
+
+    wait_for(
+        lambda: job["metadata"]["name"] not in _job_names(k8s),
+        timeout=10,
+        message="the waiting Job deleted",
+    )
+    wait_for(
+        lambda: "TrainingRestarted" in {e.get("reason") for e in k8s.events()},
+        timeout=10,
+        message="the TrainingRestarted Event",
+    )
+    started, run_from = _job_times(k8s, "1.0.1")
+    assert started >= second + timedelta(seconds=4) - MS
+    assert run_from >= second + timedelta(seconds=8) - MS
+    status = wait_for(lambda: _at_version(k8s, "1.0.1"), timeout=60, message="1.0.1")
+    assert status["coveredChangeAt"].startswith(second.isoformat()[:19])
+    assert _run_began(tmp_path / "store", "1.0.1") >= second + timedelta(seconds=8)
+    time.sleep(2)
+    assert _job_names(k8s) == ["shop-1-train-1", "shop-1-train-3"]  # train-2 was deleted
+
+
+def _job_names(k8s: Cluster) -> list[str]:
+    return sorted(j["metadata"]["name"] for j in k8s.jobs())
 
 
 def test_change_during_cooldown_starts_when_it_ends(
     k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
 ) -> None:
     _start(start_job_runner, operator_process, fake_trainer)
-    k8s.create_channelmodel("shop-1", _spec(cooldownSeconds=5))
+    k8s.create_channelmodel("shop-1", _spec(cooldownSeconds=8))
     status = wait_for(lambda: _at_version(k8s, "1.0.0"), timeout=60, message="1.0.0")
     trained = datetime.fromisoformat(status["lastTrained"].replace("Z", "+00:00"))
     time.sleep(1)
@@ -100,9 +163,10 @@ def test_change_during_cooldown_starts_when_it_ends(
         timeout=10,
         message="Queued",
     )
-    assert queued["trainAfter"].startswith((trained + timedelta(seconds=5)).isoformat()[:19])
-    started = _job_started_at(k8s, "1.0.1")
-    assert started >= trained + timedelta(seconds=5)
+    assert queued["trainAfter"].startswith((trained + timedelta(seconds=8)).isoformat()[:19])
+    started, run_from = _job_times(k8s, "1.0.1")  # the Job 5 s ahead, its run at the end
+    assert started >= trained + timedelta(seconds=3) - MS
+    assert run_from >= trained + timedelta(seconds=8) - MS
 
 
 def test_manual_retrain_skips_cooldown_but_not_suspend(
@@ -202,11 +266,11 @@ def test_restart_during_debounce_and_cooldown_still_runs_once(
     wait_for(lambda: _status(k8s).get("trainingStatus") == "Queued", timeout=10, message="Queued")
     operator.kill()  # inside the debounce window
     operator.restart()
-    started = _job_started_at(k8s, "1.0.1")
-    assert started >= last + timedelta(seconds=4)
+    started, run_from = _job_times(k8s, "1.0.1")
+    assert started >= last + timedelta(seconds=2) and run_from >= last + timedelta(seconds=4) - MS
     status = wait_for(lambda: _at_version(k8s, "1.0.1"), timeout=60, message="1.0.1")
 
-    k8s.patch_channelmodel("shop-1", {"spec": {"debounceSeconds": 0, "cooldownSeconds": 6}})
+    k8s.patch_channelmodel("shop-1", {"spec": {"debounceSeconds": 0, "cooldownSeconds": 12}})
     trained = datetime.fromisoformat(status["lastTrained"].replace("Z", "+00:00"))
     _change(k8s, datetime.now(UTC))
     wait_for(
@@ -217,8 +281,8 @@ def test_restart_during_debounce_and_cooldown_still_runs_once(
     operator.kill()  # inside the cooldown
     time.sleep(1)
     operator.restart()
-    started = _job_started_at(k8s, "1.0.2")
-    assert started >= trained + timedelta(seconds=6)
+    _, run_from = _job_times(k8s, "1.0.2")  # the Job may start 5 s ahead
+    assert run_from >= trained + timedelta(seconds=12) - MS
     wait_for(lambda: _at_version(k8s, "1.0.2"), timeout=60, message="1.0.2")
     time.sleep(2)
     assert len(k8s.jobs()) == 3

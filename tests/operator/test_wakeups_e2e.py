@@ -56,7 +56,7 @@ def test_a_far_deadline_fires_with_no_request_in_between(
 ) -> None:
     start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.2"))
     operator_process()
-    k8s.create_channelmodel("shop-1", _spec("shop-1", debounceSeconds=8))
+    k8s.create_channelmodel("shop-1", _spec("shop-1", debounceSeconds=16))
     wait_for(lambda: _trained(k8s, "shop-1", "1.0.0"), timeout=60, message="1.0.0")
 
     changed = datetime.now(UTC)
@@ -67,15 +67,18 @@ def test_a_far_deadline_fires_with_no_request_in_between(
              message="Queued")  # fmt: skip
     time.sleep(2)  # the echo of the Queued write is planned (and writes nothing)
     mark = k8s.request_mark()
-    deadline = changed + timedelta(seconds=8)
-    time.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds() - 1.0))
-    # Five seconds of waiting: no plan asks the API anything, nothing polls.
+    deadline = changed + timedelta(seconds=16)
+    job_at = deadline - timedelta(seconds=5)  # the Job's lead (CHANNELMODEL_JOB_LEAD_SECONDS)
+    time.sleep(max(0.0, (job_at - datetime.now(UTC)).total_seconds() - 1.0))
+    # Eight seconds of waiting: no plan asks the API anything, nothing polls.
     assert _operator_requests(k8s, mark) == 0
 
     status = wait_for(lambda: (s := _status(k8s, "shop-1")).get("currentJob") and s,
                       timeout=30, message="the Job after the debounce")  # fmt: skip
     started = datetime.fromisoformat(status["currentJob"]["startedAt"].replace("Z", "+00:00"))
-    assert started >= deadline.replace(microsecond=0)  # never before the window ends
+    not_before = datetime.fromisoformat(status["currentJob"]["notBefore"].replace("Z", "+00:00"))
+    assert started >= job_at.replace(microsecond=0)  # woken at the lead's start, not before
+    assert not_before >= deadline - timedelta(milliseconds=1)  # reads the manifest after it
     assert len(k8s.jobs()) == 2
 
 

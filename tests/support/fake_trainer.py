@@ -2,7 +2,9 @@
 tiny placeholder files to the real store and reports like the trainer does.
 
 Behaviour is steered by environment variables the test sets on the job runner:
-FAKE_DELAY (seconds), FAKE_ACCURACY, FAKE_ERROR (fail with this reason).
+FAKE_DELAY (seconds), FAKE_ACCURACY, FAKE_ERROR (fail with this reason). Like the
+trainer, it waits for `--not-before` before its run begins; the placeholder
+model.json says when its run began (`readManifestAt`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from channelmodel.store import open_store
 
@@ -26,6 +29,7 @@ TRAINER_FLAGS = (
     "--base-model",
     "--mode",
     "--trigger",
+    "--not-before",
 )
 
 
@@ -43,6 +47,10 @@ def parse_trainer_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main() -> int:
     args = parse_trainer_args()
+    if args.not_before:
+        wait = datetime.fromisoformat(args.not_before.replace("Z", "+00:00")) - datetime.now(UTC)
+        time.sleep(max(0.0, wait.total_seconds()))
+    read_at = datetime.now(UTC).isoformat()
     started = time.monotonic()
     time.sleep(float(os.environ.get("FAKE_DELAY", "0.5")))
     result_path = os.environ.get("CHANNELMODEL_TERMINATION_LOG", "/dev/termination-log")
@@ -53,7 +61,9 @@ def main() -> int:
         print(error, file=sys.stderr)
         return 1
     files = {
-        "model.json": json.dumps({"format": "layers-model", "version": args.version}).encode(),
+        "model.json": json.dumps(
+            {"format": "layers-model", "version": args.version, "readManifestAt": read_at}
+        ).encode(),
         "weights.bin": b"\0" * 16,
         "metadata.json": json.dumps({"labels": ["a", "b"], "imageSize": 224}).encode(),
     }

@@ -81,6 +81,7 @@ class CatalogServer:
     routes: dict[str, Route] = field(default_factory=dict)
     latency_seconds: float = 0.0
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Authorization)
+    request_times: list[tuple[str, float]] = field(default_factory=list)  # (path, time.time())
     max_in_flight: int = 0
     base_url: str = ""
     _in_flight: int = 0
@@ -99,6 +100,7 @@ class CatalogServer:
         path = handler.path.split("?")[0]
         with self._lock:
             self.requests.append((path, handler.headers.get("Authorization")))
+            self.request_times.append((path, time.time()))
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:

@@ -9,8 +9,10 @@ import os
 import sys
 import threading
 from collections import Counter
+from datetime import datetime
 
 from channelmodel.logs import configure_logging
+from channelmodel.rfc3339 import parse_time
 from channelmodel.versions import is_version
 from channelmodel_trainer.errors import TrainerError
 from channelmodel_trainer.pipeline import DEFAULT_VIEWS, TrainingRequest
@@ -42,6 +44,15 @@ def _version(value: str) -> str:
     if not is_version(value):
         raise argparse.ArgumentTypeError(f"{value!r} is not a semantic version X.Y.Z")
     return value
+
+
+def _time(value: str) -> datetime:
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an RFC 3339 time with an offset, e.g. 2026-12-03T10:00:00Z"
+        ) from exc
 
 
 def _positive(value: str) -> int:
@@ -96,6 +107,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="what started the run (initial, event, schedule, manual, spec): read by --mode Auto",
     )
     parser.add_argument(
+        "--not-before",
+        type=_time,
+        default=None,
+        help="read the manifest no earlier than this RFC 3339 time; the base loads meanwhile "
+        "(the operator starts a Job ahead of its debounce's end and passes that end)",
+    )
+    parser.add_argument(
         "--result-file",
         help="result JSON path (default: $CHANNELMODEL_TERMINATION_LOG or /dev/termination-log)",
     )
@@ -140,6 +158,7 @@ def _train(args: argparse.Namespace) -> JobResult:
         views=max(0, args.views),
         token=os.environ.get(TOKEN_ENV) or None,
         mode=resolve_mode(args.mode, args.trigger),
+        not_before=args.not_before,
     )
     log.info("training %s v%s on the %s path", args.channel, args.version, request.mode)
     progress = with_webhook(progress_for(), args.channel, args.version)

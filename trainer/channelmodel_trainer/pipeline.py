@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -59,6 +62,8 @@ class TrainingRequest:
     batch_size: int = 32
     mode: str = FAST  # FAST or FINE_TUNE (resolve_mode turns the spec's Auto into one)
     fine_tune: FineTuneRecipe = field(default_factory=FineTuneRecipe)
+    # The Job started ahead of its debounce's end: the manifest is read from then on.
+    not_before: datetime | None = None
 
 
 @dataclass
@@ -111,21 +116,32 @@ def run_training(
     progress = progress or LogProgress()
     timer = _Timer()
     started = time.perf_counter()
+    with timer.stage("served"):
+        served = find_served(store, request.channel_id)
+    loading: Future[BaseModel] | None = None
+    if request.mode == FAST and base is None:
+        # The base (TensorFlow's import, the Keras build) loads meanwhile: during the
+        # wait below, the manifest's request and the first downloads.
+        loading = _in_background(
+            "load-base", lambda: _timed_base_load(request, store, served, timer)
+        )
+    if request.not_before is not None:
+        with timer.stage("wait"):
+            wait_until(request.not_before)
+        started = time.perf_counter()  # the run's seconds count from the manifest's read
     with timer.stage("manifest"):
         loaded = load_manifest(request.manifest, token=request.token)
     if loaded.manifest.channel_id != request.channel_id:
         raise ManifestError(
             f"manifest is for channel {loaded.manifest.channel_id!r}, not {request.channel_id!r}"
         )
-    with timer.stage("served"):
-        served = find_served(store, request.channel_id)
     if request.mode == FINE_TUNE:
         from channelmodel_trainer.quality import run_quality_path
 
         return run_quality_path(request, loaded, store, progress, timer, started, served, base)
     with timer.stage("images"):
         collected, base = asyncio.run(
-            _collect(request, loaded, store, progress, timer, base, served)
+            _collect(request, loaded, store, progress, timer, base, served, loading=loading)
         )
     labels, embeddings, targets, empty = _dataset(loaded, collected)
     progress.finish(
@@ -179,6 +195,48 @@ def run_training(
         mode=FAST,
     )
     return finish_outcome(outcome, request, store, timer, started, head.model, publish_files)
+
+
+def wait_until(
+    not_before: datetime,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sleep: Callable[[float], None] = time.sleep,
+) -> float:
+    """Sleep until `not_before` by this machine's clock; the seconds waited."""
+    left = (not_before - now()).total_seconds()
+    if left <= 0:
+        return 0.0
+    log.info("reading the manifest in %.1f s, when the debounce ends", left)
+    waited = 0.0
+    while left > 0:  # in steps, so that a clock set forward meanwhile ends it
+        step = min(left, 1.0)
+        sleep(step)
+        waited += step
+        left = (not_before - now()).total_seconds()
+    return waited
+
+
+def _in_background(name: str, work: Callable[[], BaseModel]) -> Future[BaseModel]:
+    """`work` in a daemon thread: a run that fails meanwhile exits without waiting for it."""
+    future: Future[BaseModel] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(work())
+        except BaseException as exc:  # handed to whoever awaits the base
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
+
+
+def _timed_base_load(
+    request: TrainingRequest, store: ArtifactStore | None, served: ServedModel | None, timer: _Timer
+) -> BaseModel:
+    with timer.stage("baseModel"):
+        return load_channel_base(request.base_model, store, request.channel_id, served)
 
 
 def check_products(labels: list[str], empty: list[str]) -> None:
@@ -266,14 +324,14 @@ async def _collect(
     preloaded: BaseModel | None,
     served: ServedModel | None = None,
     use_hint: bool = True,
+    loading: Future[BaseModel] | None = None,
 ) -> tuple[Collected, BaseModel]:
     async def load_base() -> BaseModel:
         if preloaded is not None:
             return preloaded
-        with timer.stage("baseModel"):
-            return await asyncio.to_thread(
-                load_channel_base, request.base_model, store, request.channel_id, served
-            )
+        if loading is not None:
+            return await asyncio.wrap_future(loading)
+        return await asyncio.to_thread(_timed_base_load, request, store, served, timer)
 
     # The base loads while the first images download; with its identity known
     # beforehand, cached photos are looked up meanwhile too.

@@ -309,6 +309,11 @@ class JobRef(_Model):
     changeAt: datetime | None = Field(
         default=None, description="The inventory change this run covers."
     )
+    notBefore: datetime | None = Field(
+        default=None,
+        description="The end of the debounce or cooldown the Job was started ahead of: "
+        "its trainer reads the manifest from then on.",
+    )
 
 
 class VersionState(StrEnum):
