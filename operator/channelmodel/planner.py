@@ -585,12 +585,11 @@ def _next_deadline(
     """
     if status.currentJob is not None:
         return None
-    if status.trainingStatus == TrainingStatus.QUEUED:
+    if want is not None:  # queued
         # Waiting for its Job's start (a lead before the debounce or cooldown ends),
         # then for the end: from then on the fleet counts it ready, and a freed slot
         # wakes it (an event), not the clock.
-        times = (want.job_at, want.ready_at) if want is not None else (status.trainAfter,)
-        return next((t for t in times if t is not None and t > inp.now), None)
+        return next((t for t in (want.job_at, want.ready_at) if t > inp.now), None)
     spec = inp.spec
     changed_at = parse_time_or_none(inp.annotations.get(ann.INVENTORY_CHANGED_AT))
     if not (

@@ -956,3 +956,22 @@ def test_a_burst_closer_than_half_the_debounce_creates_no_job() -> None:
     assert started_at == last + timedelta(seconds=2) and job.not_before == last + timedelta(
         seconds=4
     )
+
+
+def test_no_slot_in_the_lead_wakes_the_channel_again_when_its_wait_ends() -> None:
+    sim = Sim(spec=make_spec(debounceSeconds=60, cooldownSeconds=0), job_lead=timedelta(seconds=5))
+    sim.trained_once()
+    changed = sim.now
+    sim.change()
+    sim.fleet = Fleet(cap=1, running=1)  # every slot taken
+    sim.now = changed + timedelta(seconds=55)
+    p = sim.tick()
+    assert p.start_job is None
+    # From the debounce's end the fleet counts it ready; that needs a wake-up then.
+    assert p.wake_at == changed + timedelta(seconds=60)
+    sim.now = changed + timedelta(seconds=60)
+    assert sim.tick().wake_at is None  # ready: a freed slot wakes it now
+    sim.fleet = Fleet(cap=1)
+    sim.now += timedelta(seconds=1)
+    assert sim.tick().start_job is not None
+    assert sim.started[-1][1].not_before is None  # the wait is over: nothing to wait for

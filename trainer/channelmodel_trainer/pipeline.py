@@ -118,11 +118,11 @@ def run_training(
     started = time.perf_counter()
     with timer.stage("served"):
         served = find_served(store, request.channel_id)
-    loading: Future[BaseModel] | None = None
+    base_or_loading: BaseModel | Future[BaseModel] | None = base
     if request.mode == FAST and base is None:
         # The base (TensorFlow's import, the Keras build) loads meanwhile: during the
         # wait below, the manifest's request and the first downloads.
-        loading = _in_background(
+        base_or_loading = _in_background(
             "load-base", lambda: _timed_base_load(request, store, served, timer)
         )
     if request.not_before is not None:
@@ -139,9 +139,10 @@ def run_training(
         from channelmodel_trainer.quality import run_quality_path
 
         return run_quality_path(request, loaded, store, progress, timer, started, served, base)
+    assert base_or_loading is not None  # the fast path always has one of the two
     with timer.stage("images"):
         collected, base = asyncio.run(
-            _collect(request, loaded, store, progress, timer, base, served, loading=loading)
+            _collect(request, loaded, store, progress, timer, base_or_loading, served)
         )
     labels, embeddings, targets, empty = _dataset(loaded, collected)
     progress.finish(
@@ -321,17 +322,17 @@ async def _collect(
     store: ArtifactStore | None,
     progress: Progress,
     timer: _Timer,
-    preloaded: BaseModel | None,
+    base_or_loading: BaseModel | Future[BaseModel],
     served: ServedModel | None = None,
     use_hint: bool = True,
-    loading: Future[BaseModel] | None = None,
 ) -> tuple[Collected, BaseModel]:
+    """The photos' embeddings; `base_or_loading` is the base or its load under way."""
+    preloaded = None if isinstance(base_or_loading, Future) else base_or_loading
+
     async def load_base() -> BaseModel:
-        if preloaded is not None:
-            return preloaded
-        if loading is not None:
-            return await asyncio.wrap_future(loading)
-        return await asyncio.to_thread(_timed_base_load, request, store, served, timer)
+        if isinstance(base_or_loading, Future):
+            return await asyncio.wrap_future(base_or_loading)
+        return base_or_loading
 
     # The base loads while the first images download; with its identity known
     # beforehand, cached photos are looked up meanwhile too.
