@@ -227,16 +227,6 @@ FAST_AFTER_VARIANTS: dict[str, tuple[bool, HeadRecipe]] = {
     "cold": (False, HeadRecipe()),
     "warm, 20 epochs at 1e-3": (True, HeadRecipe(warm_epochs=20, warm_learning_rate=1e-3)),
     "warm, 10 epochs at 3e-4 (the trainer's)": (True, HeadRecipe()),
-    "warm, hidden layer frozen, 10 epochs at 3e-4": (True, HeadRecipe(warm_freeze_hidden=True)),
-    "warm, hidden layer frozen, 20 epochs at 1e-3": (
-        True,
-        HeadRecipe(warm_epochs=20, warm_learning_rate=1e-3, warm_freeze_hidden=True),
-    ),
-    "warm, new column imprinted, 10 epochs at 3e-4": (True, HeadRecipe(warm_imprint=True)),
-    "warm, imprinted, hidden layer frozen, 10 epochs at 3e-4": (
-        True,
-        HeadRecipe(warm_imprint=True, warm_freeze_hidden=True),
-    ),
 }
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from channelmodel_trainer.collect import Collected
@@ -60,53 +58,3 @@ def test_a_tally_of_a_thousand_photos_has_a_short_repr() -> None:
     collected.skipped["p1"] = 2
     # asyncio.run formats its task's result when it returns: this must stay cheap.
     assert repr(collected) == "Collected(100 products, 1000 photos, 2 skipped)"
-
-
-def test_a_warm_head_with_its_hidden_layer_frozen_trains_the_output_only() -> None:
-    classes, per_class = 5, 6
-    embeddings = _clusters(classes, per_class, views=1, seed=3)
-    labels = np.repeat(np.arange(classes), per_class)
-    old = labels < classes - 1  # the served head knew the first four products
-    first = train_head(
-        [e for e, keep in zip(embeddings, old, strict=True) if keep],
-        labels[old],
-        classes - 1,
-        HeadRecipe(epochs=5, seed=0),
-    )
-    names = [str(c) for c in range(classes)]
-    warm = WarmStart.from_head(first.model.get_weights(), names[:-1], names)
-    recipe = HeadRecipe(warm_epochs=5, warm_learning_rate=1e-2, warm_freeze_hidden=True)
-    frozen = train_head(embeddings, labels, classes, recipe, warm_start=warm)
-    kernel, bias, output = frozen.model.get_weights()
-    assert np.array_equal(kernel, warm.hidden_kernel) and np.array_equal(bias, warm.hidden_bias)
-    assert not np.allclose(output[:, 0], warm.columns[0])  # the output layer did train
-    free = train_head(embeddings, labels, classes, replace(recipe, warm_freeze_hidden=False),
-                      warm_start=warm)  # fmt: skip
-    assert not np.array_equal(free.model.get_weights()[0], warm.hidden_kernel)
-
-
-def test_an_imprinted_new_column_points_at_its_products_features() -> None:
-    classes, per_class = 5, 6
-    embeddings = _clusters(classes, per_class, views=1, seed=4)
-    labels = np.repeat(np.arange(classes), per_class)
-    old = labels < classes - 1
-    first = train_head(
-        [e for e, keep in zip(embeddings, old, strict=True) if keep],
-        labels[old],
-        classes - 1,
-        HeadRecipe(epochs=5, seed=0),
-    )
-    names = [str(c) for c in range(classes)]
-    warm = WarmStart.from_head(first.model.get_weights(), names[:-1], names)
-    # A rate of zero: the head is the warm start with the new column imprinted.
-    recipe = HeadRecipe(warm_epochs=1, warm_learning_rate=0.0, warm_imprint=True)
-    imprinted = train_head(embeddings, labels, classes, recipe, warm_start=warm)
-    _, _, output = imprinted.model.get_weights()
-    for index, column in warm.columns.items():
-        assert np.array_equal(output[:, index], column)
-    new = output[:, classes - 1]
-    known_norm = np.mean([np.linalg.norm(c) for c in warm.columns.values()])
-    assert np.isclose(np.linalg.norm(new), known_norm, rtol=1e-5)
-    # Before any training, the new product's own photos already score it first.
-    own = np.stack([embeddings[i][0] for i in np.flatnonzero(labels == classes - 1)])
-    assert np.mean(top_classes(imprinted.model.get_weights(), own) == classes - 1) >= 0.8

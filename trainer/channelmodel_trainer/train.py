@@ -40,13 +40,6 @@ class HeadRecipe:
     # 59.2 against 59.0 with the full schedule and 57.7 from scratch; half the time).
     warm_epochs: int = 10
     warm_learning_rate: float = 3e-4
-    # From the served head, keep its hidden layer as it is and train the output layer
-    # only: the products the served model knew keep their features.
-    warm_freeze_hidden: bool = False
-    # From the served head, a new product's output column starts as the mean of its
-    # photos' hidden features, scaled to the known columns' norm (weight imprinting,
-    # Qi et al. 2018) instead of random.
-    warm_imprint: bool = False
     seed: int = 0
 
     def starting(self, warm: bool) -> HeadRecipe:
@@ -96,24 +89,12 @@ class WarmStart:
         same = [str(index) for index in range(weights[2].shape[1])]
         return cls.from_head(weights, same, same)
 
-    def apply(self, head: Any, imprint_from: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        """Set the head's weights; with `imprint_from` (features, targets) a new
-        product's column is imprinted from its rows, else it stays random."""
+    def apply(self, head: Any) -> None:
         hidden, output = head.layers
         hidden.set_weights([self.hidden_kernel, self.hidden_bias])
         (kernel,) = output.get_weights()
         for index, column in self.columns.items():
             kernel[:, index] = column
-        if imprint_from is not None and self.columns:
-            features, targets = imprint_from
-            norm = float(np.mean([np.linalg.norm(c) for c in self.columns.values()]))
-            for index in set(range(kernel.shape[1])) - set(self.columns):
-                rows = features[targets == index]
-                if not len(rows):
-                    continue
-                mean = np.maximum(rows @ self.hidden_kernel + self.hidden_bias, 0).mean(axis=0)
-                if np.linalg.norm(mean) > 0:
-                    kernel[:, index] = mean / np.linalg.norm(mean) * norm
         output.set_weights([kernel])
 
 
@@ -253,8 +234,7 @@ def _fit(
     head = build_head(num_classes, recipe.seed)
     recipe = recipe.starting(warm=warm_start is not None)
     if warm_start is not None:
-        warm_start.apply(head, (features, targets) if recipe.warm_imprint else None)
-        head.layers[0].trainable = not recipe.warm_freeze_hidden
+        warm_start.apply(head)
     rows_per_photo = len(features) // max(len(indices), 1)
     head.compile(
         optimizer=keras.optimizers.Adam(recipe.learning_rate),
