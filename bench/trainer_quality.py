@@ -49,6 +49,17 @@ RECIPES: dict[str, HeadRecipe] = {
 }
 
 
+def after_fine_tuning(seed: int) -> HeadRecipe:
+    """The quality path's exported head, from the fine-tuned one (quality.py)."""
+    from channelmodel_trainer import quality
+
+    return HeadRecipe(
+        warm_epochs=quality.HEAD_EPOCHS_AFTER_FINE_TUNING,
+        warm_learning_rate=quality.HEAD_RATE_AFTER_FINE_TUNING,
+        seed=seed,
+    )
+
+
 def embed_split(rows: list[tuple[Path, int]], embedder: Embedder, views: int) -> np.ndarray:
     """(photos, 1 + views, 1280) embeddings, plain view first."""
 
@@ -169,7 +180,7 @@ def quality_path(args: argparse.Namespace) -> None:
             # embeddings of the photos and their views, from the fine-tuned head.
             tuned_embedder = Embedder(tuned.base, 64)
             embeddings = embed_split([train_rows[i] for i in chosen], tuned_embedder, DEFAULT_VIEWS)
-            head = train_head(list(embeddings), labels, classes, HeadRecipe(seed=seed),
+            head = train_head(list(embeddings), labels, classes, after_fine_tuning(seed),
                               warm_start=WarmStart.from_model(tuned.head))  # fmt: skip
             ft_seconds.append(time.perf_counter() - t0)
             ft_rates.append(tuned.images_per_second)
@@ -260,7 +271,7 @@ def fast_after_one_product(
     val_embeddings = embedder.embed(val_pixels)
     # The nightly's exported head, as quality.py makes it: trained again on the views.
     served_head = train_head([embeddings[i] for i in old], labels[old], newest,
-                             HeadRecipe(seed=seed), warm_start=WarmStart.from_model(nightly.head))  # fmt: skip
+                             after_fine_tuning(seed), warm_start=WarmStart.from_model(nightly.head))  # fmt: skip
     names = [str(label) for label in range(classes)]
     warm = WarmStart.from_head(served_head.model.get_weights(), names[:newest], names)
     scores = {}
