@@ -975,3 +975,18 @@ def test_no_slot_in_the_lead_wakes_the_channel_again_when_its_wait_ends() -> Non
     sim.now += timedelta(seconds=1)
     assert sim.tick().start_job is not None
     assert sim.started[-1][1].not_before is None  # the wait is over: nothing to wait for
+
+
+def test_a_future_dated_change_never_makes_a_job_wait_longer_than_its_lead() -> None:
+    # The change annotation is the backend's word: a far-future time must not hold a
+    # Job (and its GPU) idle for a day; the Job starts a lead before the end at most.
+    sim = Sim(spec=make_spec(debounceSeconds=60, cooldownSeconds=0), job_lead=timedelta(seconds=5))
+    sim.trained_once()
+    future = sim.now + timedelta(days=1)
+    sim.change(at=future)
+    p = sim.tick()
+    assert p.start_job is None and p.wake_at == future + timedelta(seconds=55)
+    sim.advance(2 * 86400)
+    started_at, job = sim.started[-1]
+    assert job.not_before is not None
+    assert job.not_before - started_at <= timedelta(seconds=5)

@@ -74,6 +74,12 @@ def _run_began(store_dir: Path, version: str) -> datetime:
     return _time(model["readManifestAt"])
 
 
+def _serving_first_version(k8s: Cluster, **spec: Any) -> dict[str, Any]:
+    """Create shop-1 and wait until 1.0.0 is trained and served; its status."""
+    k8s.create_channelmodel("shop-1", _spec(**spec))
+    return wait_for(lambda: _at_version(k8s, "1.0.0"), timeout=60, message="1.0.0")
+
+
 def _start(
     start_job_runner: Any, operator_process: Any, fake_trainer: Any, delay: str = "0.3", **env: str
 ) -> Any:
@@ -85,8 +91,7 @@ def test_burst_of_50_changes_gives_one_job_after_the_debounce(
     k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any, tmp_path: Path
 ) -> None:
     _start(start_job_runner, operator_process, fake_trainer)
-    k8s.create_channelmodel("shop-1", _spec(debounceSeconds=3))
-    wait_for(lambda: _at_version(k8s, "1.0.0"), timeout=60, message="1.0.0")
+    _serving_first_version(k8s, debounceSeconds=3)
 
     begin = time.monotonic()
     last = datetime.now(UTC)
@@ -110,8 +115,7 @@ def test_a_change_during_the_jobs_wait_restarts_it_and_one_run_covers_both(
     k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any, tmp_path: Path
 ) -> None:
     _start(start_job_runner, operator_process, fake_trainer)
-    k8s.create_channelmodel("shop-1", _spec(debounceSeconds=8))
-    wait_for(lambda: _at_version(k8s, "1.0.0"), timeout=60, message="1.0.0")
+    _serving_first_version(k8s, debounceSeconds=8)
 
     first = datetime.now(UTC)
     _change(k8s, first)
@@ -153,8 +157,7 @@ def test_change_during_cooldown_starts_when_it_ends(
     k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
 ) -> None:
     _start(start_job_runner, operator_process, fake_trainer)
-    k8s.create_channelmodel("shop-1", _spec(cooldownSeconds=8))
-    status = wait_for(lambda: _at_version(k8s, "1.0.0"), timeout=60, message="1.0.0")
+    status = _serving_first_version(k8s, cooldownSeconds=8)
     trained = datetime.fromisoformat(status["lastTrained"].replace("Z", "+00:00"))
     time.sleep(1)
     _change(k8s, datetime.now(UTC))
@@ -173,8 +176,7 @@ def test_manual_retrain_skips_cooldown_but_not_suspend(
     k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
 ) -> None:
     _start(start_job_runner, operator_process, fake_trainer)
-    k8s.create_channelmodel("shop-1", _spec(cooldownSeconds=3600))
-    wait_for(lambda: _at_version(k8s, "1.0.0"), timeout=60, message="1.0.0")
+    _serving_first_version(k8s, cooldownSeconds=3600)
     cli = [
         sys.executable,
         "-m",
@@ -258,8 +260,7 @@ def test_restart_during_debounce_and_cooldown_still_runs_once(
     k8s: Cluster, start_job_runner: Any, operator_process: Any, fake_trainer: Any
 ) -> None:
     operator = _start(start_job_runner, operator_process, fake_trainer)
-    k8s.create_channelmodel("shop-1", _spec(debounceSeconds=4, cooldownSeconds=0))
-    wait_for(lambda: _at_version(k8s, "1.0.0"), timeout=60, message="1.0.0")
+    _serving_first_version(k8s, debounceSeconds=4, cooldownSeconds=0)
 
     last = datetime.now(UTC)
     _change(k8s, last)
@@ -294,8 +295,7 @@ def test_change_storm_is_coalesced_into_a_few_status_writes(
 ) -> None:
     start_job_runner(stand_in=fake_trainer(FAKE_DELAY="0.2"))
     operator_process()
-    k8s.create_channelmodel("shop-1", _spec(debounceSeconds=30))
-    wait_for(lambda: _at_version(k8s, "1.0.0"), timeout=60, message="1.0.0")
+    _serving_first_version(k8s, debounceSeconds=30)
     time.sleep(1.5)
     mark = k8s.request_mark()
     for _ in range(40):  # 40 patches in ~2 s
